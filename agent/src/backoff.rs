@@ -1,0 +1,76 @@
+//! Reconnect pacing: exponential backoff with jitter between failed uploads, reset by the first
+//! success. Jitter spreads a fleet's reconnects after a collector restart so they do not arrive
+//! as one wave.
+
+use std::time::Duration;
+
+/// Exponential backoff with "equal jitter": each delay is half the exponential step plus a
+/// random part of up to the other half.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max,
+            failures: 0,
+        }
+    }
+
+    /// The delay before the next attempt after one more failure. `unit` is a random number in
+    /// [0, 1) (injected so tests are deterministic).
+    pub fn next_delay(&mut self, unit: f64) -> Duration {
+        let step = self
+            .base
+            .saturating_mul(2u32.saturating_pow(self.failures.min(20)))
+            .min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        let half = step / 2;
+        half + half.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// Forgets past failures after a success.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Consecutive failures so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_exponentially_up_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let highs: Vec<u128> = (0..9).map(|_| b.next_delay(1.0).as_millis()).collect();
+        assert_eq!(
+            highs,
+            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+        b.reset();
+        assert_eq!(b.next_delay(0.0), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full_step() {
+        let mut b = Backoff::new(Duration::from_secs(4), Duration::from_secs(60));
+        for unit in [0.0, 0.3, 0.999] {
+            b.reset();
+            let d = b.next_delay(unit);
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
+                "{d:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The `firstline-agent` command line: argument definitions and dispatch. `main.rs` only sets
+//! up logging and signals.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::enroll::{EnrollParams, enroll};
+use crate::runner;
+use crate::sampler::HostFacts;
+use crate::status::status;
+
+/// Firstline agent: reports this machine's health to the collector.
+#[derive(Debug, Parser)]
+#[command(name = "firstline-agent", version)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, the built-in defaults apply.
+    #[arg(long, short, global = true, env = "FIRSTLINE_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State directory for the identity and the spool (overrides `state_dir`).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll this machine with a collector using a one-time token.
+    Enroll {
+        /// Collector URL, e.g. https://collector.example.com:7443
+        #[arg(long)]
+        collector: String,
+        /// Enrollment token from `firstline-collector token create`.
+        #[arg(long, env = "FIRSTLINE_ENROLL_TOKEN")]
+        token: String,
+        /// The collector's CA certificate (its data directory's ca.crt).
+        #[arg(long)]
+        ca_file: PathBuf,
+        /// Enroll again even if this machine already has an identity.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the agent until SIGINT or SIGTERM.
+    Run,
+    /// Show this agent's identity and what is waiting to be sent.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration.
+    CheckConfig,
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
+    let config = Config::load(cli.config.as_deref(), cli.state_dir.as_deref())?;
+    match cli.command {
+        Command::Enroll {
+            collector,
+            token,
+            ca_file,
+            force,
+        } => {
+            let ca_pem = std::fs::read_to_string(&ca_file).with_context(|| {
+                format!("{}: cannot read the CA certificate", ca_file.display())
+            })?;
+            let facts = HostFacts::detect();
+            let identity = enroll(
+                &config.state_dir,
+                &EnrollParams {
+                    collector_url: &collector,
+                    token: &token,
+                    ca_pem: &ca_pem,
+                    hostname: &facts.hostname,
+                    force,
+                },
+            )
+            .await?;
+            println!(
+                "enrolled as {} with {}; identity saved in {}",
+                identity.agent_id,
+                identity.collector_url,
+                config.state_dir.display()
+            );
+        }
+        Command::Run => runner::run(&config, shutdown).await?,
+        Command::Status { json } => status(&config, json)?,
+        Command::CheckConfig => {
+            println!("configuration is valid");
+            println!("state_dir = {}", config.state_dir.display());
+            println!(
+                "disk.interval = {}",
+                humantime::format_duration(config.disk_interval)
+            );
+            println!(
+                "report.heartbeat = {}",
+                humantime::format_duration(config.heartbeat)
+            );
+        }
+    }
+    Ok(())
+}

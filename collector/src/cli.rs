@@ -1,0 +1,254 @@
+//! The `firstline-collector` command line: argument definitions and what each command does.
+//! `main.rs` only parses, sets up logging and signals, and calls [`run`].
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use firstline_proto::v1::{ListHostsRequest, ListTicketsRequest};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin_client;
+use crate::clock::{from_ms, now_ms};
+use crate::config::{Config, Overrides};
+use crate::output;
+use crate::server::Collector;
+use crate::store::Store;
+use crate::tokens;
+
+/// Firstline collector: enrolls agents, stores their reports, and turns problems into tickets.
+#[derive(Debug, Parser)]
+#[command(name = "firstline-collector", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (TOML). Without it, the built-in defaults apply.
+    #[arg(long, short, global = true, env = "FIRSTLINE_COLLECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the CA, keys and the SQLite file (overrides `data_dir`).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL: sqlite://PATH or postgres://... (overrides `store.url`).
+    #[arg(long, global = true, env = "FIRSTLINE_STORE_URL")]
+    pub store_url: Option<String>,
+    /// gRPC listen address (overrides `grpc.listen`).
+    #[arg(long, global = true)]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector until SIGINT or SIGTERM.
+    Serve,
+    /// Manage enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// List enrolled hosts with their latest disk facts.
+    Hosts(ReadArgs),
+    /// List tickets, open ones first by priority.
+    Tickets(TicketArgs),
+    /// Revoke every certificate of an agent; its reports are refused from then on.
+    Revoke {
+        /// The agent id, as `hosts` shows it.
+        agent_id: String,
+    },
+    /// Validate the configuration and print the effective values.
+    CheckConfig,
+    /// Print the default configuration file.
+    PrintDefaultConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an enrollment token; it is printed once and stored only as a hash.
+    Create {
+        /// How many agents may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it stays valid, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// A note for operators, e.g. the batch of machines it is for.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Print JSON instead of the bare token.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (their hashes, expiry and remaining uses).
+    List,
+}
+
+/// Options of read commands that talk to the running collector.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Collector URL; default: the configured listen address on this machine.
+    #[arg(long)]
+    pub collector: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TicketArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// open, resolved or all.
+    #[arg(long, default_value = "all")]
+    pub state: String,
+    /// Only this agent's tickets.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// At most this many tickets (the collector caps it at 1000).
+    #[arg(long, default_value_t = 200)]
+    pub limit: u32,
+}
+
+/// Runs a parsed command. `shutdown` stops `serve`.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
+    let overrides = Overrides {
+        data_dir: cli.global.data_dir.clone(),
+        grpc_listen: cli.global.listen.clone(),
+        store_url: cli.global.store_url.clone(),
+    };
+    if let Command::PrintDefaultConfig = cli.command {
+        print!("{}", Config::default_toml());
+        return Ok(());
+    }
+    let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Serve => {
+            let collector = Collector::start(&config).await?;
+            collector.run(shutdown).await?;
+        }
+        Command::Token(cmd) => token(&config, cmd).await?,
+        Command::Hosts(args) => hosts(&config, &args).await?,
+        Command::Tickets(args) => tickets(&config, &args).await?,
+        Command::Revoke { agent_id } => {
+            let store = Store::open(&config.effective_store_url()).await?;
+            let n = store.revoke_subject(&agent_id, now_ms()).await?;
+            if n == 0 {
+                bail!("no valid certificate found for agent {agent_id}");
+            }
+            println!("revoked {n} certificate(s) of {agent_id}");
+        }
+        Command::CheckConfig => {
+            println!("configuration is valid");
+            println!("data_dir = {}", config.data_dir.display());
+            println!("grpc.listen = {}", config.grpc_listen);
+            println!("store = {}", config.effective_store_url());
+            println!(
+                "rules.disk_usage = open at {}%, clear under {}%, P{}",
+                config.disk_usage.open_percent,
+                config.disk_usage.clear_percent,
+                config.disk_usage.priority
+            );
+        }
+        Command::PrintDefaultConfig => {}
+    }
+    Ok(())
+}
+
+async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
+    let store = Store::open(&config.effective_store_url())
+        .await
+        .with_context(|| format!("opening store {}", config.effective_store_url()))?;
+    match cmd {
+        TokenCommand::Create {
+            uses,
+            ttl,
+            label,
+            json,
+        } => {
+            let created = tokens::create_token(&store, &label, ttl, uses).await?;
+            if json {
+                let value = serde_json::json!({
+                    "token": created.secret,
+                    "uses": uses,
+                    "expires_at": output::time_json(created.row.expires_at_ms),
+                    "label": label,
+                });
+                println!("{value}");
+            } else {
+                println!("{}", created.secret);
+            }
+        }
+        TokenCommand::List => {
+            let now = SystemTime::now();
+            let rows: Vec<Vec<String>> = store
+                .list_tokens()
+                .await?
+                .into_iter()
+                .map(|t| {
+                    let expired = from_ms(t.expires_at_ms) <= now;
+                    vec![
+                        t.token_hash[..12].to_owned(),
+                        t.label,
+                        format!("{}/{}", t.uses_left, t.uses_total),
+                        humantime::format_rfc3339_seconds(from_ms(t.expires_at_ms)).to_string(),
+                        if expired { "expired" } else { "valid" }.to_owned(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                output::table(&["HASH", "LABEL", "USES LEFT", "EXPIRES", "STATE"], &rows)
+            );
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn collector_url(config: &Config, args: &ReadArgs) -> String {
+    args.collector
+        .clone()
+        .unwrap_or_else(|| admin_client::default_url(config.grpc_listen))
+}
+
+async fn hosts(config: &Config, args: &ReadArgs) -> Result<()> {
+    let mut client = admin_client::connect(&collector_url(config, args), &config.data_dir).await?;
+    let hosts = client
+        .list_hosts(ListHostsRequest {})
+        .await?
+        .into_inner()
+        .hosts;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::hosts_json(&hosts))?
+        );
+    } else {
+        print!("{}", output::hosts_table(&hosts, SystemTime::now()));
+    }
+    Ok(())
+}
+
+async fn tickets(config: &Config, args: &TicketArgs) -> Result<()> {
+    let mut client =
+        admin_client::connect(&collector_url(config, &args.read), &config.data_dir).await?;
+    let request = ListTicketsRequest {
+        state: args.state.clone(),
+        agent_id: args.agent.clone().unwrap_or_default(),
+        limit: args.limit,
+    };
+    let tickets = client.list_tickets(request).await?.into_inner().tickets;
+    if args.read.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::tickets_json(&tickets))?
+        );
+    } else {
+        print!("{}", output::tickets_table(&tickets, SystemTime::now()));
+    }
+    Ok(())
+}

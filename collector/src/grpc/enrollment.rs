@@ -1,0 +1,96 @@
+//! `Enrollment/Enroll`: a one-time token and a CSR become a signed client certificate and an
+//! agent id. Nothing is stored unless the token is valid and the CSR is acceptable.
+
+use firstline_proto::limits;
+use firstline_proto::v1::{EnrollRequest, EnrollResponse, enrollment_server::Enrollment};
+use tonic::{Request, Response, Status};
+
+use super::State;
+use crate::clock::{now_ms, to_ms};
+use crate::pki::PkiError;
+use crate::store::{CertKind, NewAgent, NewCertificate};
+use crate::tokens::hash_token;
+
+/// Implements the enrollment service.
+pub struct EnrollmentService {
+    state: State,
+}
+
+impl EnrollmentService {
+    pub fn new(state: State) -> Self {
+        Self { state }
+    }
+}
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentService {
+    async fn enroll(
+        &self,
+        request: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let peer = request.remote_addr();
+        let req = request.into_inner();
+        if req.token.is_empty() || req.token.len() > 256 {
+            return Err(Status::unauthenticated(
+                "enrollment token is missing or malformed",
+            ));
+        }
+        if req.csr_pem.len() > limits::MAX_CSR_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "csr_pem is {} bytes, the limit is {}",
+                req.csr_pem.len(),
+                limits::MAX_CSR_BYTES
+            )));
+        }
+        let hostname = req.hostname.trim();
+        if hostname.is_empty() || hostname.len() > 255 || hostname.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "hostname must be 1 to 255 printable characters",
+            ));
+        }
+        let agent_id = uuid::Uuid::new_v4().to_string();
+        let issued = self
+            .state
+            .authority
+            .sign_agent_csr(&req.csr_pem, &agent_id, self.state.certificate_validity)
+            .map_err(|e| match e {
+                PkiError::BadCsr(_) | PkiError::CsrAlgorithm => {
+                    Status::invalid_argument(e.to_string())
+                }
+                other => Status::internal(other.to_string()),
+            })?;
+        let now = now_ms();
+        let not_after_ms = to_ms(issued.not_after);
+        let result = self
+            .state
+            .store
+            .enroll(
+                &hash_token(&req.token),
+                now,
+                &NewAgent {
+                    agent_id: agent_id.clone(),
+                    hostname: hostname.to_owned(),
+                    enrolled_at_ms: now,
+                },
+                &NewCertificate {
+                    fingerprint: issued.fingerprint.clone(),
+                    kind: CertKind::Agent,
+                    subject: agent_id.clone(),
+                    issued_at_ms: now,
+                    not_after_ms,
+                },
+            )
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, ?peer, hostname, "enrollment refused");
+            return Err(error.into());
+        }
+        tracing::info!(agent_id, hostname, ?peer, "agent enrolled");
+        Ok(Response::new(EnrollResponse {
+            agent_id,
+            certificate_pem: issued.cert_pem,
+            ca_certificate_pem: self.state.authority.ca_cert_pem().to_owned(),
+            policy: Some(self.state.policy()),
+        }))
+    }
+}

@@ -1,0 +1,16 @@
+//! Firstline collector library: everything `firstline-collector` does, so tests drive the same
+//! code as the binary. See docs/ARCHITECTURE.md for the map.
+
+pub mod admin_client;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod grpc;
+pub mod ingest;
+pub mod output;
+pub mod pki;
+pub mod report;
+pub mod rules;
+pub mod server;
+pub mod store;
+pub mod tokens;

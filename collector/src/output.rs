@@ -1,0 +1,213 @@
+//! Human and machine output of the CLI: aligned tables for people, JSON (`--json`) for scripts.
+
+use std::time::SystemTime;
+
+use firstline_proto::v1::{Host, Ticket};
+use serde_json::{Value, json};
+
+use crate::clock::from_ms;
+use crate::report::used_percent as percent;
+
+/// Renders rows as a table with a header, columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let text: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(text.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// "3m ago" style age of a stored time, relative to `now`.
+pub fn age(ms: i64, now: SystemTime) -> String {
+    if ms <= 0 {
+        return "never".into();
+    }
+    let secs = now
+        .duration_since(from_ms(ms))
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86_400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+/// RFC 3339 time of a stored value, or null when unset.
+pub fn time_json(ms: i64) -> Value {
+    if ms <= 0 {
+        Value::Null
+    } else {
+        Value::String(humantime::format_rfc3339_millis(from_ms(ms)).to_string())
+    }
+}
+
+pub fn tickets_table(tickets: &[Ticket], now: SystemTime) -> String {
+    let rows: Vec<Vec<String>> = tickets
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                format!("P{}", t.priority),
+                t.state.clone(),
+                t.hostname.clone(),
+                t.subject.clone(),
+                format!("{:.1}%", t.last_value),
+                t.occurrences.to_string(),
+                age(t.opened_at_ms, now),
+                t.title.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID", "PRIO", "STATE", "HOST", "SUBJECT", "VALUE", "SEEN", "OPENED", "TITLE",
+    ];
+    table(&header, &rows)
+}
+
+pub fn tickets_json(tickets: &[Ticket]) -> Value {
+    Value::Array(
+        tickets
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "agent_id": t.agent_id,
+                    "hostname": t.hostname,
+                    "rule_id": t.rule_id,
+                    "subject": t.subject,
+                    "state": t.state,
+                    "priority": t.priority,
+                    "title": t.title,
+                    "occurrences": t.occurrences,
+                    "opened_at": time_json(t.opened_at_ms),
+                    "last_seen_at": time_json(t.last_seen_at_ms),
+                    "resolved_at": time_json(t.resolved_at_ms),
+                    "last_value": t.last_value,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn hosts_table(hosts: &[Host], now: SystemTime) -> String {
+    let rows: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| {
+            let fullest = h
+                .filesystems
+                .iter()
+                .map(|f| {
+                    (
+                        percent(f.used_bytes, f.available_bytes),
+                        f.mount_point.as_str(),
+                    )
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(p, m)| format!("{m} {p:.1}%"))
+                .unwrap_or_else(|| "-".into());
+            vec![
+                h.hostname.clone(),
+                h.agent_id.clone(),
+                h.os.clone(),
+                age(h.last_seen_at_ms, now),
+                h.last_seq.to_string(),
+                h.filesystems.len().to_string(),
+                fullest,
+                if h.revoked { "revoked" } else { "active" }.into(),
+            ]
+        })
+        .collect();
+    let header = [
+        "HOST",
+        "AGENT ID",
+        "OS",
+        "LAST SEEN",
+        "SEQ",
+        "DISKS",
+        "FULLEST",
+        "CERT",
+    ];
+    table(&header, &rows)
+}
+
+pub fn hosts_json(hosts: &[Host]) -> Value {
+    Value::Array(
+        hosts
+            .iter()
+            .map(|h| {
+                let filesystems: Vec<Value> = h
+                    .filesystems
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "mount_point": f.mount_point,
+                            "device": f.device,
+                            "fs_type": f.fs_type,
+                            "total_bytes": f.total_bytes,
+                            "used_bytes": f.used_bytes,
+                            "available_bytes": f.available_bytes,
+                            "used_percent": percent(f.used_bytes, f.available_bytes),
+                            "total_inodes": f.total_inodes,
+                            "used_inodes": f.used_inodes,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "agent_id": h.agent_id,
+                    "hostname": h.hostname,
+                    "os": h.os,
+                    "agent_version": h.agent_version,
+                    "enrolled_at": time_json(h.enrolled_at_ms),
+                    "last_seen_at": time_json(h.last_seen_at_ms),
+                    "last_seq": h.last_seq,
+                    "snapshots_stored": h.snapshots_stored,
+                    "dropped_snapshots": h.dropped_snapshots,
+                    "revoked": h.revoked,
+                    "filesystems": filesystems,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_pads_columns_to_the_widest_cell() {
+        let out = table(
+            &["ID", "HOST"],
+            &[
+                vec!["1".into(), "laptop-42".into()],
+                vec!["100".into(), "pc".into()],
+            ],
+        );
+        assert_eq!(out, "ID   HOST\n1    laptop-42\n100  pc\n");
+    }
+
+    #[test]
+    fn ages_read_like_a_person_would_say_them() {
+        let now = from_ms(10_000_000);
+        assert_eq!(age(10_000_000 - 5_000, now), "5s ago");
+        assert_eq!(age(10_000_000 - 300_000, now), "5m ago");
+        assert_eq!(age(0, now), "never");
+    }
+}

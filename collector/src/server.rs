@@ -1,0 +1,150 @@
+//! `firstline-collector serve`: opens the store, loads the CA, and serves the gRPC services with
+//! TLS until the shutdown token is cancelled. Client certificates are optional at the handshake
+//! (enrollment has none yet) but must chain to the collector's CA when presented; every other
+//! call checks for one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firstline_proto::limits::MAX_MESSAGE_BYTES;
+use firstline_proto::v1::{
+    admin_server::AdminServer, agent_server::AgentServer, enrollment_server::EnrollmentServer,
+};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::clock::{now_ms, to_ms};
+use crate::config::Config;
+use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared};
+use crate::ingest::Rules;
+use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
+use crate::store::{CertKind, NewCertificate, Store};
+
+/// Name of the operator certificate the collector issues for local use.
+pub const LOCAL_OPERATOR: &str = "local-admin";
+
+/// Errors that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A bound, ready server; `run` serves it.
+pub struct Collector {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Collector {
+    /// Opens the store, loads or creates the CA and the local operator certificate, and binds.
+    pub async fn start(config: &Config) -> Result<Self, ServeError> {
+        let authority = Authority::load_or_create(&config.data_dir, &config.server_names)?;
+        let store = Store::open(&config.effective_store_url()).await?;
+        ensure_operator_certificate(&store, &authority, config).await?;
+        let listener = TcpListener::bind(config.grpc_listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.grpc_listen,
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            store,
+            authority,
+            rules: Rules {
+                disk_usage: config.disk_usage,
+            },
+            certificate_validity: config.certificate_validity,
+            heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
+        });
+        Ok(Self { listener, shared })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The store this collector writes to.
+    pub fn store(&self) -> Store {
+        self.shared.store.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let shared = self.shared;
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(
+                &shared.authority.server_cert_pem,
+                &shared.authority.server_key_pem,
+            ))
+            .client_ca_root(Certificate::from_pem(shared.authority.ca_cert_pem()))
+            .client_auth_optional(true)
+            .timeout(Duration::from_secs(10));
+        let enrollment = EnrollmentServer::new(EnrollmentService::new(shared.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let agent = AgentServer::new(AgentService::new(shared.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let admin = AdminServer::new(AdminService::new(shared.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let addr = self.listener.local_addr().ok();
+        tracing::info!(?addr, "collector serving gRPC");
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        Server::builder()
+            .tls_config(tls)?
+            .timeout(Duration::from_secs(30))
+            .concurrency_limit_per_connection(32)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(enrollment)
+            .add_service(agent)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await?;
+        shared.store.close().await;
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+}
+
+/// Makes sure `operator.crt` in the data directory exists and is known to the store, so the
+/// CLI on this machine can use the admin API.
+async fn ensure_operator_certificate(
+    store: &Store,
+    authority: &Authority,
+    config: &Config,
+) -> Result<(), ServeError> {
+    let path = config.data_dir.join(OPERATOR_CERT_FILE);
+    if let Ok(der) = CertificateDer::from_pem_file(&path)
+        && store.identity(&fingerprint(&der)).await?.is_some()
+    {
+        return Ok(());
+    }
+    let issued = authority.issue_operator(&config.data_dir, LOCAL_OPERATOR)?;
+    let now = now_ms();
+    let not_after_ms = to_ms(issued.not_after);
+    store
+        .register_certificate(&NewCertificate {
+            fingerprint: issued.fingerprint,
+            kind: CertKind::Operator,
+            subject: LOCAL_OPERATOR.to_owned(),
+            issued_at_ms: now,
+            not_after_ms,
+        })
+        .await?;
+    tracing::info!(path = %path.display(), "issued local operator certificate");
+    Ok(())
+}

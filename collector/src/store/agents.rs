@@ -1,0 +1,228 @@
+//! Enrollment tokens, enrolled agents and the certificates that identify agents and operators.
+//! A token is stored only as its SHA-256 hash; a certificate is known by the SHA-256 of its DER,
+//! which is how every authenticated RPC finds out who is calling (and whether it was revoked).
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// What a client certificate stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKind {
+    Agent,
+    Operator,
+}
+
+/// The caller behind a certificate fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub kind: CertKind,
+    /// Agent id, or the operator's name.
+    pub subject: String,
+    pub revoked: bool,
+}
+
+/// An enrollment token as listed for operators (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token_hash: String,
+    pub label: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub uses_total: i64,
+    pub uses_left: i64,
+}
+
+/// An agent about to be enrolled.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub agent_id: String,
+    pub hostname: String,
+    pub enrolled_at_ms: i64,
+}
+
+/// A certificate the CA just issued.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub fingerprint: String,
+    pub kind: CertKind,
+    pub subject: String,
+    pub issued_at_ms: i64,
+    pub not_after_ms: i64,
+}
+
+impl CertKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl Store {
+    /// Records a new enrollment token by its hash.
+    pub async fn create_token(&self, token: &TokenRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO enrollment_tokens \
+             (token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.label)
+        .bind(token.created_at_ms)
+        .bind(token.expires_at_ms)
+        .bind(token.uses_total)
+        .bind(token.uses_left)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every token, newest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left \
+             FROM enrollment_tokens ORDER BY created_at_ms DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRow {
+                    token_hash: r.try_get(0)?,
+                    label: r.try_get(1)?,
+                    created_at_ms: r.try_get(2)?,
+                    expires_at_ms: r.try_get(3)?,
+                    uses_total: r.try_get(4)?,
+                    uses_left: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Spends one use of a token and records the agent and its certificate, all in one
+    /// transaction: a refused token leaves the store exactly as it was.
+    pub async fn enroll(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+        agent: &NewAgent,
+        cert: &NewCertificate,
+    ) -> Result<(), StoreError> {
+        let mut w = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT expires_at_ms, uses_left FROM enrollment_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::TokenUnknown);
+        };
+        let expires_at_ms: i64 = row.try_get(0)?;
+        let uses_left: i64 = row.try_get(1)?;
+        if expires_at_ms <= now_ms {
+            return Err(StoreError::TokenExpired);
+        }
+        if uses_left <= 0 {
+            return Err(StoreError::TokenUsedUp);
+        }
+        sqlx::query("UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("INSERT INTO agents (agent_id, hostname, enrolled_at_ms) VALUES ($1, $2, $3)")
+            .bind(&agent.agent_id)
+            .bind(&agent.hostname)
+            .bind(agent.enrolled_at_ms)
+            .execute(&mut *w.tx)
+            .await?;
+        insert_certificate(&mut w, cert).await?;
+        w.commit().await
+    }
+
+    /// Records a certificate issued outside enrollment (operator certificates).
+    pub async fn register_certificate(&self, cert: &NewCertificate) -> Result<(), StoreError> {
+        let mut w = self.begin_write().await?;
+        insert_certificate(&mut w, cert).await?;
+        w.commit().await
+    }
+
+    /// Who a client certificate belongs to, if the collector issued it.
+    pub async fn identity(&self, fingerprint: &str) -> Result<Option<Identity>, StoreError> {
+        let row = sqlx::query(
+            "SELECT kind, subject, revoked_at_ms FROM certificates WHERE fingerprint = $1",
+        )
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get(0)?;
+        let revoked: Option<i64> = row.try_get(2)?;
+        Ok(Some(Identity {
+            kind: if kind == "operator" {
+                CertKind::Operator
+            } else {
+                CertKind::Agent
+            },
+            subject: row.try_get(1)?,
+            revoked: revoked.is_some(),
+        }))
+    }
+
+    /// Revokes every certificate of a subject (an agent id or an operator name); returns how
+    /// many were revoked.
+    pub async fn revoke_subject(&self, subject: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE certificates SET revoked_at_ms = $1 \
+             WHERE subject = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(subject)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Counts the rows of a table; the bad-input tests use it to prove nothing was stored.
+    pub async fn count_rows(&self, table: CountedTable) -> Result<i64, StoreError> {
+        let sql = match table {
+            CountedTable::Agents => "SELECT COUNT(*) FROM agents",
+            CountedTable::Snapshots => "SELECT COUNT(*) FROM snapshots",
+            CountedTable::Certificates => "SELECT COUNT(*) FROM certificates",
+            CountedTable::Tickets => "SELECT COUNT(*) FROM tickets",
+            CountedTable::TicketEvents => "SELECT COUNT(*) FROM ticket_events",
+        };
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+}
+
+/// Tables whose size tests and operators look at.
+#[derive(Debug, Clone, Copy)]
+pub enum CountedTable {
+    Agents,
+    Snapshots,
+    Certificates,
+    Tickets,
+    TicketEvents,
+}
+
+async fn insert_certificate(
+    w: &mut super::WriteTx,
+    cert: &NewCertificate,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO certificates (fingerprint, kind, subject, issued_at_ms, not_after_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&cert.fingerprint)
+    .bind(cert.kind.as_str())
+    .bind(&cert.subject)
+    .bind(cert.issued_at_ms)
+    .bind(cert.not_after_ms)
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}

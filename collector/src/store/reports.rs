@@ -1,0 +1,194 @@
+//! Snapshots as received (keyed by agent and sequence, which makes ingest idempotent), each
+//! host's latest facts, and the read side the admin API lists.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, WriteTx, to_i64, to_u64};
+use crate::report::{Filesystem, Snapshot};
+
+/// A host as the admin API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    pub agent_id: String,
+    pub hostname: String,
+    pub os: String,
+    pub agent_version: String,
+    pub enrolled_at_ms: i64,
+    pub last_seen_at_ms: i64,
+    pub last_seq: u64,
+    pub snapshots_stored: u64,
+    pub dropped_snapshots: u64,
+    pub revoked: bool,
+    pub filesystems: Vec<FilesystemRow>,
+}
+
+/// A filesystem's latest facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesystemRow {
+    pub fs: Filesystem,
+    pub updated_at_ms: i64,
+}
+
+impl WriteTx {
+    /// Stores a snapshot unless this agent already sent that sequence number. Returns whether
+    /// it was new.
+    pub async fn insert_snapshot(
+        &mut self,
+        agent_id: &str,
+        snapshot: &Snapshot,
+        received_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO snapshots (agent_id, seq, taken_at_ms, received_at_ms, trigger_kind, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agent_id, seq) DO NOTHING",
+        )
+        .bind(agent_id)
+        .bind(to_i64(snapshot.seq, "seq")?)
+        .bind(snapshot.taken_at_ms)
+        .bind(received_at_ms)
+        .bind(snapshot.trigger)
+        .bind(snapshot.payload.clone())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The highest sequence number stored for an agent so far.
+    pub async fn last_seq(&mut self, agent_id: &str) -> Result<u64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM agents WHERE agent_id = $1")
+                .bind(agent_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        to_u64(seq.unwrap_or(0), "last_seq")
+    }
+
+    /// Counts a newly stored snapshot on its host and, when it is the newest one, takes its
+    /// descriptive facts and its filesystems as the host's current state.
+    pub async fn apply_snapshot(
+        &mut self,
+        agent_id: &str,
+        snapshot: &Snapshot,
+        newest: bool,
+        received_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE agents SET snapshots_stored = snapshots_stored + 1, \
+             dropped_snapshots = dropped_snapshots + $2, \
+             last_seen_at_ms = CASE WHEN last_seen_at_ms > $3 THEN last_seen_at_ms ELSE $3 END \
+             WHERE agent_id = $1",
+        )
+        .bind(agent_id)
+        .bind(to_i64(snapshot.dropped_snapshots, "dropped_snapshots")?)
+        .bind(received_at_ms)
+        .execute(&mut *self.tx)
+        .await?;
+        if !newest {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE agents SET last_seq = $2, hostname = $3, os = $4, agent_version = $5 \
+             WHERE agent_id = $1",
+        )
+        .bind(agent_id)
+        .bind(to_i64(snapshot.seq, "seq")?)
+        .bind(&snapshot.hostname)
+        .bind(&snapshot.os)
+        .bind(&snapshot.agent_version)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM filesystems WHERE agent_id = $1")
+            .bind(agent_id)
+            .execute(&mut *self.tx)
+            .await?;
+        for fs in &snapshot.filesystems {
+            sqlx::query(
+                "INSERT INTO filesystems (agent_id, mount_point, device, fs_type, total_bytes, \
+                 used_bytes, available_bytes, total_inodes, used_inodes, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(agent_id)
+            .bind(&fs.mount_point)
+            .bind(&fs.device)
+            .bind(&fs.fs_type)
+            .bind(to_i64(fs.total_bytes, "total_bytes")?)
+            .bind(to_i64(fs.used_bytes, "used_bytes")?)
+            .bind(to_i64(fs.available_bytes, "available_bytes")?)
+            .bind(to_i64(fs.total_inodes, "total_inodes")?)
+            .bind(to_i64(fs.used_inodes, "used_inodes")?)
+            .bind(snapshot.taken_at_ms)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every enrolled host with its current filesystems, by host name.
+    pub async fn list_hosts(&self) -> Result<Vec<HostRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.agent_id, a.hostname, a.os, a.agent_version, a.enrolled_at_ms, \
+             a.last_seen_at_ms, a.last_seq, a.snapshots_stored, a.dropped_snapshots, \
+             (SELECT COUNT(*) FROM certificates c WHERE c.subject = a.agent_id \
+                AND c.revoked_at_ms IS NULL) \
+             FROM agents a ORDER BY a.hostname, a.agent_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut hosts = Vec::with_capacity(rows.len());
+        for r in rows {
+            let valid_certs: i64 = r.try_get(9)?;
+            hosts.push(HostRow {
+                agent_id: r.try_get(0)?,
+                hostname: r.try_get(1)?,
+                os: r.try_get(2)?,
+                agent_version: r.try_get(3)?,
+                enrolled_at_ms: r.try_get(4)?,
+                last_seen_at_ms: r.try_get(5)?,
+                last_seq: to_u64(r.try_get(6)?, "last_seq")?,
+                snapshots_stored: to_u64(r.try_get(7)?, "snapshots_stored")?,
+                dropped_snapshots: to_u64(r.try_get(8)?, "dropped_snapshots")?,
+                revoked: valid_certs == 0,
+                filesystems: Vec::new(),
+            });
+        }
+        let fs_rows = sqlx::query(
+            "SELECT agent_id, mount_point, device, fs_type, total_bytes, used_bytes, \
+             available_bytes, total_inodes, used_inodes, updated_at_ms \
+             FROM filesystems ORDER BY agent_id, mount_point",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in fs_rows {
+            let agent_id: String = r.try_get(0)?;
+            let row = FilesystemRow {
+                fs: Filesystem {
+                    mount_point: r.try_get(1)?,
+                    device: r.try_get(2)?,
+                    fs_type: r.try_get(3)?,
+                    total_bytes: to_u64(r.try_get(4)?, "total_bytes")?,
+                    used_bytes: to_u64(r.try_get(5)?, "used_bytes")?,
+                    available_bytes: to_u64(r.try_get(6)?, "available_bytes")?,
+                    total_inodes: to_u64(r.try_get(7)?, "total_inodes")?,
+                    used_inodes: to_u64(r.try_get(8)?, "used_inodes")?,
+                },
+                updated_at_ms: r.try_get(9)?,
+            };
+            if let Some(host) = hosts.iter_mut().find(|h| h.agent_id == agent_id) {
+                host.filesystems.push(row);
+            }
+        }
+        Ok(hosts)
+    }
+
+    /// The sequence numbers stored for one agent, ascending.
+    pub async fn stored_seqs(&self, agent_id: &str) -> Result<Vec<u64>, StoreError> {
+        let seqs: Vec<i64> =
+            sqlx::query_scalar("SELECT seq FROM snapshots WHERE agent_id = $1 ORDER BY seq")
+                .bind(agent_id)
+                .fetch_all(&self.pool)
+                .await?;
+        seqs.into_iter().map(|s| to_u64(s, "seq")).collect()
+    }
+}

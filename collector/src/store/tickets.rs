@@ -1,0 +1,250 @@
+//! Tickets and their append-only event log. The dedupe invariant (one open ticket per key) is
+//! held by a partial unique index; every change of state writes an event in the same
+//! transaction, so a reader of the log never sees a change without its event or the reverse.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, WriteTx, to_u64};
+
+/// The states a ticket can be in. `new` and `acknowledged` count as open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketState {
+    New,
+    Acknowledged,
+    Resolved,
+    Closed,
+}
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub agent_id: String,
+    pub hostname: String,
+    pub rule_id: String,
+    pub subject: String,
+    pub state: TicketState,
+    pub priority: u32,
+    pub title: String,
+    pub occurrences: u64,
+    pub opened_at_ms: i64,
+    pub last_seen_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+    pub last_value: f64,
+}
+
+/// Which tickets to list.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    /// Only open (`Some(true)`) or only closed and resolved (`Some(false)`) tickets.
+    pub open: Option<bool>,
+    pub agent_id: Option<String>,
+    pub limit: u32,
+}
+
+/// A ticket about to be opened.
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub agent_id: &'a str,
+    pub rule_id: &'a str,
+    pub subject: &'a str,
+    pub priority: u32,
+    pub title: &'a str,
+    pub at_ms: i64,
+    pub value: f64,
+}
+
+const COLUMNS: &str = "t.id, t.dedupe_key, t.agent_id, a.hostname, t.rule_id, t.subject, t.state, \
+     t.priority, t.title, t.occurrences, t.opened_at_ms, t.last_seen_at_ms, t.resolved_at_ms, \
+     t.last_value";
+
+impl TicketState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+            Self::Closed => "closed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "acknowledged" => Self::Acknowledged,
+            "resolved" => Self::Resolved,
+            "closed" => Self::Closed,
+            _ => Self::New,
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::New | Self::Acknowledged)
+    }
+}
+
+/// The key that makes two conditions the same ticket.
+pub fn dedupe_key(agent_id: &str, rule_id: &str, subject: &str) -> String {
+    format!("{agent_id}\u{1f}{rule_id}\u{1f}{subject}")
+}
+
+impl WriteTx {
+    /// Open tickets of one agent for one rule.
+    pub async fn open_tickets(
+        &mut self,
+        agent_id: &str,
+        rule_id: &str,
+    ) -> Result<Vec<TicketRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tickets t JOIN agents a ON a.agent_id = t.agent_id \
+             WHERE t.agent_id = $1 AND t.rule_id = $2 AND t.state IN ('new', 'acknowledged')"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(agent_id)
+            .bind(rule_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(ticket_from_row).collect()
+    }
+
+    /// Opens a ticket and logs the event. Returns its id.
+    pub async fn open_ticket(&mut self, t: &NewTicket<'_>) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tickets (dedupe_key, agent_id, rule_id, subject, state, priority, title, \
+             occurrences, opened_at_ms, last_seen_at_ms, last_value) \
+             VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $7, $8) RETURNING id",
+        )
+        .bind(dedupe_key(t.agent_id, t.rule_id, t.subject))
+        .bind(t.agent_id)
+        .bind(t.rule_id)
+        .bind(t.subject)
+        .bind(i64::from(t.priority))
+        .bind(t.title)
+        .bind(t.at_ms)
+        .bind(t.value)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.event(id, t.at_ms, "opened", t.title).await?;
+        Ok(id)
+    }
+
+    /// The condition was seen again: one more occurrence on the same ticket.
+    pub async fn bump_ticket(&mut self, id: i64, at_ms: i64, value: f64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET occurrences = occurrences + 1, last_seen_at_ms = $2, \
+             last_value = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at_ms)
+        .bind(value)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the latest measured value without counting an occurrence (the value sits
+    /// between the clear and the open threshold).
+    pub async fn note_value(&mut self, id: i64, value: f64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET last_value = $2 WHERE id = $1")
+            .bind(id)
+            .bind(value)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Resolves an open ticket and logs why.
+    pub async fn resolve_ticket(
+        &mut self,
+        id: i64,
+        at_ms: i64,
+        value: f64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET state = 'resolved', resolved_at_ms = $2, last_value = $3 \
+             WHERE id = $1 AND state IN ('new', 'acknowledged')",
+        )
+        .bind(id)
+        .bind(at_ms)
+        .bind(value)
+        .execute(&mut *self.tx)
+        .await?;
+        self.event(id, at_ms, "resolved", reason).await
+    }
+
+    async fn event(
+        &mut self,
+        id: i64,
+        at_ms: i64,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ticket_events (ticket_id, at_ms, kind, detail) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(at_ms)
+        .bind(kind)
+        .bind(detail)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Tickets matching a filter: open ones first by priority, then newest first.
+    pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketRow>, StoreError> {
+        let state_clause = match filter.open {
+            None => "",
+            Some(true) => "AND t.state IN ('new', 'acknowledged')",
+            Some(false) => "AND t.state IN ('resolved', 'closed')",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tickets t JOIN agents a ON a.agent_id = t.agent_id \
+             WHERE ($1 = '' OR t.agent_id = $1) {state_clause} \
+             ORDER BY CASE WHEN t.state IN ('new', 'acknowledged') THEN 0 ELSE 1 END, \
+             t.priority, t.opened_at_ms DESC, t.id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.agent_id.clone().unwrap_or_default())
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ticket_from_row).collect()
+    }
+
+    /// The event kinds of one ticket in log order, with their cursors.
+    pub async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT cursor, kind FROM ticket_events WHERE ticket_id = $1 ORDER BY cursor",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
+
+fn ticket_from_row(r: &AnyRow) -> Result<TicketRow, StoreError> {
+    let state: String = r.try_get(6)?;
+    let priority: i64 = r.try_get(7)?;
+    Ok(TicketRow {
+        id: r.try_get(0)?,
+        dedupe_key: r.try_get(1)?,
+        agent_id: r.try_get(2)?,
+        hostname: r.try_get(3)?,
+        rule_id: r.try_get(4)?,
+        subject: r.try_get(5)?,
+        state: TicketState::parse(&state),
+        priority: u32::try_from(priority).map_err(|_| StoreError::OutOfRange("priority"))?,
+        title: r.try_get(8)?,
+        occurrences: to_u64(r.try_get(9)?, "occurrences")?,
+        opened_at_ms: r.try_get(10)?,
+        last_seen_at_ms: r.try_get(11)?,
+        resolved_at_ms: r.try_get(12)?,
+        last_value: r.try_get(13)?,
+    })
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. The end-to-end tests need root (they mount small tmpfs
+# filesystems to fill) and PostgreSQL's server binaries (they start a throwaway server); this
+# script installs what is missing on Debian/Ubuntu and refuses to run rather than skip tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null; then
+    exec sudo -E env "PATH=$PATH" "$0" "$@"
+  fi
+  echo "scripts/test.sh needs root (tmpfs mounts in the end-to-end tests); run it as root" >&2
+  exit 1
+fi
+
+apt_updated=0
+need_pkg() {
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL server binaries for the throwaway test server.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "==> installing PostgreSQL server binaries"
+  need_pkg postgresql
+fi
+# `runuser` runs the PostgreSQL server as an unprivileged user (it refuses to run as root).
+command -v runuser >/dev/null || need_pkg util-linux
+id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+
+echo "==> cargo test --workspace"
+cargo test --workspace --locked "$@"
