@@ -59,46 +59,26 @@ impl Spool {
     /// from a crash are removed.
     pub fn open(dir: &Path, limits: SpoolLimits) -> Result<Self, SpoolError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut entries = BTreeMap::new();
-        let mut bytes = 0;
-        for item in fs::read_dir(dir).map_err(io(dir))? {
-            let item = item.map_err(io(dir))?;
-            let name = item.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
-                let _ = fs::remove_file(item.path());
-                continue;
-            }
-            let Some(seq) = name
-                .strip_suffix(SUFFIX)
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let len = item.metadata().map_err(io(&item.path()))?.len();
-            entries.insert(seq, len);
-            bytes += len;
-        }
-        let last_path = dir.join(LAST_SEQ);
-        let acked = match fs::read_to_string(&last_path) {
-            Ok(text) => text
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| SpoolError::Corrupt {
-                    path: last_path.clone(),
-                })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(io(&last_path)(e)),
-        };
-        let newest = entries.keys().next_back().copied().unwrap_or(0);
+        let (entries, last_seq) = scan(dir, true)?;
+        let bytes = entries.values().sum();
         Ok(Self {
             dir: dir.to_owned(),
             limits,
             entries,
             bytes,
-            last_seq: acked.max(newest),
+            last_seq,
             dropped: 0,
         })
+    }
+
+    /// Looks at a spool without changing anything (for `status` while the agent runs):
+    /// returns how many entries wait and the newest sequence number.
+    pub fn inspect(dir: &Path) -> Result<(usize, u64), SpoolError> {
+        if !dir.exists() {
+            return Ok((0, 0));
+        }
+        let (entries, last_seq) = scan(dir, false)?;
+        Ok((entries.len(), last_seq))
     }
 
     /// Appends a snapshot. `build` receives its sequence number and the count of entries dropped
@@ -215,6 +195,50 @@ impl Spool {
     fn path(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("{seq:020}{SUFFIX}"))
     }
+}
+
+/// Indexes the entries in `dir` and finds the newest sequence number; optionally removes
+/// temporary files a crash left behind.
+fn scan(dir: &Path, remove_tmp: bool) -> Result<(BTreeMap<u64, u64>, u64), SpoolError> {
+    let mut entries = BTreeMap::new();
+    for item in fs::read_dir(dir).map_err(io(dir))? {
+        let item = item.map_err(io(dir))?;
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp") {
+            if remove_tmp {
+                let _ = fs::remove_file(item.path());
+            }
+            continue;
+        }
+        let Some(seq) = name
+            .strip_suffix(SUFFIX)
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        match item.metadata() {
+            Ok(meta) => {
+                entries.insert(seq, meta.len());
+            }
+            // Acknowledged and deleted by the running agent while we looked.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&item.path())(e)),
+        }
+    }
+    let last_path = dir.join(LAST_SEQ);
+    let acked = match fs::read_to_string(&last_path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| SpoolError::Corrupt {
+                path: last_path.clone(),
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(io(&last_path)(e)),
+    };
+    let newest = entries.keys().next_back().copied().unwrap_or(0);
+    Ok((entries, acked.max(newest)))
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {

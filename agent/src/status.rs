@@ -10,15 +10,15 @@ use crate::spool::Spool;
 /// Prints the status; returns an error when the agent is not enrolled.
 pub fn status(config: &Config, as_json: bool) -> anyhow::Result<()> {
     let identity = Identity::load(&config.state_dir)?;
-    let spool = Spool::open(&config.state_dir.join("spool"), config.spool)?;
+    let (spooled, last_seq) = Spool::inspect(&config.state_dir.join("spool"))?;
     let policy = Policy::load(&config.state_dir);
     if as_json {
         let value = json!({
             "agent_id": identity.agent_id,
             "collector_url": identity.collector_url,
             "state_dir": config.state_dir.display().to_string(),
-            "spooled_snapshots": spool.len(),
-            "last_seq": spool.last_seq(),
+            "spooled_snapshots": spooled,
+            "last_seq": last_seq,
             "disk_thresholds_percent": policy.as_ref().map(|p| p.disk_thresholds_percent.clone()),
             "heartbeat_seconds": policy.as_ref().map(|p| p.heartbeat_seconds),
         });
@@ -27,11 +27,8 @@ pub fn status(config: &Config, as_json: bool) -> anyhow::Result<()> {
         println!("agent id:          {}", identity.agent_id);
         println!("collector:         {}", identity.collector_url);
         println!("state directory:   {}", config.state_dir.display());
-        println!(
-            "spooled snapshots: {} (waiting for the collector's ack)",
-            spool.len()
-        );
-        println!("last sequence:     {}", spool.last_seq());
+        println!("spooled snapshots: {spooled} (waiting for the collector's ack)");
+        println!("last sequence:     {last_seq}");
     }
     Ok(())
 }

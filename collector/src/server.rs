@@ -20,7 +20,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::clock::{now_ms, to_ms};
 use crate::config::Config;
-use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared};
+use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared, status_remap};
 use crate::ingest::Rules;
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
 use crate::store::{CertKind, NewCertificate, Store};
@@ -109,6 +109,7 @@ impl Collector {
             .timeout(Duration::from_secs(30))
             .concurrency_limit_per_connection(32)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(tower::util::MapResponseLayer::new(status_remap::remap))
             .add_service(enrollment)
             .add_service(agent)
             .add_service(admin)

@@ -1,1 +1,8 @@
+//! The end-to-end test binary (one binary, one link): real collector and agent processes, real
+//! filesystems, a real PostgreSQL server, gRPC over loopback with mutual TLS.
 
+mod bad_input;
+mod cli;
+mod disk_tickets;
+mod outage;
+mod store;

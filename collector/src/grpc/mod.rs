@@ -5,6 +5,7 @@
 mod admin;
 mod agent;
 mod enrollment;
+pub mod status_remap;
 
 use std::sync::Arc;
 

@@ -41,6 +41,7 @@ pub struct TicketFilter {
     /// Only open (`Some(true)`) or only closed and resolved (`Some(false)`) tickets.
     pub open: Option<bool>,
     pub agent_id: Option<String>,
+    /// Most tickets returned; 0 means 200.
     pub limit: u32,
 }
 
@@ -210,7 +211,11 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(filter.agent_id.clone().unwrap_or_default())
-            .bind(i64::from(filter.limit))
+            .bind(i64::from(if filter.limit == 0 {
+                200
+            } else {
+                filter.limit
+            }))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(ticket_from_row).collect()

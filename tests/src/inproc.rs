@@ -1,0 +1,90 @@
+//! A collector running inside the test process on 127.0.0.1:0 (the same library the binary
+//! runs), for the gRPC tests that need to look at status codes and the store directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use firstline_agent::enroll::{EnrollError, EnrollParams, enroll};
+use firstline_agent::identity::Identity;
+use firstline_collector::config::{Config, Overrides};
+use firstline_collector::server::Collector;
+use firstline_collector::store::Store;
+use firstline_collector::tokens::create_token;
+use tokio_util::sync::CancellationToken;
+
+/// A running in-process collector, shut down on drop.
+pub struct InProcess {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub data_dir: PathBuf,
+    shutdown: CancellationToken,
+}
+
+impl InProcess {
+    /// Starts a collector with the default config on a SQLite file in a temporary directory.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("collector");
+        let overrides = Overrides {
+            data_dir: Some(data_dir.clone()),
+            grpc_listen: Some("127.0.0.1:0".into()),
+            store_url: None,
+        };
+        let config = Config::load(None, &overrides).expect("default config");
+        let collector = Collector::start(&config).await.expect("collector starts");
+        let addr = collector.local_addr().expect("bound address");
+        let store = collector.store();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(collector.run(shutdown.clone()));
+        Self {
+            dir,
+            addr,
+            store,
+            data_dir,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    /// Enrolls a fresh agent identity (state in its own directory) with `token`.
+    pub async fn enroll_with(&self, token: &str, name: &str) -> Result<Identity, EnrollError> {
+        let state = self.dir.path().join(name);
+        let ca = self.ca_pem();
+        enroll(
+            &state,
+            &EnrollParams {
+                collector_url: &self.url(),
+                token,
+                ca_pem: &ca,
+                hostname: name,
+                force: false,
+            },
+        )
+        .await
+    }
+
+    /// Enrolls a fresh agent with a new token.
+    pub async fn enroll(&self, name: &str) -> Identity {
+        let token = create_token(&self.store, "test", Duration::from_secs(3600), 1)
+            .await
+            .expect("token");
+        self.enroll_with(&token.secret, name)
+            .await
+            .expect("enrollment")
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
