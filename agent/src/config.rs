@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use firstline_support::config_file::{finish, read_toml, set_duration};
 use serde::Deserialize;
+
+pub use firstline_support::config_file::ConfigError;
 
 use crate::probe::disk::DiskFilter;
 use crate::spool::SpoolLimits;
@@ -23,20 +26,6 @@ pub struct Config {
     /// Disk usage boundaries until the collector says otherwise.
     pub disk_thresholds: Vec<f64>,
     pub spool: SpoolLimits,
-}
-
-/// A configuration error naming the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Parse { file: String, message: String },
-    #[error("{file}: {}", problems.join("; "))]
-    Invalid { file: String, problems: Vec<String> },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,35 +84,14 @@ impl Default for Config {
 impl Config {
     /// Loads the file (if any) over the defaults, then `state_dir` from the command line.
     pub fn load(file: Option<&Path>, state_dir: Option<&Path>) -> Result<Self, ConfigError> {
-        let (name, raw) = match file {
-            Some(path) => {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    file: name.clone(),
-                    source,
-                })?;
-                let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    file: name.clone(),
-                    message: e.to_string().trim_end().to_owned(),
-                })?;
-                (name, raw)
-            }
-            None => ("(defaults)".to_owned(), RawConfig::default()),
-        };
+        let (name, raw) = read_toml::<RawConfig>(file)?;
         let mut problems = Vec::new();
         let mut config = Self::default();
         config.apply(raw, &mut problems);
         if let Some(dir) = state_dir {
             config.state_dir = dir.to_owned();
         }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                file: name,
-                problems,
-            })
-        }
+        finish(name, config, problems)
     }
 
     fn apply(&mut self, raw: RawConfig, problems: &mut Vec<String>) {
@@ -136,7 +104,7 @@ impl Config {
                 &mut self.disk_interval,
                 "disk.interval",
                 &v,
-                (0.1, 3600.0),
+                (Duration::from_millis(100), Duration::from_secs(3600)),
                 problems,
             );
         }
@@ -152,7 +120,7 @@ impl Config {
                 &mut self.heartbeat,
                 "report.heartbeat",
                 &v,
-                (1.0, 86_400.0),
+                (Duration::from_secs(1), Duration::from_secs(86_400)),
                 problems,
             );
         }
@@ -185,20 +153,6 @@ impl Config {
                 ));
             }
         }
-    }
-}
-
-fn set_duration(
-    slot: &mut Duration,
-    key: &str,
-    value: &str,
-    (min, max): (f64, f64),
-    problems: &mut Vec<String>,
-) {
-    match humantime::parse_duration(value) {
-        Ok(d) if (min..=max).contains(&d.as_secs_f64()) => *slot = d,
-        Ok(_) => problems.push(format!("{key}: {value:?} is not between {min}s and {max}s")),
-        Err(e) => problems.push(format!("{key}: {value:?} is not a duration ({e})")),
     }
 }
 

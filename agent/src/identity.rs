@@ -4,9 +4,9 @@
 //! collector sent, so thresholds survive a restart while the collector is unreachable.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use firstline_support::files;
 use serde::{Deserialize, Serialize};
 
 const KEY_FILE: &str = "agent.key";
@@ -124,34 +124,17 @@ fn read(path: &Path) -> Result<String, IdentityError> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| IdentityError::Io {
+    files::create_private_dir(dir).map_err(|source| IdentityError::Io {
         path: dir.to_owned(),
         source,
     })
 }
 
-/// Writes a whole file atomically (temporary file, sync, rename) with the given mode.
 fn write(path: &Path, content: &str, mode: u32) -> Result<(), IdentityError> {
-    let io = |source| IdentityError::Io {
+    files::write_atomic(path, content.as_bytes(), mode).map_err(|source| IdentityError::Io {
         path: path.to_owned(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    // On Windows the state directory's ACL (set by the installer) protects the key instead.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(content.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 #[cfg(test)]

@@ -6,16 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use firstline_agent::cli::{Cli, run};
+use firstline_support::process::{cancel_on_signal, init_logging};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -30,7 +25,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
         match run(cli, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -39,29 +34,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-#[cfg(unix)]
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutdown requested");
-    shutdown.cancel();
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal(shutdown: CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        shutdown.cancel();
-    }
 }

@@ -7,9 +7,9 @@
 //! synced and renamed), and `<dir>/last_seq` (the highest sequence ever acknowledged), so that
 //! sequence numbers keep growing across restarts even when the spool is empty.
 
+use firstline_support::files;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Errors of the spool, naming the file involved.
@@ -94,11 +94,7 @@ impl Spool {
             self.drop_oldest()?;
         }
         let path = self.path(seq);
-        let tmp = path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&data).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        files::write_atomic(&path, &data, 0o600).map_err(io(&path))?;
         sync_dir(&self.dir)?;
         self.last_seq = seq;
         self.dropped = 0;
@@ -130,16 +126,11 @@ impl Spool {
             return Ok(0);
         };
         let path = self.dir.join(LAST_SEQ);
-        let tmp = path.with_extension("tmp");
         let stored = fs::read_to_string(&path)
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok());
         if stored.is_none_or(|s| s < highest) {
-            let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-            file.write_all(highest.to_string().as_bytes())
-                .map_err(io(&tmp))?;
-            file.sync_all().map_err(io(&tmp))?;
-            fs::rename(&tmp, &path).map_err(io(&path))?;
+            files::write_atomic(&path, highest.to_string().as_bytes(), 0o600).map_err(io(&path))?;
         }
         let mut removed = 0;
         for seq in seqs {
@@ -249,9 +240,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    files::sync_dir(dir).map_err(io(dir))
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use firstline_support::config_file::{finish, read_toml, set_duration};
 use serde::Deserialize;
+
+pub use firstline_support::config_file::ConfigError;
 
 use crate::rules::disk::DiskUsageRule;
 
@@ -23,20 +26,6 @@ pub struct Config {
     pub certificate_validity: Duration,
     pub heartbeat: Duration,
     pub disk_usage: DiskUsageRule,
-}
-
-/// A configuration error, naming the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Parse { file: String, message: String },
-    #[error("{file}: {}", problems.join("; "))]
-    Invalid { file: String, problems: Vec<String> },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +86,10 @@ pub struct Overrides {
     pub store_url: Option<String>,
 }
 
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
 /// The data directory when neither the file nor a flag names one: systemd's `StateDirectory`
 /// when run as a service, else `./firstline-data`.
 fn default_data_dir() -> PathBuf {
@@ -122,34 +115,13 @@ impl Default for Config {
 impl Config {
     /// Loads the file (if any) over the defaults, then the flags, and validates the result.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let (name, raw) = match file {
-            Some(path) => {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    file: name.clone(),
-                    source,
-                })?;
-                let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    file: name.clone(),
-                    message: e.to_string().trim_end().to_owned(),
-                })?;
-                (name, raw)
-            }
-            None => ("(defaults)".to_owned(), RawConfig::default()),
-        };
+        let (name, raw) = read_toml::<RawConfig>(file)?;
         let mut problems = Vec::new();
         let mut config = Self::default();
         config.apply(raw, &mut problems);
         config.apply_overrides(overrides, &mut problems);
         config.validate(&mut problems);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                file: name,
-                problems,
-            })
-        }
+        finish(name, config, problems)
     }
 
     /// The store URL actually used.
@@ -201,11 +173,18 @@ impl Config {
                 &mut self.certificate_validity,
                 "enrollment.certificate_validity",
                 &v,
+                (HOUR, 100 * 365 * DAY),
                 problems,
             );
         }
         if let Some(v) = raw.report.unwrap_or_default().heartbeat {
-            set_duration(&mut self.heartbeat, "report.heartbeat", &v, problems);
+            set_duration(
+                &mut self.heartbeat,
+                "report.heartbeat",
+                &v,
+                (SECOND, DAY),
+                problems,
+            );
         }
         let disk = raw.rules.unwrap_or_default().disk_usage.unwrap_or_default();
         let rule = &mut self.disk_usage;
@@ -256,12 +235,6 @@ impl Config {
                 self.store_url
             ));
         }
-        if self.heartbeat < Duration::from_secs(1) || self.heartbeat > Duration::from_secs(86_400) {
-            problems.push("report.heartbeat: must be between 1s and 1day".into());
-        }
-        if self.certificate_validity < Duration::from_secs(3600) {
-            problems.push("enrollment.certificate_validity: must be at least 1h".into());
-        }
         for name in &self.server_names {
             if name.is_empty() || name.len() > 253 {
                 problems.push(format!("grpc.server_names: {name:?} is not a host name"));
@@ -276,13 +249,6 @@ fn set_addr(slot: &mut SocketAddr, key: &str, value: &str, problems: &mut Vec<St
         Err(_) => problems.push(format!(
             "{key}: {value:?} is not an address like 127.0.0.1:7443"
         )),
-    }
-}
-
-fn set_duration(slot: &mut Duration, key: &str, value: &str, problems: &mut Vec<String>) {
-    match humantime::parse_duration(value) {
-        Ok(d) => *slot = d,
-        Err(e) => problems.push(format!("{key}: {value:?} is not a duration ({e})")),
     }
 }
 

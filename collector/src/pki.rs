@@ -4,10 +4,10 @@
 //! with mode 0600. A certificate is identified by the SHA-256 of its DER encoding.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use firstline_support::files;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -217,15 +217,10 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| PkiError::Io {
-            path: dir.to_owned(),
-            source,
-        })
+    files::create_private_dir(dir).map_err(|source| PkiError::Io {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
@@ -237,18 +232,8 @@ fn write_public(path: &Path, content: &str) -> Result<(), PkiError> {
 }
 
 fn write_mode(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| PkiError::Io {
+    files::write_atomic(path, content.as_bytes(), mode).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(content.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    })
 }
