@@ -134,7 +134,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
         Command::Hosts(args) => hosts(&config, &args).await?,
         Command::Tickets(args) => tickets(&config, &args).await?,
         Command::Revoke { agent_id } => {
-            let store = Store::open(&config.effective_store_url()).await?;
+            let store = open_store(&config).await?;
             let n = store.revoke_subject(&agent_id, now_ms()).await?;
             if n == 0 {
                 bail!("no valid certificate found for agent {agent_id}");
@@ -159,9 +159,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
 }
 
 async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
-    let store = Store::open(&config.effective_store_url())
-        .await
-        .with_context(|| format!("opening store {}", config.effective_store_url()))?;
+    let store = open_store(config).await?;
     match cmd {
         TokenCommand::Create {
             uses,
@@ -207,6 +205,20 @@ async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Opens the store for commands that work on it directly (tokens, revocation), creating the
+/// data directory when the store is the default SQLite file in it, so `token create` works
+/// before the first `serve`.
+async fn open_store(config: &Config) -> Result<Store> {
+    if config.store_url.is_empty() {
+        firstline_support::files::create_private_dir(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let url = config.effective_store_url();
+    Store::open(&url)
+        .await
+        .with_context(|| format!("opening store {url}"))
 }
 
 fn collector_url(config: &Config, args: &ReadArgs) -> String {
