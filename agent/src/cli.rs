@@ -7,10 +7,14 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::check;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::enroll::{EnrollParams, enroll};
+use crate::facts::{Facts, ProbeKind};
+use crate::identity::Identity;
 use crate::runner;
-use crate::sampler::HostFacts;
+use crate::scheduler::{self, ProbeContext};
 use crate::status::status;
 
 /// Firstline agent: reports this machine's health to the collector.
@@ -46,6 +50,13 @@ pub enum Command {
     },
     /// Run the agent until SIGINT or SIGTERM.
     Run,
+    /// Check this machine once and print a health report (exit 0 healthy, 1 warnings,
+    /// 2 critical, 3 when the check itself failed). Needs no enrollment.
+    Check {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show this agent's identity and what is waiting to be sent.
     Status {
         #[arg(long)]
@@ -55,8 +66,8 @@ pub enum Command {
     CheckConfig,
 }
 
-/// Runs a parsed command.
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
+/// Runs a parsed command; returns the process exit code.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
     let config = Config::load(cli.config.as_deref(), cli.state_dir.as_deref())?;
     match cli.command {
         Command::Enroll {
@@ -68,14 +79,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
             let ca_pem = std::fs::read_to_string(&ca_file).with_context(|| {
                 format!("{}: cannot read the CA certificate", ca_file.display())
             })?;
-            let facts = HostFacts::detect();
+            let hostname = crate::probe::system::SystemProbe::new().collect().hostname;
             let identity = enroll(
                 &config.state_dir,
                 &EnrollParams {
                     collector_url: &collector,
                     token: &token,
                     ca_pem: &ca_pem,
-                    hostname: &facts.hostname,
+                    hostname: &hostname,
                     force,
                 },
             )
@@ -87,7 +98,16 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
                 config.state_dir.display()
             );
         }
-        Command::Run => runner::run(&config, shutdown).await?,
+        Command::Run => {
+            runner::run(
+                config,
+                cli.config.as_deref(),
+                cli.state_dir.as_deref(),
+                shutdown,
+            )
+            .await?
+        }
+        Command::Check { json } => return Ok(check_once(&config, json).await),
         Command::Status { json } => status(&config, json)?,
         Command::CheckConfig => {
             println!("configuration is valid");
@@ -102,5 +122,35 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(0)
+}
+
+/// Runs every probe once, concurrently, and prints the judgement.
+async fn check_once(config: &Config, json: bool) -> u8 {
+    use std::io::IsTerminal;
+    let collector = Identity::load(&config.state_dir)
+        .ok()
+        .and_then(|i| runner::collector_target(&i.collector_url));
+    let ctx = ProbeContext::new(collector);
+    let runs = ProbeKind::ALL.map(|kind| {
+        let ctx = &ctx;
+        async move { (kind, scheduler::run_once(kind, config, ctx).await) }
+    });
+    let mut facts = Facts::default();
+    for (kind, result) in futures_util::future::join_all(runs).await {
+        facts.apply(kind, result);
+    }
+    let host = facts
+        .system
+        .as_ref()
+        .map(|s| s.hostname.clone())
+        .unwrap_or_default();
+    let findings = check::evaluate(&facts, &check::Limits::default(), now_ms());
+    if json {
+        println!("{}", check::render_json(&host, &findings));
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", check::render_text(&host, &findings, colour));
+    }
+    check::overall(&findings).exit_code()
 }

@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 pub use firstline_support::config_file::ConfigError;
 
+use crate::probe::antivirus::AvSettings;
+use crate::probe::connectivity::ConnSettings;
 use crate::probe::disk::DiskFilter;
+use crate::probe::patch::PatchSettings;
 use crate::spool::SpoolLimits;
 
 /// The validated configuration.
@@ -26,6 +29,21 @@ pub struct Config {
     /// Disk usage boundaries until the collector says otherwise.
     pub disk_thresholds: Vec<f64>,
     pub spool: SpoolLimits,
+    pub system_interval: Duration,
+    pub patches: Timing,
+    pub patch_settings: PatchSettings,
+    pub antivirus: Timing,
+    pub av_settings: AvSettings,
+    pub connectivity: Timing,
+    /// Targets; `collector` is filled in from the identity at run time.
+    pub conn_settings: ConnSettings,
+}
+
+/// How often a probe runs and how long one run may take before it is cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +53,46 @@ struct RawConfig {
     disk: Option<RawDisk>,
     report: Option<RawReport>,
     spool: Option<RawSpool>,
+    system: Option<RawSystem>,
+    patches: Option<RawPatches>,
+    antivirus: Option<RawAntivirus>,
+    connectivity: Option<RawConnectivity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystem {
+    interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatches {
+    interval: Option<String>,
+    timeout: Option<String>,
+    reboot_markers: Option<Vec<PathBuf>>,
+    apt_history: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAntivirus {
+    interval: Option<String>,
+    timeout: Option<String>,
+    clamd_conf: Option<PathBuf>,
+    clamav_db_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnectivity {
+    interval: Option<String>,
+    /// Per check.
+    timeout: Option<String>,
+    dns_names: Option<Vec<String>>,
+    dns_servers: Option<Vec<String>>,
+    tcp_targets: Option<Vec<String>>,
+    https_urls: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +135,22 @@ impl Default for Config {
                 max_entries: 20_000,
                 max_bytes: 64 * 1024 * 1024,
             },
+            system_interval: Duration::from_secs(300),
+            patches: Timing {
+                interval: Duration::from_secs(3600),
+                timeout: Duration::from_secs(300),
+            },
+            patch_settings: PatchSettings::default(),
+            antivirus: Timing {
+                interval: Duration::from_secs(300),
+                timeout: Duration::from_secs(30),
+            },
+            av_settings: AvSettings::default(),
+            connectivity: Timing {
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(3),
+            },
+            conn_settings: ConnSettings::default(),
         }
     }
 }
@@ -134,6 +208,13 @@ impl Config {
                 self.disk_thresholds = v;
             }
         }
+        self.apply_probes(
+            &raw.system,
+            &raw.patches,
+            &raw.antivirus,
+            raw.connectivity,
+            problems,
+        );
         let spool = raw.spool.unwrap_or_default();
         if let Some(v) = spool.max_snapshots {
             if (1..=1_000_000).contains(&v) {
@@ -153,6 +234,127 @@ impl Config {
                 ));
             }
         }
+    }
+
+    fn apply_probes(
+        &mut self,
+        system: &Option<RawSystem>,
+        patches: &Option<RawPatches>,
+        antivirus: &Option<RawAntivirus>,
+        connectivity: Option<RawConnectivity>,
+        problems: &mut Vec<String>,
+    ) {
+        const MIN: Duration = Duration::from_secs(1);
+        const DAY: Duration = Duration::from_secs(86_400);
+        if let Some(v) = system.as_ref().and_then(|s| s.interval.as_ref()) {
+            set_duration(
+                &mut self.system_interval,
+                "system.interval",
+                v,
+                (MIN, DAY),
+                problems,
+            );
+        }
+        if let Some(p) = patches {
+            set_timing(
+                &mut self.patches,
+                "patches",
+                &p.interval,
+                &p.timeout,
+                problems,
+            );
+            if let Some(m) = &p.reboot_markers {
+                self.patch_settings.reboot_markers = m.clone();
+            }
+            if let Some(h) = &p.apt_history {
+                self.patch_settings.apt_history = h.clone();
+            }
+        }
+        if let Some(a) = antivirus {
+            set_timing(
+                &mut self.antivirus,
+                "antivirus",
+                &a.interval,
+                &a.timeout,
+                problems,
+            );
+            if let Some(c) = &a.clamd_conf {
+                self.av_settings.clamd_conf = c.clone();
+            }
+            if let Some(d) = &a.clamav_db_dir {
+                self.av_settings.clamav_db_dir = d.clone();
+            }
+        }
+        let Some(c) = connectivity else { return };
+        set_timing(
+            &mut self.connectivity,
+            "connectivity",
+            &c.interval,
+            &c.timeout,
+            problems,
+        );
+        self.conn_settings.timeout = self.connectivity.timeout;
+        let bounded = |key: &str,
+                       list: Option<Vec<String>>,
+                       problems: &mut Vec<String>,
+                       valid: &dyn Fn(&str) -> bool| {
+            let list = list.unwrap_or_default();
+            if list.len() > firstline_proto::limits::MAX_ITEMS {
+                problems.push(format!(
+                    "connectivity.{key}: at most {} entries",
+                    firstline_proto::limits::MAX_ITEMS
+                ));
+                return Vec::new();
+            }
+            for item in &list {
+                if !valid(item) {
+                    problems.push(format!("connectivity.{key}: {item:?} is not valid"));
+                }
+            }
+            list
+        };
+        self.conn_settings.dns_names = bounded("dns_names", c.dns_names, problems, &|n| {
+            !n.is_empty() && n.len() <= 253
+        });
+        self.conn_settings.tcp_targets = bounded("tcp_targets", c.tcp_targets, problems, &|t| {
+            t.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        });
+        self.conn_settings.https_urls = bounded("https_urls", c.https_urls, problems, &|u| {
+            crate::probe::connectivity::checks::split_url(u).is_some()
+        });
+        let servers = bounded("dns_servers", c.dns_servers, problems, &|s| {
+            s.parse::<std::net::IpAddr>().is_ok()
+        });
+        self.conn_settings.dns_servers = servers.iter().filter_map(|s| s.parse().ok()).collect();
+    }
+}
+
+fn set_timing(
+    slot: &mut Timing,
+    section: &str,
+    interval: &Option<String>,
+    timeout: &Option<String>,
+    problems: &mut Vec<String>,
+) {
+    const SECOND: Duration = Duration::from_secs(1);
+    if let Some(v) = interval {
+        set_duration(
+            &mut slot.interval,
+            &format!("{section}.interval"),
+            v,
+            (SECOND, Duration::from_secs(86_400)),
+            problems,
+        );
+    }
+    if let Some(v) = timeout {
+        set_duration(
+            &mut slot.timeout,
+            &format!("{section}.timeout"),
+            v,
+            (Duration::from_millis(100), Duration::from_secs(3600)),
+            problems,
+        );
     }
 }
 
@@ -182,6 +384,19 @@ mod tests {
                 "report.disk_thresholds_percent",
             ),
             ("[report]\nheartbeat = 5\n", "invalid type"),
+            (
+                "[connectivity]\ntcp_targets = [\"nohost\"]\n",
+                "connectivity.tcp_targets: \"nohost\"",
+            ),
+            (
+                "[connectivity]\nhttps_urls = [\"http://x\"]\n",
+                "connectivity.https_urls",
+            ),
+            (
+                "[connectivity]\ndns_servers = [\"dns.example\"]\n",
+                "connectivity.dns_servers",
+            ),
+            ("[patches]\ntimeout = \"forever\"\n", "patches.timeout"),
         ];
         for (text, expected) in cases {
             let error = load(text).expect_err(text);

@@ -2,14 +2,20 @@
 //! the binary. See docs/ARCHITECTURE.md for the map.
 
 pub mod backoff;
+pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod enroll;
+pub mod facts;
 pub mod identity;
 pub mod probe;
+pub mod reporter;
 pub mod runner;
-pub mod sampler;
+pub mod scheduler;
 pub mod spool;
 pub mod status;
 pub mod trigger;
 pub mod uplink;
+pub mod watch;
+pub mod wire;

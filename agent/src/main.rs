@@ -10,6 +10,8 @@ use firstline_support::process::{cancel_on_signal, init_logging};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    // Before any thread exists: the local UTC offset can only be read safely now.
+    firstline_agent::clock::init_local_offset();
     init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -26,11 +28,13 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let checking = matches!(cli.command, firstline_agent::cli::Command::Check { .. });
         match run(cli, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => ExitCode::from(code),
             Err(error) => {
                 eprintln!("error: {error:#}");
-                ExitCode::FAILURE
+                // `check` follows the monitoring-plugin convention: 3 is "unknown".
+                ExitCode::from(if checking { 3 } else { 1 })
             }
         }
     })

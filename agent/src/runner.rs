@@ -1,17 +1,22 @@
-//! `firstline-agent run`: wires the sampler, the spool and the uplink together and runs them
-//! until shutdown. Everything that must outlive a restart is on disk in the state directory.
+//! `firstline-agent run`: wires the probe scheduler, the reporter, the spool, the uplink and the
+//! file watcher together and runs them until shutdown. Everything that must outlive a restart
+//! is on disk in the state directory.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::identity::{Identity, IdentityError, Policy};
-use crate::sampler::{HostFacts, Sampler};
+use crate::probe::system::SystemProbe;
+use crate::reporter::Reporter;
+use crate::scheduler::{self, ProbeContext};
 use crate::spool::{Spool, SpoolError};
 use crate::uplink::{Uplink, UplinkError, channel};
+use crate::wire::{self, UplinkDiagnosis};
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +29,13 @@ pub enum RunError {
     Uplink(#[from] UplinkError),
 }
 
-/// Runs the agent until `shutdown` is cancelled.
-pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), RunError> {
+/// Runs the agent until `shutdown` is cancelled. `config_file` is watched for hot reload.
+pub async fn run(
+    config: Config,
+    config_file: Option<&Path>,
+    state_dir_flag: Option<&Path>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let identity = Identity::load(&config.state_dir)?;
     let spool = Spool::open(&config.state_dir.join("spool"), config.spool)?;
     tracing::info!(
@@ -42,28 +52,111 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Run
     });
     let (policy_tx, policy_rx) = watch::channel(policy);
     let wake = Arc::new(Notify::new());
-    // Whatever is already spooled goes out first.
-    wake.notify_one();
+    wake.notify_one(); // whatever is already spooled goes out first
+    let diagnosis = Arc::new(Mutex::new(UplinkDiagnosis::default()));
+    let rerun: [Arc<Notify>; 5] = Default::default();
+    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let (results_tx, results_rx) = mpsc::channel(32);
 
     let tracker = TaskTracker::new();
-    let sampler = Sampler {
-        interval: config.disk_interval,
-        filter: config.disk_filter.clone(),
-        facts: HostFacts::detect(),
+    let ctx = Arc::new(ProbeContext::new(collector_target(&identity.collector_url)));
+    scheduler::spawn(
+        &tracker,
+        ctx,
+        config_rx,
+        &rerun,
+        results_tx,
+        shutdown.clone(),
+    );
+    let facts = SystemProbe::new().collect();
+    let reporter = Reporter {
+        host: wire::Identity {
+            hostname: facts.hostname,
+            os: format!(
+                "{} {} ({})",
+                facts.os_name, facts.os_version, facts.os_build
+            )
+            .trim()
+            .to_owned(),
+        },
         spool: spool.clone(),
         policy: policy_rx,
         wake: wake.clone(),
+        diagnosis: diagnosis.clone(),
     };
-    tracker.spawn(sampler.run(shutdown.clone()));
+    tracker.spawn(reporter.run(results_rx, shutdown.clone()));
     let uplink = Uplink::new(
         channel(&identity)?,
         spool,
         policy_tx,
         config.state_dir.clone(),
+        diagnosis,
     );
     tracker.spawn(uplink.run(wake, shutdown.clone()));
+
+    let specs = crate::watch::specs(&config, config_file);
+    let _watcher = match crate::watch::start(specs) {
+        Ok((watcher, targets)) => {
+            let dispatch = crate::watch::dispatch(
+                targets,
+                rerun.clone(),
+                config_file.map(Path::to_owned),
+                state_dir_flag.map(Path::to_owned),
+                config_tx,
+            );
+            let stop = shutdown.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = dispatch => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+            Some(watcher)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "file watching unavailable; probes run on their intervals only");
+            None
+        }
+    };
     tracker.close();
     tracker.wait().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// `host:port` of the collector from its URL.
+pub fn collector_target(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    Some(
+        if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:443")
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_target_from_url() {
+        assert_eq!(
+            collector_target("https://127.0.0.1:7443").as_deref(),
+            Some("127.0.0.1:7443")
+        );
+        assert_eq!(
+            collector_target("https://collector.example.com/").as_deref(),
+            Some("collector.example.com:443")
+        );
+        assert_eq!(collector_target("https://"), None);
+    }
 }

@@ -18,6 +18,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::backoff::Backoff;
 use crate::identity::{Identity, Policy};
 use crate::spool::{Entry, Spool, SpoolError};
+use crate::wire::UplinkDiagnosis;
 
 /// Bytes of snapshots per request; well under the collector's message limit.
 const BATCH_BYTES: u64 = (limits::MAX_MESSAGE_BYTES / 2) as u64;
@@ -39,6 +40,7 @@ pub struct Uplink {
     policy: watch::Sender<Policy>,
     state_dir: std::path::PathBuf,
     backoff: Backoff,
+    diagnosis: Arc<Mutex<UplinkDiagnosis>>,
 }
 
 /// Builds the mTLS channel to the collector. It connects lazily and reconnects by itself.
@@ -67,6 +69,7 @@ impl Uplink {
         spool: Arc<Mutex<Spool>>,
         policy: watch::Sender<Policy>,
         state_dir: std::path::PathBuf,
+        diagnosis: Arc<Mutex<UplinkDiagnosis>>,
     ) -> Self {
         Self {
             client: AgentClient::new(channel).max_decoding_message_size(limits::MAX_MESSAGE_BYTES),
@@ -74,6 +77,7 @@ impl Uplink {
             policy,
             state_dir,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+            diagnosis,
         }
     }
 
@@ -98,6 +102,7 @@ impl Uplink {
                 Ok(()) => {
                     max_batch = limits::MAX_BATCH_SNAPSHOTS;
                     self.backoff.reset();
+                    self.record(None);
                 }
                 Err(status) if status.code() == Code::InvalidArgument && batch.len() > 1 => {
                     // Find the offending snapshot by sending one at a time.
@@ -119,6 +124,7 @@ impl Uplink {
                     }
                 }
                 Err(status) => {
+                    self.record(Some(&status));
                     let delay = self.backoff.next_delay(fastrand::f64());
                     tracing::warn!(
                         code = ?status.code(),
@@ -170,6 +176,22 @@ impl Uplink {
         Ok(())
     }
 
+    /// Keeps the diagnosis that snapshots carry while uploads fail.
+    fn record(&self, failure: Option<&tonic::Status>) {
+        let mut d = self.diagnosis.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            None => *d = UplinkDiagnosis::default(),
+            Some(status) => {
+                if d.consecutive_failures == 0 {
+                    d.failing_since_ms = crate::clock::now_ms();
+                }
+                d.consecutive_failures = d.consecutive_failures.saturating_add(1);
+                d.last_code = format!("{:?}", status.code());
+                d.last_error = describe(status);
+            }
+        }
+    }
+
     fn apply_policy(&self, policy: Policy) {
         let valid = policy.heartbeat_seconds > 0
             && policy.disk_thresholds_percent.len() <= 16
@@ -193,6 +215,19 @@ impl Uplink {
     ) -> Result<T, SpoolError> {
         with_spool(&self.spool, op).await
     }
+}
+
+/// A failure in words a technician can act on: tonic's transport errors hide the cause
+/// (refused, unreachable, certificate) in their source chain.
+fn describe(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.chars().take(512).collect()
 }
 
 /// Runs a spool operation (file I/O with fsync) off the async thread.

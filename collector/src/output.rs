@@ -130,6 +130,9 @@ pub fn hosts_table(hosts: &[Host], now: SystemTime) -> String {
                 h.last_seq.to_string(),
                 h.filesystems.len().to_string(),
                 fullest,
+                updates_cell(h),
+                antivirus_cell(h),
+                network_cell(h),
                 if h.revoked { "revoked" } else { "active" }.into(),
             ]
         })
@@ -142,9 +145,71 @@ pub fn hosts_table(hosts: &[Host], now: SystemTime) -> String {
         "SEQ",
         "DISKS",
         "FULLEST",
+        "UPDATES",
+        "ANTIVIRUS",
+        "NETWORK",
         "CERT",
     ];
     table(&header, &rows)
+}
+
+/// "12 (3 sec), reboot" or "-" when the patch probe has not reported.
+fn updates_cell(h: &Host) -> String {
+    let Some(p) = &h.patches else {
+        return "-".into();
+    };
+    let mut cell = format!("{} ({} sec)", p.pending_count, p.security_count);
+    if p.reboot_required {
+        cell.push_str(", reboot");
+    }
+    cell
+}
+
+/// The products and their state, e.g. "ClamAV ok" or "none".
+fn antivirus_cell(h: &Host) -> String {
+    let Some(a) = &h.antivirus else {
+        return "-".into();
+    };
+    if a.products.is_empty() {
+        return "none".into();
+    }
+    a.products
+        .iter()
+        .map(|p| {
+            let state = if !p.running {
+                "off"
+            } else if p.realtime_protection {
+                "on"
+            } else {
+                "running"
+            };
+            format!("{} {state}", p.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "ok", or the number of failing checks, or "no gateway".
+fn network_cell(h: &Host) -> String {
+    let Some(c) = &h.connectivity else {
+        return "-".into();
+    };
+    if !c.gateway.as_ref().is_some_and(|g| g.present) {
+        return "no gateway".into();
+    }
+    let failing = c
+        .dns
+        .iter()
+        .chain(&c.tcp)
+        .chain(c.collector.as_ref())
+        .filter(|x| !x.ok)
+        .count()
+        + c.https.iter().filter(|x| !x.ok).count();
+    if failing == 0 {
+        "ok".into()
+    } else {
+        format!("{failing} failing")
+    }
 }
 
 pub fn hosts_json(hosts: &[Host]) -> Value {
@@ -181,6 +246,12 @@ pub fn hosts_json(hosts: &[Host]) -> Value {
                     "dropped_snapshots": h.dropped_snapshots,
                     "revoked": h.revoked,
                     "filesystems": filesystems,
+                    "system": h.system,
+                    "patches": h.patches,
+                    "antivirus": h.antivirus,
+                    "connectivity": h.connectivity,
+                    "probe_status": h.probe_status,
+                    "uplink": h.uplink,
                 })
             })
             .collect(),

@@ -23,8 +23,22 @@ pub struct Snapshot {
     pub agent_version: String,
     pub dropped_snapshots: u64,
     pub filesystems: Vec<Filesystem>,
+    /// The other probes' facts, checked; the collector keeps them as reported.
+    pub facts: ProbeFacts,
     /// The snapshot as received, protobuf-encoded, kept as the record of what was reported.
     pub payload: Vec<u8>,
+}
+
+/// The facts of the probes other than disk, bounds-checked. Rules that need them read them
+/// from here; the store keeps them encoded, merged over the previous ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeFacts {
+    pub system: Option<v1::SystemFacts>,
+    pub patches: Option<v1::PatchState>,
+    pub antivirus: Option<v1::AntivirusState>,
+    pub connectivity: Option<v1::Connectivity>,
+    pub probe_status: Vec<v1::ProbeStatus>,
+    pub uplink: Option<v1::UplinkDiagnosis>,
 }
 
 /// One filesystem as the disk probe saw it.
@@ -110,6 +124,15 @@ impl TryFrom<v1::Snapshot> for Snapshot {
             )));
         }
         let payload = wire.encode_to_vec();
+        let facts = ProbeFacts {
+            system: wire.system,
+            patches: wire.patches,
+            antivirus: wire.antivirus,
+            connectivity: wire.connectivity,
+            probe_status: wire.probe_status,
+            uplink: wire.uplink,
+        };
+        facts.check().map_err(bad)?;
         let trigger = match v1::Trigger::try_from(wire.trigger) {
             Ok(v1::Trigger::Startup) => "startup",
             Ok(v1::Trigger::Heartbeat) => "heartbeat",
@@ -140,8 +163,137 @@ impl TryFrom<v1::Snapshot> for Snapshot {
             agent_version: wire.agent_version,
             dropped_snapshots: wire.dropped_snapshots,
             filesystems,
+            facts,
             payload,
         })
+    }
+}
+
+/// Short names, versions and states; paths, URLs and messages may be longer.
+const SHORT: usize = 255;
+const LONG: usize = limits::MAX_STRING_BYTES;
+
+fn count(name: &str, n: usize, max: usize) -> Result<(), String> {
+    if n > max {
+        return Err(format!("{name}: {n} entries, the limit is {max}"));
+    }
+    Ok(())
+}
+
+impl ProbeFacts {
+    /// Checks every string length and list length against the contract's limits.
+    fn check(&self) -> Result<(), String> {
+        if let Some(s) = &self.system {
+            for (name, v) in [
+                ("system.hostname", &s.hostname),
+                ("system.machine_id", &s.machine_id),
+                ("system.os_name", &s.os_name),
+                ("system.os_version", &s.os_version),
+                ("system.os_build", &s.os_build),
+                ("system.architecture", &s.architecture),
+                ("system.agent_version", &s.agent_version),
+            ] {
+                check_string(name, v, SHORT)?;
+            }
+            if !s.cpu_percent.is_finite() || s.memory_used_bytes > s.memory_total_bytes {
+                return Err("system: cpu_percent or memory values are out of range".into());
+            }
+        }
+        if let Some(p) = &self.patches {
+            check_string("patches.package_manager", &p.package_manager, SHORT)?;
+            check_string("patches.reboot_reason", &p.reboot_reason, LONG)?;
+            count("patches.updates", p.updates.len(), limits::MAX_UPDATES)?;
+            for u in &p.updates {
+                check_string("patches.updates.name", &u.name, LONG)?;
+                check_string(
+                    "patches.updates.installed_version",
+                    &u.installed_version,
+                    SHORT,
+                )?;
+                check_string(
+                    "patches.updates.candidate_version",
+                    &u.candidate_version,
+                    SHORT,
+                )?;
+            }
+            if p.security_count > p.pending_count {
+                return Err("patches: security_count exceeds pending_count".into());
+            }
+        }
+        if let Some(a) = &self.antivirus {
+            count("antivirus.products", a.products.len(), limits::MAX_ITEMS)?;
+            for p in &a.products {
+                for (name, v) in [
+                    ("antivirus.name", &p.name),
+                    ("antivirus.vendor", &p.vendor),
+                    ("antivirus.definitions_version", &p.definitions_version),
+                    ("antivirus.engine_version", &p.engine_version),
+                    ("antivirus.source", &p.source),
+                ] {
+                    check_string(name, v, SHORT)?;
+                }
+            }
+        }
+        if let Some(c) = &self.connectivity {
+            if let Some(g) = &c.gateway {
+                check_string("connectivity.gateway.address", &g.address, SHORT)?;
+                check_string("connectivity.gateway.interface", &g.interface, SHORT)?;
+            }
+            count("connectivity.dns", c.dns.len(), limits::MAX_ITEMS)?;
+            count("connectivity.tcp", c.tcp.len(), limits::MAX_ITEMS)?;
+            count("connectivity.https", c.https.len(), limits::MAX_ITEMS)?;
+            count("connectivity.vpn", c.vpn.len(), limits::MAX_ITEMS)?;
+            for check in c.dns.iter().chain(&c.tcp).chain(c.collector.as_ref()) {
+                check_string("connectivity.target", &check.target, LONG)?;
+                check_string("connectivity.failure", &check.failure, SHORT)?;
+                check_string("connectivity.detail", &check.detail, LONG)?;
+                if !check.millis.is_finite() {
+                    return Err("connectivity: millis is not a number".into());
+                }
+            }
+            for h in &c.https {
+                check_string("connectivity.https.url", &h.url, LONG)?;
+                check_string("connectivity.https.failure", &h.failure, SHORT)?;
+                check_string("connectivity.https.detail", &h.detail, LONG)?;
+            }
+            for v in &c.vpn {
+                check_string("connectivity.vpn.name", &v.name, SHORT)?;
+            }
+        }
+        count("probe_status", self.probe_status.len(), 16)?;
+        for p in &self.probe_status {
+            check_string("probe_status.probe", &p.probe, SHORT)?;
+            check_string("probe_status.state", &p.state, SHORT)?;
+            check_string("probe_status.message", &p.message, LONG)?;
+        }
+        if let Some(u) = &self.uplink {
+            check_string("uplink.last_code", &u.last_code, SHORT)?;
+            check_string("uplink.last_error", &u.last_error, LONG)?;
+        }
+        Ok(())
+    }
+
+    /// These facts laid over the previously stored ones (a probe absent from this snapshot
+    /// keeps its last facts; probe status and uplink diagnosis are replaced), encoded.
+    pub fn merged_over(&self, previous: Option<&[u8]>) -> Vec<u8> {
+        let mut merged = previous
+            .and_then(|bytes| v1::Snapshot::decode(bytes).ok())
+            .unwrap_or_default();
+        if self.system.is_some() {
+            merged.system.clone_from(&self.system);
+        }
+        if self.patches.is_some() {
+            merged.patches.clone_from(&self.patches);
+        }
+        if self.antivirus.is_some() {
+            merged.antivirus.clone_from(&self.antivirus);
+        }
+        if self.connectivity.is_some() {
+            merged.connectivity.clone_from(&self.connectivity);
+        }
+        merged.probe_status.clone_from(&self.probe_status);
+        merged.uplink.clone_from(&self.uplink);
+        merged.encode_to_vec()
     }
 }
 
@@ -305,6 +457,63 @@ mod tests {
                 "{error:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn oversized_facts_are_refused() {
+        let mut s = snap(1, vec![]);
+        s.patches = Some(v1::PatchState {
+            updates: (0..limits::MAX_UPDATES + 1)
+                .map(|_| v1::PendingUpdate::default())
+                .collect(),
+            ..Default::default()
+        });
+        let error = check(vec![s]).expect_err("too many updates");
+        assert!(error.contains("patches.updates: 501 entries"), "{error}");
+        let mut s = snap(1, vec![]);
+        s.antivirus = Some(v1::AntivirusState {
+            products: vec![v1::AntivirusProduct {
+                name: "x".repeat(300),
+                ..Default::default()
+            }],
+        });
+        assert!(
+            check(vec![s])
+                .expect_err("long name")
+                .contains("antivirus.name is 300 bytes")
+        );
+    }
+
+    #[test]
+    fn facts_merge_over_the_previous_ones() {
+        let first = ProbeFacts {
+            patches: Some(v1::PatchState {
+                pending_count: 3,
+                ..Default::default()
+            }),
+            uplink: Some(v1::UplinkDiagnosis {
+                consecutive_failures: 2,
+                ..Default::default()
+            }),
+            ..ProbeFacts::default()
+        };
+        let stored = first.merged_over(None);
+        let second = ProbeFacts {
+            system: Some(v1::SystemFacts {
+                hostname: "pc".into(),
+                ..Default::default()
+            }),
+            ..ProbeFacts::default()
+        };
+        let merged =
+            v1::Snapshot::decode(second.merged_over(Some(&stored)).as_slice()).expect("decodes");
+        assert_eq!(
+            merged.patches.map(|p| p.pending_count),
+            Some(3),
+            "patches kept"
+        );
+        assert_eq!(merged.system.map(|s| s.hostname), Some("pc".to_owned()));
+        assert_eq!(merged.uplink, None, "the uplink diagnosis is replaced");
     }
 
     #[test]

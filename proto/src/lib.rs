@@ -18,6 +18,10 @@ pub mod limits {
     pub const MAX_FILESYSTEMS: usize = 256;
     /// Longest mount point, device, host name or other short string, in bytes.
     pub const MAX_STRING_BYTES: usize = 4096;
+    /// Most pending updates listed in one snapshot (the counts stay exact).
+    pub const MAX_UPDATES: usize = 500;
+    /// Most antivirus products, connectivity checks or VPN interfaces of each kind.
+    pub const MAX_ITEMS: usize = 32;
     /// Longest enrollment CSR in bytes.
     pub const MAX_CSR_BYTES: usize = 16 * 1024;
 }

@@ -5,6 +5,7 @@ use firstline_proto::v1::{
     self, ListHostsRequest, ListHostsResponse, ListTicketsRequest, ListTicketsResponse,
     admin_server::Admin,
 };
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::{State, caller};
@@ -87,7 +88,14 @@ fn fs_to_wire(fs: Filesystem) -> v1::Filesystem {
 }
 
 fn host_to_wire(h: HostRow) -> v1::Host {
+    let facts = v1::Snapshot::decode(h.facts.as_slice()).unwrap_or_default();
     v1::Host {
+        system: facts.system,
+        patches: facts.patches,
+        antivirus: facts.antivirus,
+        connectivity: facts.connectivity,
+        probe_status: facts.probe_status,
+        uplink: facts.uplink,
         agent_id: h.agent_id,
         hostname: h.hostname,
         os: h.os,

@@ -20,6 +20,8 @@ pub struct HostRow {
     pub dropped_snapshots: u64,
     pub revoked: bool,
     pub filesystems: Vec<FilesystemRow>,
+    /// The latest probe facts, encoded (see `ProbeFacts::merged_over`); empty when none.
+    pub facts: Vec<u8>,
 }
 
 /// A filesystem's latest facts.
@@ -97,6 +99,22 @@ impl WriteTx {
         .bind(&snapshot.agent_version)
         .execute(&mut *self.tx)
         .await?;
+        let previous: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT payload FROM host_facts WHERE agent_id = $1 AND kind = 'facts'",
+        )
+        .bind(agent_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO host_facts (agent_id, kind, payload, updated_at_ms) VALUES ($1, 'facts', $2, $3) \
+             ON CONFLICT (agent_id, kind) DO UPDATE SET payload = excluded.payload, \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(agent_id)
+        .bind(snapshot.facts.merged_over(previous.as_deref()))
+        .bind(snapshot.taken_at_ms)
+        .execute(&mut *self.tx)
+        .await?;
         sqlx::query("DELETE FROM filesystems WHERE agent_id = $1")
             .bind(agent_id)
             .execute(&mut *self.tx)
@@ -151,6 +169,7 @@ impl Store {
                 dropped_snapshots: to_u64(r.try_get(8)?, "dropped_snapshots")?,
                 revoked: valid_certs == 0,
                 filesystems: Vec::new(),
+                facts: Vec::new(),
             });
         }
         let fs_rows = sqlx::query(
@@ -177,6 +196,15 @@ impl Store {
             };
             if let Some(host) = hosts.iter_mut().find(|h| h.agent_id == agent_id) {
                 host.filesystems.push(row);
+            }
+        }
+        let facts: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT agent_id, payload FROM host_facts WHERE kind = 'facts'")
+                .fetch_all(&self.pool)
+                .await?;
+        for (agent_id, payload) in facts {
+            if let Some(host) = hosts.iter_mut().find(|h| h.agent_id == agent_id) {
+                host.facts = payload;
             }
         }
         Ok(hosts)

@@ -1,0 +1,101 @@
+//! The Linux shell of the antivirus probe: clamd over its socket (or, when it is down, ClamAV's
+//! database headers), `mdatp health`, and EDR agents by process name.
+
+use std::time::Duration;
+
+use super::{AvProduct, AvSettings, clamav, edr, mdatp};
+use crate::probe::command::{available, run};
+
+const CLAMD_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub async fn collect(settings: &AvSettings) -> Vec<AvProduct> {
+    let processes = process_names();
+    let mut products = Vec::new();
+    if let Some(clam) = clamav_product(settings, &processes).await {
+        products.push(clam);
+    }
+    if available("mdatp")
+        && let Ok(out) = run(
+            "mdatp",
+            &["health", "--output", "json"],
+            Duration::from_secs(20),
+        )
+        .await
+        && let Some(p) =
+            mdatp::parse_health_json(&out.stdout).or_else(|| mdatp::parse_health_text(&out.stdout))
+    {
+        products.push(p);
+    }
+    for p in edr::detect(&processes) {
+        // Defender and ClamAV's on-access scanner are already reported from better sources.
+        if !products.iter().any(|q| q.vendor == p.vendor) {
+            products.push(p);
+        }
+    }
+    products
+}
+
+async fn clamav_product(settings: &AvSettings, processes: &[String]) -> Option<AvProduct> {
+    let conf = std::fs::read_to_string(&settings.clamd_conf)
+        .map(|t| clamav::parse_clamd_conf(&t))
+        .unwrap_or_default();
+    let db_dir = conf
+        .database_directory
+        .clone()
+        .unwrap_or_else(|| settings.clamav_db_dir.clone());
+    let header = clamav::newest_db_header(&db_dir);
+    let mut version = None;
+    let mut running = false;
+    if let Some(socket) = &conf.local_socket
+        && let Ok(pong) = clamav::query(socket, "PING", CLAMD_TIMEOUT).await
+        && pong.starts_with("PONG")
+    {
+        running = true;
+        version = clamav::query(socket, "VERSION", CLAMD_TIMEOUT)
+            .await
+            .ok()
+            .and_then(|v| clamav::parse_version(&v));
+    }
+    if !running && header.is_none() && conf.local_socket.is_none() {
+        return None; // ClamAV is not installed
+    }
+    let definitions_version = version
+        .as_ref()
+        .and_then(|v| v.db_version)
+        .or(header.as_ref().map(|h| h.version))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    Some(AvProduct {
+        name: "ClamAV".into(),
+        vendor: "Cisco".into(),
+        running,
+        realtime_protection: running
+            && (conf.on_access || processes.iter().any(|p| p == "clamonacc")),
+        definitions_version,
+        definitions_updated_ms: clamav::definitions_ms(header.as_ref(), version.as_ref()),
+        engine_version: version.map(|v| v.engine).unwrap_or_default(),
+        source: if running {
+            "clamd-socket".into()
+        } else {
+            "clamav-db-header".into()
+        },
+    })
+}
+
+/// Names of running processes (`/proc/<pid>/comm`).
+fn process_names() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect()
+}

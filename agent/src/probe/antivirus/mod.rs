@@ -1,0 +1,60 @@
+//! Antivirus probe: every product found, in one normalised shape (name, vendor, running,
+//! real-time protection, definitions version and date, and how it was learned). Per-source
+//! parsers live in their own modules and are pure; the Linux shell queries clamd's socket,
+//! reads ClamAV database headers, runs `mdatp health`, and looks for EDR agents' processes.
+
+pub mod clamav;
+pub mod edr;
+pub mod macos;
+pub mod mdatp;
+pub mod windows;
+
+#[cfg(target_os = "linux")]
+mod linux;
+
+use std::path::PathBuf;
+
+/// One antivirus or EDR product.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AvProduct {
+    pub name: String,
+    pub vendor: String,
+    pub running: bool,
+    pub realtime_protection: bool,
+    pub definitions_version: String,
+    /// ms since the epoch; 0 when unknown.
+    pub definitions_updated_ms: i64,
+    pub engine_version: String,
+    pub source: String,
+}
+
+/// Where the antivirus probe looks; from the agent's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvSettings {
+    /// clamd's configuration, for its socket and database directory.
+    pub clamd_conf: PathBuf,
+    /// Used when clamd.conf names no DatabaseDirectory.
+    pub clamav_db_dir: PathBuf,
+}
+
+impl Default for AvSettings {
+    fn default() -> Self {
+        Self {
+            clamd_conf: "/etc/clamav/clamd.conf".into(),
+            clamav_db_dir: "/var/lib/clamav".into(),
+        }
+    }
+}
+
+/// Runs the antivirus probe for this OS.
+#[cfg(target_os = "linux")]
+pub async fn collect(settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
+    Ok(linux::collect(settings).await)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub async fn collect(_settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
+    Err(crate::probe::ProbeError::Unsupported(
+        "antivirus probe on this OS",
+    ))
+}

@@ -1,0 +1,119 @@
+//! Connectivity probe: default gateway (present, and reachable by its ARP entry), DNS lookups
+//! of configured names, TCP connects to configured targets, HTTPS checks (status and
+//! certificate days left), the collector itself, and VPN interfaces. Every check has a timeout
+//! and reports why it failed (NXDOMAIN vs timeout, refused vs unreachable, TLS error).
+
+pub mod checks;
+pub mod route;
+
+use std::net::IpAddr;
+
+use futures_util::future::join_all;
+use std::time::Duration;
+
+/// What the connectivity probe reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnFacts {
+    pub gateway: Gateway,
+    pub dns: Vec<CheckResult>,
+    pub tcp: Vec<CheckResult>,
+    pub https: Vec<HttpsResult>,
+    pub collector: Option<CheckResult>,
+    pub vpn: Vec<(String, bool)>,
+}
+
+/// The default route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gateway {
+    pub present: bool,
+    pub address: String,
+    pub interface: String,
+    pub reachable: bool,
+}
+
+/// The outcome of one DNS or TCP check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckResult {
+    pub target: String,
+    pub ok: bool,
+    pub millis: f64,
+    /// Empty when ok; otherwise one of the reasons in the wire contract.
+    pub failure: String,
+    pub detail: String,
+}
+
+/// The outcome of one HTTPS check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpsResult {
+    pub url: String,
+    pub ok: bool,
+    pub millis: f64,
+    pub status: u32,
+    pub certificate_days_left: i64,
+    pub failure: String,
+    pub detail: String,
+}
+
+/// Targets and timeouts; from the agent's config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnSettings {
+    pub dns_names: Vec<String>,
+    /// DNS servers to ask; empty means the system's resolver configuration.
+    pub dns_servers: Vec<IpAddr>,
+    pub tcp_targets: Vec<String>,
+    pub https_urls: Vec<String>,
+    /// `host:port` of the collector, when enrolled.
+    pub collector: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Default for ConnSettings {
+    fn default() -> Self {
+        Self {
+            dns_names: Vec::new(),
+            dns_servers: Vec::new(),
+            tcp_targets: Vec::new(),
+            https_urls: Vec::new(),
+            collector: None,
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Runs every check concurrently; the round takes at most about one timeout.
+pub async fn collect(settings: &ConnSettings) -> ConnFacts {
+    let dns = join_all(
+        settings
+            .dns_names
+            .iter()
+            .map(|n| checks::dns(n, &settings.dns_servers, settings.timeout)),
+    );
+    let tcp = join_all(
+        settings
+            .tcp_targets
+            .iter()
+            .map(|t| checks::tcp(t, settings.timeout)),
+    );
+    let https = join_all(
+        settings
+            .https_urls
+            .iter()
+            .map(|u| checks::https(u, settings.timeout)),
+    );
+    let collector = async {
+        match &settings.collector {
+            Some(target) => Some(checks::tcp(target, settings.timeout).await),
+            None => None,
+        }
+    };
+    let (dns, tcp, https, collector, gateway) =
+        tokio::join!(dns, tcp, https, collector, route::gateway());
+    ConnFacts {
+        gateway,
+        dns,
+        tcp,
+        https,
+        collector,
+        vpn: route::vpn_interfaces(),
+    }
+}

@@ -1,0 +1,139 @@
+//! The Linux shell of the patch probe: finds the package manager, runs it with timeouts, reads
+//! the reboot markers and kernel files. All interpretation is in the sibling parsers.
+
+use std::time::Duration;
+
+use super::{PatchFacts, PatchSettings, apt, dnf, kernel, pacman, zypper};
+use crate::clock::local_to_epoch_ms;
+use crate::probe::ProbeError;
+use crate::probe::command::{available, run};
+
+/// A package manager gets this long for one query (dnf may refresh metadata).
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub async fn collect(settings: &PatchSettings) -> Result<PatchFacts, ProbeError> {
+    let mut facts = if available("apt-get") {
+        let out = run(
+            "apt-get",
+            &["-s", "-o", "Debug::NoLocking=1", "dist-upgrade"],
+            TOOL_TIMEOUT,
+        )
+        .await?;
+        if out.code != Some(0) {
+            return Err(ProbeError::Failed(format!(
+                "apt-get -s dist-upgrade failed: {}",
+                first_line(&out.stderr)
+            )));
+        }
+        let mut facts = PatchFacts::from_updates("apt", apt::parse_simulation(&out.stdout));
+        if let Ok(history) = std::fs::read_to_string(&settings.apt_history) {
+            facts.last_update_ms = apt::last_upgrade_end(&history)
+                .and_then(local_to_epoch_ms)
+                .unwrap_or(0);
+        }
+        facts
+    } else if available("dnf") || available("yum") {
+        let tool = if available("dnf") { "dnf" } else { "yum" };
+        let out = run(tool, &["-q", "check-update"], TOOL_TIMEOUT).await?;
+        if !matches!(out.code, Some(0) | Some(100)) {
+            return Err(ProbeError::Failed(format!(
+                "{tool} check-update failed: {}",
+                first_line(&out.stderr)
+            )));
+        }
+        let mut updates = dnf::parse_check_update(&out.stdout);
+        if let Ok(sec) = run(
+            tool,
+            &["-q", "updateinfo", "list", "--security"],
+            TOOL_TIMEOUT,
+        )
+        .await
+        {
+            dnf::mark_security(&mut updates, &dnf::parse_security_advisories(&sec.stdout));
+        }
+        let mut facts = PatchFacts::from_updates(tool, updates);
+        if available("needs-restarting")
+            && let Ok(nr) = run("needs-restarting", &["-r"], TOOL_TIMEOUT).await
+            && dnf::needs_restarting_says_reboot(&nr.stdout)
+        {
+            facts.reboot_required = true;
+            facts.reboot_reason = "needs-restarting -r".into();
+        }
+        facts
+    } else if available("zypper") {
+        let out = run(
+            "zypper",
+            &["--non-interactive", "--xmlout", "list-updates"],
+            TOOL_TIMEOUT,
+        )
+        .await?;
+        let mut facts = PatchFacts::from_updates("zypper", zypper::parse_list_updates(&out.stdout));
+        if let Ok(p) = run(
+            "zypper",
+            &[
+                "--non-interactive",
+                "--xmlout",
+                "list-patches",
+                "--category",
+                "security",
+            ],
+            TOOL_TIMEOUT,
+        )
+        .await
+        {
+            facts.security_count = zypper::count_security_patches(&p.stdout);
+        }
+        facts
+    } else if available("pacman") {
+        let out = if available("checkupdates") {
+            run("checkupdates", &[], TOOL_TIMEOUT).await?
+        } else {
+            run("pacman", &["-Qu"], TOOL_TIMEOUT).await?
+        };
+        PatchFacts::from_updates("pacman", pacman::parse_updates(&out.stdout))
+    } else {
+        PatchFacts::default()
+    };
+    if !facts.reboot_required {
+        if let Some(marker) = settings.reboot_markers.iter().find(|p| p.exists()) {
+            facts.reboot_required = true;
+            facts.reboot_reason = format!("{} exists", marker.display());
+        } else if let Some(reason) = kernel_reboot_reason() {
+            facts.reboot_required = true;
+            facts.reboot_reason = reason;
+        }
+    }
+    Ok(facts)
+}
+
+/// A newer kernel in /boot than the running one, or the running kernel's modules removed (Arch
+/// removes them on upgrade).
+fn kernel_reboot_reason() -> Option<String> {
+    let running = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let names: Vec<String> = std::fs::read_dir("/boot")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    if let Some(newer) = kernel::newer_installed(&kernel::releases_from_boot(&names), &running) {
+        return Some(format!("kernel {newer} installed, {running} running"));
+    }
+    let modules = std::path::Path::new("/usr/lib/modules");
+    if modules.is_dir()
+        && !modules.join(&running).exists()
+        && names.iter().any(|n| n == "vmlinuz-linux")
+    {
+        return Some(format!(
+            "modules of the running kernel {running} were removed by an upgrade"
+        ));
+    }
+    None
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+}

@@ -1,0 +1,129 @@
+//! Patch probe: which package manager this machine uses, what updates are pending (and which
+//! of them fix security issues), whether a reboot is required, and when packages were last
+//! updated. Each package manager's output is parsed by a pure function in its own module,
+//! tested on captured output; running the tools is a thin shell with a timeout (`run`).
+
+pub mod apt;
+pub mod dnf;
+pub mod kernel;
+pub mod macos;
+pub mod pacman;
+pub mod windows;
+pub mod zypper;
+
+#[cfg(target_os = "linux")]
+mod linux;
+
+use firstline_proto::limits;
+
+/// What the patch probe reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchFacts {
+    pub package_manager: String,
+    pub pending_count: u32,
+    pub security_count: u32,
+    pub updates: Vec<PendingUpdate>,
+    pub updates_truncated: bool,
+    pub reboot_required: bool,
+    pub reboot_reason: String,
+    /// Last successful package update, ms since the epoch; 0 when unknown.
+    pub last_update_ms: i64,
+}
+
+/// One pending update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingUpdate {
+    pub name: String,
+    pub installed_version: String,
+    pub candidate_version: String,
+    pub security: bool,
+}
+
+/// Where the probe looks; from the agent's config so tests and unusual systems can point
+/// elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchSettings {
+    /// Files whose existence means "reboot required" (Debian/Ubuntu's marker by default).
+    pub reboot_markers: Vec<std::path::PathBuf>,
+    /// apt's history log, for the time of the last update.
+    pub apt_history: std::path::PathBuf,
+}
+
+impl Default for PatchSettings {
+    fn default() -> Self {
+        Self {
+            reboot_markers: vec![
+                "/var/run/reboot-required".into(),
+                "/run/reboot-required".into(),
+            ],
+            apt_history: "/var/log/apt/history.log".into(),
+        }
+    }
+}
+
+impl PatchFacts {
+    /// Builds facts from a full list of updates, keeping exact counts but at most
+    /// `limits::MAX_UPDATES` entries (security updates first).
+    pub fn from_updates(package_manager: &str, mut updates: Vec<PendingUpdate>) -> Self {
+        updates.sort_by(|a, b| b.security.cmp(&a.security).then(a.name.cmp(&b.name)));
+        updates.dedup_by(|a, b| a.name == b.name);
+        let pending_count = u32::try_from(updates.len()).unwrap_or(u32::MAX);
+        let security_count =
+            u32::try_from(updates.iter().filter(|u| u.security).count()).unwrap_or(u32::MAX);
+        let updates_truncated = updates.len() > limits::MAX_UPDATES;
+        updates.truncate(limits::MAX_UPDATES);
+        Self {
+            package_manager: package_manager.to_owned(),
+            pending_count,
+            security_count,
+            updates,
+            updates_truncated,
+            ..Self::default()
+        }
+    }
+}
+
+/// Runs the patch probe for this OS.
+#[cfg(target_os = "linux")]
+pub async fn collect(settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
+    linux::collect(settings).await
+}
+
+/// Other OSes: their collectors (Windows Update Agent, softwareupdate) run there; the parsers
+/// above are shared and tested everywhere.
+#[cfg(not(target_os = "linux"))]
+pub async fn collect(_settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
+    Err(crate::probe::ProbeError::Unsupported(
+        "patch probe on this OS",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(name: &str, security: bool) -> PendingUpdate {
+        PendingUpdate {
+            name: name.into(),
+            security,
+            ..PendingUpdate::default()
+        }
+    }
+
+    #[test]
+    fn counts_stay_exact_when_the_list_is_cut() {
+        let mut updates: Vec<PendingUpdate> = (0..limits::MAX_UPDATES + 10)
+            .map(|i| update(&format!("pkg{i:04}"), false))
+            .collect();
+        updates.push(update("zz-openssl", true));
+        let facts = PatchFacts::from_updates("apt", updates);
+        assert_eq!(facts.pending_count as usize, limits::MAX_UPDATES + 11);
+        assert_eq!(facts.security_count, 1);
+        assert!(facts.updates_truncated);
+        assert_eq!(facts.updates.len(), limits::MAX_UPDATES);
+        assert_eq!(
+            facts.updates[0].name, "zz-openssl",
+            "security updates are kept first"
+        );
+    }
+}

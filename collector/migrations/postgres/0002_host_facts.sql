@@ -1,0 +1,10 @@
+-- Latest facts of each probe per host, as the encoded wire message of that probe
+-- (SystemFacts, PatchState, AntivirusState, Connectivity, ProbeStatusList, UplinkDiagnosis).
+-- Keep in step with ../sqlite/0002_host_facts.sql.
+CREATE TABLE host_facts (
+    agent_id       TEXT NOT NULL REFERENCES agents (agent_id),
+    kind           TEXT NOT NULL,
+    payload        BYTEA NOT NULL,
+    updated_at_ms  BIGINT NOT NULL,
+    PRIMARY KEY (agent_id, kind)
+);
