@@ -22,6 +22,19 @@ need_pkg() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# Real parts the probe tests use: clamd and sigtool (ClamAV), apt-ftparchive (a local apt
+# repository), ip (network namespaces).
+missing=()
+command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
+command -v sigtool >/dev/null || missing+=(clamav)
+command -v apt-ftparchive >/dev/null || missing+=(apt-utils)
+command -v dpkg-deb >/dev/null || missing+=(dpkg)
+command -v ip >/dev/null || missing+=(iproute2)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  need_pkg "${missing[@]}"
+fi
+
 # PostgreSQL server binaries for the throwaway test server.
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "==> installing PostgreSQL server binaries"

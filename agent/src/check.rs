@@ -315,11 +315,13 @@ pub fn render_text(host: &str, findings: &[Finding], colour: bool) -> String {
     out
 }
 
-/// The report as JSON.
-pub fn render_json(host: &str, findings: &[Finding]) -> Value {
+/// The report as JSON: the judgement and, under `facts`, everything the probes found (in the
+/// shape of the wire contract's snapshot).
+pub fn render_json(host: &str, findings: &[Finding], facts: Value) -> Value {
     json!({
         "host": host,
         "status": overall(findings).word(),
+        "facts": facts,
         "findings": findings.iter().map(|f| json!({
             "section": f.section.name(),
             "level": f.level.word(),
@@ -442,7 +444,7 @@ mod tests {
             .assert_eq(&render_text("pc-042", &findings, false));
         let coloured = render_text("pc-042", &findings, true);
         assert!(coloured.contains("\x1b[31;1mCRIT\x1b[0m"), "{coloured}");
-        let json = render_json("pc-042", &findings);
+        let json = render_json("pc-042", &findings, Value::Null);
         assert_eq!(json["status"], "critical");
         assert_eq!(
             json["findings"].as_array().map(Vec::len),

@@ -147,7 +147,18 @@ async fn check_once(config: &Config, json: bool) -> u8 {
         .unwrap_or_default();
     let findings = check::evaluate(&facts, &check::Limits::default(), now_ms());
     if json {
-        println!("{}", check::render_json(&host, &findings));
+        let snapshot = crate::wire::snapshot(
+            &facts,
+            &crate::wire::Identity {
+                hostname: host.clone(),
+                os: String::new(),
+            },
+            firstline_proto::v1::Trigger::Unspecified,
+            now_ms(),
+            None,
+        );
+        let facts_json = serde_json::to_value(&snapshot).unwrap_or_default();
+        println!("{}", check::render_json(&host, &findings, facts_json));
     } else {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         print!("{}", check::render_text(&host, &findings, colour));

@@ -55,6 +55,7 @@ pub async fn run(
     wake.notify_one(); // whatever is already spooled goes out first
     let diagnosis = Arc::new(Mutex::new(UplinkDiagnosis::default()));
     let rerun: [Arc<Notify>; 5] = Default::default();
+    let reboot = Arc::new(Notify::new());
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (results_tx, results_rx) = mpsc::channel(32);
 
@@ -65,6 +66,7 @@ pub async fn run(
         ctx,
         config_rx,
         &rerun,
+        reboot.clone(),
         results_tx,
         shutdown.clone(),
     );
@@ -100,6 +102,7 @@ pub async fn run(
             let dispatch = crate::watch::dispatch(
                 targets,
                 rerun.clone(),
+                reboot,
                 config_file.map(Path::to_owned),
                 state_dir_flag.map(Path::to_owned),
                 config_tx,

@@ -127,35 +127,57 @@ pub fn spawn(
     ctx: Arc<ProbeContext>,
     config: watch::Receiver<Arc<Config>>,
     rerun: &[Arc<Notify>; 5],
+    reboot: Arc<Notify>,
     results: mpsc::Sender<ProbeResult>,
     shutdown: CancellationToken,
 ) {
     for kind in ProbeKind::ALL {
+        let signals = Signals {
+            rerun: rerun[kind as usize].clone(),
+            reboot: reboot.clone(),
+        };
         tracker.spawn(probe_loop(
             kind,
             ctx.clone(),
             config.clone(),
-            rerun[kind as usize].clone(),
+            signals,
             results.clone(),
             shutdown.clone(),
         ));
     }
 }
 
+/// What wakes a probe besides its interval.
+struct Signals {
+    rerun: Arc<Notify>,
+    /// Only the patches probe listens: a reboot marker changed.
+    reboot: Arc<Notify>,
+}
+
 async fn probe_loop(
     kind: ProbeKind,
     ctx: Arc<ProbeContext>,
     mut config: watch::Receiver<Arc<Config>>,
-    rerun: Arc<Notify>,
+    signals: Signals,
     results: mpsc::Sender<ProbeResult>,
     shutdown: CancellationToken,
 ) {
+    let mut last_patches: Option<crate::probe::patch::PatchFacts> = None;
     let mut ticker = tokio::time::interval(timing(kind, &config.borrow()).0);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            () = rerun.notified() => {}
+            () = signals.rerun.notified() => {}
+            () = signals.reboot.notified(), if kind == ProbeKind::Patches && last_patches.is_some() => {
+                if let Some(mut facts) = last_patches.clone() {
+                    crate::probe::patch::refresh_reboot(&mut facts, &config.borrow().patch_settings);
+                    if results.send((kind, Ok(ProbeOutput::Patches(facts)))).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             changed = config.changed() => {
                 if changed.is_err() { return; }
                 ticker = tokio::time::interval(timing(kind, &config.borrow()).0);
@@ -166,6 +188,9 @@ async fn probe_loop(
         }
         let current = config.borrow().clone();
         let result = run_once(kind, &current, &ctx).await;
+        if let Ok(ProbeOutput::Patches(p)) = &result {
+            last_patches = Some(p.clone());
+        }
         if let Err(error) = &result {
             tracing::warn!(probe = kind.name(), %error, "probe failed");
         }

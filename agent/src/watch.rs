@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::Config;
@@ -20,6 +20,8 @@ use crate::facts::ProbeKind;
 pub enum Target {
     Config,
     Probe(ProbeKind),
+    /// A reboot marker: only the reboot state needs checking again.
+    RebootMarker,
 }
 
 /// A directory to watch, optionally only for one file name in it.
@@ -32,6 +34,8 @@ pub struct WatchSpec {
 
 /// Quiet time after the last event before acting on a burst.
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// Longest wait from the first event of a burst to acting on it.
+const MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// What to watch for this configuration (only directories that exist are watched).
 pub fn specs(config: &Config, config_file: Option<&Path>) -> Vec<WatchSpec> {
@@ -54,7 +58,7 @@ pub fn specs(config: &Config, config_file: Option<&Path>) -> Vec<WatchSpec> {
         file_in_dir(file, Target::Config);
     }
     for marker in &config.patch_settings.reboot_markers {
-        file_in_dir(marker, Target::Probe(ProbeKind::Patches));
+        file_in_dir(marker, Target::RebootMarker);
     }
     file_in_dir(
         Path::new("/var/lib/dpkg/status"),
@@ -102,7 +106,13 @@ pub fn start(
 ) -> notify::Result<(RecommendedWatcher, mpsc::UnboundedReceiver<Target>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Reading a file is not a change (and the probes themselves read these files).
+        if let Ok(event) = event
+            && matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            )
+        {
             for path in event.paths {
                 let _ = raw_tx.send(path);
             }
@@ -123,8 +133,14 @@ pub fn start(
     tokio::spawn(async move {
         while let Some(first) = raw_rx.recv().await {
             let mut pending: Vec<Target> = targets_for(&specs, &first);
-            // Collect the rest of the burst.
-            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, raw_rx.recv()).await {
+            // Collect the rest of the burst, but act within a second even if it goes on.
+            let deadline = tokio::time::Instant::now() + MAX_DELAY;
+            while let Ok(Some(path)) = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + DEBOUNCE),
+                raw_rx.recv(),
+            )
+            .await
+            {
                 pending.extend(targets_for(&specs, &path));
             }
             pending.sort_by_key(|t| format!("{t:?}"));
@@ -144,6 +160,7 @@ pub fn start(
 pub async fn dispatch(
     mut targets: mpsc::UnboundedReceiver<Target>,
     rerun: [Arc<Notify>; 5],
+    reboot: Arc<Notify>,
     config_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     config: tokio::sync::watch::Sender<Arc<Config>>,
@@ -155,6 +172,10 @@ pub async fn dispatch(
             Target::Probe(kind) => {
                 tracing::debug!(probe = kind.name(), "watched files changed; rerunning");
                 rerun[kind as usize].notify_one();
+            }
+            Target::RebootMarker => {
+                tracing::debug!("reboot marker changed; checking the reboot state");
+                reboot.notify_one();
             }
             Target::Config => match Config::load(config_file.as_deref(), state_dir.as_deref()) {
                 Ok(new) if *config.borrow().as_ref() == new => {}

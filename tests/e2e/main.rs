@@ -5,4 +5,5 @@ mod bad_input;
 mod cli;
 mod disk_tickets;
 mod outage;
+mod probes;
 mod store;

@@ -3,8 +3,10 @@
 //! Everything talks to loopback only.
 
 pub mod bins;
+pub mod clamav;
 pub mod fs;
 pub mod inproc;
+pub mod netns;
 pub mod pg;
 pub mod procs;
 

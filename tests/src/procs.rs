@@ -188,6 +188,11 @@ impl AgentProc {
 
     /// Starts `run`.
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// Starts `run` with extra environment variables (e.g. `APT_CONFIG`).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -198,6 +203,7 @@ impl AgentProc {
             .arg(&self.config)
             .arg("run")
             .env("RUST_LOG", "info,firstline_agent=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

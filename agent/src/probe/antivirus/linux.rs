@@ -9,9 +9,19 @@ use crate::probe::command::{available, run};
 const CLAMD_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn collect(settings: &AvSettings) -> Vec<AvProduct> {
-    let processes = process_names();
+    let installed: Vec<&str> = edr::INSTALL_MARKERS
+        .iter()
+        .filter(|(path, _)| std::path::Path::new(path).exists())
+        .map(|(_, name)| *name)
+        .collect();
+    // Reading the process table costs about a millisecond: only when something needs it.
+    let processes = if installed.is_empty() {
+        Vec::new()
+    } else {
+        process_names()
+    };
     let mut products = Vec::new();
-    if let Some(clam) = clamav_product(settings, &processes).await {
+    if let Some(clam) = clamav_product(settings).await {
         products.push(clam);
     }
     if available("mdatp")
@@ -26,8 +36,10 @@ pub async fn collect(settings: &AvSettings) -> Vec<AvProduct> {
     {
         products.push(p);
     }
-    for p in edr::detect(&processes) {
-        // Defender and ClamAV's on-access scanner are already reported from better sources.
+    let running = edr::detect(&processes);
+    let stopped = edr::installed_not_running(&installed, &running);
+    for p in running.into_iter().chain(stopped) {
+        // Defender is already reported from a better source.
         if !products.iter().any(|q| q.vendor == p.vendor) {
             products.push(p);
         }
@@ -35,7 +47,7 @@ pub async fn collect(settings: &AvSettings) -> Vec<AvProduct> {
     products
 }
 
-async fn clamav_product(settings: &AvSettings, processes: &[String]) -> Option<AvProduct> {
+async fn clamav_product(settings: &AvSettings) -> Option<AvProduct> {
     let conf = std::fs::read_to_string(&settings.clamd_conf)
         .map(|t| clamav::parse_clamd_conf(&t))
         .unwrap_or_default();
@@ -69,8 +81,8 @@ async fn clamav_product(settings: &AvSettings, processes: &[String]) -> Option<A
         name: "ClamAV".into(),
         vendor: "Cisco".into(),
         running,
-        realtime_protection: running
-            && (conf.on_access || processes.iter().any(|p| p == "clamonacc")),
+        // clamd scans on request; real-time protection is clamonacc, configured in clamd.conf.
+        realtime_protection: running && conf.on_access,
         definitions_version,
         definitions_updated_ms: clamav::definitions_ms(header.as_ref(), version.as_ref()),
         engine_version: version.map(|v| v.engine).unwrap_or_default(),

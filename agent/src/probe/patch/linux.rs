@@ -94,16 +94,21 @@ pub async fn collect(settings: &PatchSettings) -> Result<PatchFacts, ProbeError>
     } else {
         PatchFacts::default()
     };
-    if !facts.reboot_required {
-        if let Some(marker) = settings.reboot_markers.iter().find(|p| p.exists()) {
-            facts.reboot_required = true;
-            facts.reboot_reason = format!("{} exists", marker.display());
-        } else if let Some(reason) = kernel_reboot_reason() {
-            facts.reboot_required = true;
-            facts.reboot_reason = reason;
-        }
+    if !facts.reboot_required
+        && let Some(reason) = reboot_reason(settings)
+    {
+        facts.reboot_required = true;
+        facts.reboot_reason = reason;
     }
     Ok(facts)
+}
+
+/// A reboot marker file, or a kernel newer than the running one.
+pub fn reboot_reason(settings: &PatchSettings) -> Option<String> {
+    if let Some(marker) = settings.reboot_markers.iter().find(|p| p.exists()) {
+        return Some(format!("{} exists", marker.display()));
+    }
+    kernel_reboot_reason()
 }
 
 /// A newer kernel in /boot than the running one, or the running kernel's modules removed (Arch

@@ -89,6 +89,21 @@ pub async fn collect(settings: &PatchSettings) -> Result<PatchFacts, crate::prob
     linux::collect(settings).await
 }
 
+/// Re-evaluates only whether a reboot is required (a few file checks), keeping the package
+/// facts of the last full run: what the file watcher does when a reboot marker appears.
+#[cfg(target_os = "linux")]
+pub fn refresh_reboot(facts: &mut PatchFacts, settings: &PatchSettings) {
+    let from_tool = facts.reboot_required && facts.reboot_reason == "needs-restarting -r";
+    if !from_tool {
+        let reason = linux::reboot_reason(settings);
+        facts.reboot_required = reason.is_some();
+        facts.reboot_reason = reason.unwrap_or_default();
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn refresh_reboot(_facts: &mut PatchFacts, _settings: &PatchSettings) {}
+
 /// Other OSes: their collectors (Windows Update Agent, softwareupdate) run there; the parsers
 /// above are shared and tested everywhere.
 #[cfg(not(target_os = "linux"))]
