@@ -202,7 +202,7 @@ mod tests {
         let specs = specs(&config, Some(Path::new("/etc/firstline/agent.toml")));
         assert_eq!(
             targets_for(&specs, Path::new("/run/reboot-required")),
-            [Target::Probe(ProbeKind::Patches)]
+            [Target::RebootMarker]
         );
         assert!(targets_for(&specs, Path::new("/run/other-file")).is_empty());
         assert_eq!(
