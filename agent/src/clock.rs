@@ -44,6 +44,32 @@ pub fn month_number(abbrev: &str) -> Option<u8> {
         .and_then(|i| u8::try_from(i + 1).ok())
 }
 
+/// A date as PowerShell's `ConvertTo-Json` writes it: `/Date(1717488387000)/` (Windows
+/// PowerShell 5) or `2024-06-04T08:06:27` (PowerShell 7, local time), in ms since the epoch.
+pub fn parse_powershell_date(s: &str) -> Option<i64> {
+    if let Some(inner) = s.strip_prefix("/Date(") {
+        let digits: String = inner
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        return digits.parse().ok();
+    }
+    let (date, time) = s.split_once('T')?;
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.get(..8)?.split(':').collect();
+    match (d.as_slice(), t.as_slice()) {
+        ([y, m, d], [h, mi, sec]) => local_to_epoch_ms((
+            y.parse().ok()?,
+            m.parse().ok()?,
+            d.parse().ok()?,
+            h.parse().ok()?,
+            mi.parse().ok()?,
+            sec.parse().ok()?,
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +84,14 @@ mod tests {
         assert_eq!(local_to_epoch_ms((2024, 13, 1, 0, 0, 0)), None);
         assert_eq!(month_number("Nov"), Some(11));
         assert_eq!(month_number("Foo"), None);
+        assert_eq!(
+            parse_powershell_date("/Date(1717488387000)/"),
+            Some(1_717_488_387_000)
+        );
+        assert_eq!(
+            parse_powershell_date("2024-11-18T08:34:28"),
+            Some(1_731_918_868_000)
+        );
+        assert_eq!(parse_powershell_date("yesterday"), None);
     }
 }

@@ -49,7 +49,7 @@ impl SystemProbe {
             machine_id: machine_id(),
             os_name: System::name().unwrap_or_default(),
             os_version: System::os_version().unwrap_or_default(),
-            os_build: System::kernel_version().unwrap_or_default(),
+            os_build: os_build(),
             architecture: System::cpu_arch(),
             uptime_seconds: System::uptime().unwrap_or(0),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -75,6 +75,14 @@ impl SystemProbe {
         }
         facts
     }
+}
+
+fn os_build() -> String {
+    let kernel = System::kernel_version().unwrap_or_default();
+    #[cfg(windows)]
+    return windows_build(&kernel);
+    #[cfg(not(windows))]
+    kernel
 }
 
 /// Parses `/etc/os-release` (os-release(5)) into (NAME, VERSION_ID).
@@ -110,6 +118,35 @@ pub fn parse_reg_machine_guid(text: &str) -> Option<String> {
         .find(|l| l.trim_start().starts_with("MachineGuid"))
         .and_then(|l| l.split_whitespace().nth(2))
         .map(str::to_owned)
+}
+
+/// A `REG_DWORD` value from `reg query ... /v NAME` output (`    UBR    REG_DWORD    0xd0e`).
+pub fn parse_reg_dword(text: &str, name: &str) -> Option<u32> {
+    text.lines()
+        .map(str::split_whitespace)
+        .find_map(|mut f| {
+            (f.next() == Some(name) && f.next() == Some("REG_DWORD"))
+                .then(|| f.next())
+                .flatten()
+        })
+        .and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+}
+
+/// Windows' full build number: CurrentBuild plus the update build revision (UBR).
+#[cfg(windows)]
+fn windows_build(current: &str) -> String {
+    std::process::Command::new("reg")
+        .args([
+            "query",
+            r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion",
+            "/v",
+            "UBR",
+        ])
+        .output()
+        .ok()
+        .and_then(|o| parse_reg_dword(&String::from_utf8_lossy(&o.stdout), "UBR"))
+        .map(|ubr| format!("{current}.{ubr}"))
+        .unwrap_or_else(|| current.to_owned())
 }
 
 /// The OS's machine identity; empty when it cannot be read.
@@ -179,6 +216,9 @@ mod tests {
             Some("0b6d1c5e-1234-4cde-9f00-1a2b3c4d5e6f")
         );
         assert_eq!(parse_ioreg_uuid("garbage"), None);
+        let ubr = "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\r\n    UBR    REG_DWORD    0xd0e\r\n";
+        assert_eq!(parse_reg_dword(ubr, "UBR"), Some(3342));
+        assert_eq!(parse_reg_dword(ubr, "CurrentBuild"), None);
         assert_eq!(parse_reg_machine_guid(""), None);
     }
 

@@ -11,6 +11,8 @@ pub mod windows;
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(any(windows, target_os = "macos"))]
+mod other_os;
 
 use std::path::PathBuf;
 
@@ -52,7 +54,13 @@ pub async fn collect(settings: &AvSettings) -> Result<Vec<AvProduct>, crate::pro
     Ok(linux::collect(settings).await)
 }
 
-#[cfg(not(target_os = "linux"))]
+/// Runs the probe on Windows and macOS through their thin shells in `other_os`.
+#[cfg(any(windows, target_os = "macos"))]
+pub async fn collect(_settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
+    other_os::collect().await
+}
+
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 pub async fn collect(_settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
     Err(crate::probe::ProbeError::Unsupported(
         "antivirus probe on this OS",

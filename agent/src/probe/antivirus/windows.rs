@@ -108,40 +108,12 @@ pub fn parse_defender_status(json: &str) -> Result<AvProduct, String> {
         definitions_updated_ms: s
             .antivirus_signature_last_updated
             .as_ref()
-            .and_then(windows_date_ms)
+            .and_then(|v| v.as_str())
+            .and_then(crate::clock::parse_powershell_date)
             .unwrap_or(0),
         engine_version: s.am_engine_version.unwrap_or_default(),
         source: "defender".into(),
     })
-}
-
-/// Windows PowerShell 5 writes dates as `/Date(1717488387000)/`; PowerShell 7 as ISO text.
-fn windows_date_ms(v: &Value) -> Option<i64> {
-    let s = v.as_str()?;
-    if let Some(ms) = s
-        .strip_prefix("/Date(")
-        .and_then(|r| r.split([')', '+', '-']).next())
-    {
-        return ms.parse().ok();
-    }
-    let (date, time) = s.split_once('T')?;
-    let d: Vec<i64> = date.split('-').filter_map(|p| p.parse().ok()).collect();
-    let t: Vec<u8> = time
-        .get(..8)?
-        .split(':')
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    match (d.as_slice(), t.as_slice()) {
-        ([y, m, d], [h, mi, sec]) => crate::clock::local_to_epoch_ms((
-            i32::try_from(*y).ok()?,
-            u8::try_from(*m).ok()?,
-            u8::try_from(*d).ok()?,
-            *h,
-            *mi,
-            *sec,
-        )),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -205,9 +177,5 @@ mod tests {
         .expect("parses");
         assert!(!off.running);
         assert!(parse_defender_status("").is_err());
-        assert_eq!(
-            windows_date_ms(&Value::String("/Date(1717488387000)/".into())),
-            Some(1_717_488_387_000)
-        );
     }
 }

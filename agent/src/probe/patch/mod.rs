@@ -13,6 +13,8 @@ pub mod zypper;
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(any(windows, target_os = "macos"))]
+mod other_os;
 
 use firstline_proto::limits;
 
@@ -104,9 +106,13 @@ pub fn refresh_reboot(facts: &mut PatchFacts, settings: &PatchSettings) {
 #[cfg(not(target_os = "linux"))]
 pub fn refresh_reboot(_facts: &mut PatchFacts, _settings: &PatchSettings) {}
 
-/// Other OSes: their collectors (Windows Update Agent, softwareupdate) run there; the parsers
-/// above are shared and tested everywhere.
-#[cfg(not(target_os = "linux"))]
+/// Runs the probe on Windows and macOS through their thin shells in `other_os`.
+#[cfg(any(windows, target_os = "macos"))]
+pub async fn collect(_settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
+    other_os::collect().await
+}
+
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 pub async fn collect(_settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
     Err(crate::probe::ProbeError::Unsupported(
         "patch probe on this OS",

@@ -16,7 +16,10 @@ $u = foreach ($x in $r.Updates) { [pscustomobject]@{
   MsrcSeverity = $x.MsrcSeverity; Categories = @($x.Categories | ForEach-Object { $_.Name })
   RebootRequired = $x.RebootRequired; IsDownloaded = $x.IsDownloaded } }
 $k = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion'
+$h = $s.CreateUpdateSearcher(); $n = $h.GetTotalHistoryCount(); $last = $null
+if ($n -gt 0) { $last = ($h.QueryHistory(0, [Math]::Min($n, 100)) | Where-Object { $_.ResultCode -eq 2 } | Sort-Object Date -Descending | Select-Object -First 1).Date }
 [pscustomobject]@{
+  LastSuccessfulInstall = $last
   RebootPending = [pscustomobject]@{
     WuaSystemInfoRebootRequired = (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired
     CbsRebootPending = Test-Path "$k\Component Based Servicing\RebootPending"
@@ -31,6 +34,7 @@ $k = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion'
 #[serde(rename_all = "PascalCase")]
 struct Report {
     reboot_pending: Option<RebootPending>,
+    last_successful_install: Option<String>,
     #[serde(default)]
     updates: Vec<Update>,
 }
@@ -64,6 +68,8 @@ struct Update {
 pub struct WindowsPatches {
     pub updates: Vec<PendingUpdate>,
     pub reboot_reason: Option<String>,
+    /// The last successfully installed update (from the update history), ms since the epoch.
+    pub last_install_ms: Option<i64>,
 }
 
 /// Parses the script's JSON.
@@ -118,9 +124,14 @@ pub fn parse_wua_json(json: &str) -> Result<WindowsPatches, String> {
     .into_iter()
     .find(|(flag, _)| *flag == Some(true))
     .map(|(_, why)| why.to_owned());
+    let last_install_ms = report
+        .last_successful_install
+        .as_deref()
+        .and_then(crate::clock::parse_powershell_date);
     Ok(WindowsPatches {
         updates,
         reboot_reason: reason,
+        last_install_ms,
     })
 }
 
@@ -158,6 +169,8 @@ mod tests {
         ))
         .expect("valid");
         assert!(none.updates.is_empty() && none.reboot_reason.is_none());
+        let with_history = parse_wua_json(r#"{"LastSuccessfulInstall":"/Date(1717488387000)/","RebootPending":null,"Updates":[]}"#).expect("valid");
+        assert_eq!(with_history.last_install_ms, Some(1_717_488_387_000));
         assert!(parse_wua_json("").is_err());
         assert!(parse_wua_json("Exception calling \"Search\"").is_err());
     }
