@@ -409,6 +409,13 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_file_is_the_defaults() {
+        let shipped =
+            load(include_str!("../../deploy/agent/agent.toml")).expect("shipped config loads");
+        assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
     fn values_in_the_file_replace_defaults() {
         let config =
             load("[disk]\ninterval = \"2s\"\n[report]\nheartbeat = \"10s\"\n").expect("valid");

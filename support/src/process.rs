@@ -2,16 +2,50 @@
 //! `info`), and SIGINT/SIGTERM (Ctrl-C elsewhere) turned into one cancellation.
 
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Starts logging. Call first in `main`.
+/// Starts logging. Call first in `main`. `RUST_LOG` takes `level` and `target=level` directives
+/// (e.g. `info,firstline_agent=debug`); an invalid value falls back to `info` and says so.
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let (filter, invalid) = parse_filter(&spec);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
+    if invalid {
+        tracing::warn!(rust_log = spec, "RUST_LOG not understood; logging at info");
+    }
+}
+
+/// The log filter for a `RUST_LOG` value, and whether the value was invalid. The plain
+/// `Targets` filter is enough for these directives and keeps a regex engine out of the agent.
+pub fn parse_filter(spec: &str) -> (Targets, bool) {
+    if spec.trim().is_empty() {
+        return (Targets::new().with_default(LevelFilter::INFO), false);
+    }
+    match spec.parse::<Targets>() {
+        Ok(t) => (t, false),
+        Err(_) => (Targets::new().with_default(LevelFilter::INFO), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_directives() {
+        let (t, invalid) = parse_filter("warn,firstline_agent=debug");
+        assert!(!invalid);
+        assert!(t.would_enable("firstline_agent::spool", &tracing::Level::DEBUG));
+        assert!(!t.would_enable("h2", &tracing::Level::INFO));
+        let (t, invalid) = parse_filter("");
+        assert!(!invalid && t.would_enable("anything", &tracing::Level::INFO));
+        assert!(parse_filter("=nonsense=").1);
+    }
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.

@@ -75,6 +75,31 @@ async fn snapshots_taken_during_an_outage_arrive_exactly_once() {
         stored.len() as u64 >= taken_while_down,
         "outage snapshots arrived"
     );
+    // Snapshots taken while the collector was down carry the agent's diagnosis of why.
+    let mut diagnosed = 0;
+    for seq in stored_before_outage + 2..=taken_while_down {
+        let payload = store
+            .snapshot_payload(&agent_id, seq)
+            .await
+            .expect("read")
+            .expect("stored");
+        let snapshot =
+            <firstline_proto::v1::Snapshot as prost::Message>::decode(payload.as_slice())
+                .expect("decodes");
+        if let Some(uplink) = snapshot.uplink {
+            assert!(
+                uplink.consecutive_failures > 0 && uplink.failing_since_ms > 0,
+                "{uplink:?}"
+            );
+            assert_eq!(uplink.last_code, "Unavailable", "{uplink:?}");
+            assert!(!uplink.last_error.is_empty());
+            diagnosed += 1;
+        }
+    }
+    assert!(
+        diagnosed > 0,
+        "no snapshot taken during the outage carried the uplink diagnosis"
+    );
     let hosts = collector.json(&["hosts", "--json"]);
     let host = hosts
         .as_array()

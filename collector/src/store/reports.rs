@@ -210,6 +210,21 @@ impl Store {
         Ok(hosts)
     }
 
+    /// One stored snapshot as received (protobuf-encoded), for inspection and replay.
+    pub async fn snapshot_payload(
+        &self,
+        agent_id: &str,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let payload: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT payload FROM snapshots WHERE agent_id = $1 AND seq = $2")
+                .bind(agent_id)
+                .bind(to_i64(seq, "seq")?)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(payload)
+    }
+
     /// The sequence numbers stored for one agent, ascending.
     pub async fn stored_seqs(&self, agent_id: &str) -> Result<Vec<u64>, StoreError> {
         let seqs: Vec<i64> =
