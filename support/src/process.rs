@@ -32,22 +32,6 @@ pub fn parse_filter(spec: &str) -> (Targets, bool) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rust_log_directives() {
-        let (t, invalid) = parse_filter("warn,firstline_agent=debug");
-        assert!(!invalid);
-        assert!(t.would_enable("firstline_agent::spool", &tracing::Level::DEBUG));
-        assert!(!t.would_enable("h2", &tracing::Level::INFO));
-        let (t, invalid) = parse_filter("");
-        assert!(!invalid && t.would_enable("anything", &tracing::Level::INFO));
-        assert!(parse_filter("=nonsense=").1);
-    }
-}
-
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.
 #[cfg(unix)]
 pub async fn cancel_on_signal(shutdown: CancellationToken) {
@@ -73,5 +57,21 @@ pub async fn cancel_on_signal(shutdown: CancellationToken) {
     if tokio::signal::ctrl_c().await.is_ok() {
         tracing::info!("shutdown requested");
         shutdown.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_directives() {
+        let (t, invalid) = parse_filter("warn,firstline_agent=debug");
+        assert!(!invalid);
+        assert!(t.would_enable("firstline_agent::spool", &tracing::Level::DEBUG));
+        assert!(!t.would_enable("h2", &tracing::Level::INFO));
+        let (t, invalid) = parse_filter("");
+        assert!(!invalid && t.would_enable("anything", &tracing::Level::INFO));
+        assert!(parse_filter("=nonsense=").1);
     }
 }
