@@ -1,6 +1,7 @@
 //! The end-to-end test binary (one binary, one link): real collector and agent processes, real
 //! filesystems, a real PostgreSQL server, gRPC over loopback with mutual TLS.
 
+mod agent_behaviour;
 mod bad_input;
 mod cli;
 mod disk_tickets;
