@@ -62,6 +62,11 @@ pub enum Command {
     },
     /// Validate the configuration and print the effective values.
     CheckConfig,
+    /// Validate a rule file (over the shipped rules) and list the resulting rules.
+    CheckRules {
+        /// The rule file (TOML, `[[rules]]` tables).
+        file: PathBuf,
+    },
     /// Print the default configuration file.
     PrintDefaultConfig,
 }
@@ -124,6 +129,26 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
         print!("{}", Config::default_toml());
         return Ok(());
     }
+    if let Command::CheckRules { file } = &cli.command {
+        let rules = crate::rules::config::load(Some(file))?;
+        let rows: Vec<Vec<String>> = rules
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    r.kind.name().to_owned(),
+                    format!("P{}", r.priority),
+                    humantime::format_duration(r.hold_for).to_string(),
+                    r.kb.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            output::table(&["RULE", "KIND", "PRIO", "FOR", "KB"], &rows)
+        );
+        return Ok(());
+    }
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Serve => {
@@ -147,13 +172,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
             println!("grpc.listen = {}", config.grpc_listen);
             println!("store = {}", config.effective_store_url());
             println!(
-                "rules.disk_usage = open at {}%, clear under {}%, P{}",
-                config.disk_usage.open_percent,
-                config.disk_usage.clear_percent,
-                config.disk_usage.priority
+                "rules = {} ({} rules)",
+                config
+                    .rules_file
+                    .as_ref()
+                    .map_or("shipped defaults".into(), |f| f.display().to_string()),
+                config.engine.rules.len()
             );
         }
-        Command::PrintDefaultConfig => {}
+        Command::PrintDefaultConfig | Command::CheckRules { .. } => {}
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 pub use firstline_support::config_file::ConfigError;
 
-use crate::rules::disk::DiskUsageRule;
+use crate::engine::Engine;
 
 /// The validated configuration the collector runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,10 @@ pub struct Config {
     pub store_url: String,
     pub certificate_validity: Duration,
     pub heartbeat: Duration,
-    pub disk_usage: DiskUsageRule,
+    /// The operator's rule file, laid over the shipped rules.
+    pub rules_file: Option<PathBuf>,
+    /// Rules, SLA times and reopen window, as loaded.
+    pub engine: Engine,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +40,8 @@ struct RawConfig {
     enrollment: Option<RawEnrollment>,
     report: Option<RawReport>,
     rules: Option<RawRules>,
+    tickets: Option<RawTickets>,
+    sla: Option<RawSla>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,15 +72,27 @@ struct RawReport {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRules {
-    disk_usage: Option<RawDiskUsage>,
+    file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDiskUsage {
-    open_percent: Option<f64>,
-    clear_percent: Option<f64>,
-    priority: Option<u32>,
+struct RawTickets {
+    reopen_window: Option<String>,
+}
+
+/// Response and resolve times per priority, e.g. `p1_response = "15m"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    p1_response: Option<String>,
+    p1_resolve: Option<String>,
+    p2_response: Option<String>,
+    p2_resolve: Option<String>,
+    p3_response: Option<String>,
+    p3_resolve: Option<String>,
+    p4_response: Option<String>,
+    p4_resolve: Option<String>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -107,7 +124,8 @@ impl Default for Config {
             store_url: String::new(),
             certificate_validity: Duration::from_secs(365 * 24 * 3600),
             heartbeat: Duration::from_secs(60),
-            disk_usage: DiskUsageRule::default(),
+            rules_file: None,
+            engine: Engine::default(),
         }
     }
 }
@@ -121,7 +139,10 @@ impl Config {
         config.apply(raw, &mut problems);
         config.apply_overrides(overrides, &mut problems);
         config.validate(&mut problems);
-        finish(name, config, problems)
+        let mut config = finish(name, config, problems)?;
+        // The rule file reports its own errors, naming its file, rule and key.
+        config.engine.rules = crate::rules::config::load(config.rules_file.as_deref())?;
+        Ok(config)
     }
 
     /// The store URL actually used.
@@ -143,13 +164,21 @@ impl Config {
              [store]\n# Empty: SQLite file firstline.db in data_dir. Or postgres://user@host/db\nurl = \"\"\n\n\
              [enrollment]\ncertificate_validity = \"{}\"\n\n\
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
-             [rules.disk_usage]\nopen_percent = {:?}\nclear_percent = {:?}\npriority = {}\n",
+             [rules]\n# An operator's rule file over the shipped rules (`firstline-collector check-rules FILE`).\n# file = \"/etc/firstline/rules.toml\"\n\n\
+             [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n\n\
+             [sla]\n{}",
             d.grpc_listen,
             humantime::format_duration(d.certificate_validity),
             humantime::format_duration(d.heartbeat),
-            d.disk_usage.open_percent,
-            d.disk_usage.clear_percent,
-            d.disk_usage.priority,
+            humantime::format_duration(d.engine.reopen_window),
+            (0..4)
+                .map(|i| format!(
+                    "p{n}_response = \"{}\"\np{n}_resolve = \"{}\"\n",
+                    humantime::format_duration(d.engine.sla.response[i]),
+                    humantime::format_duration(d.engine.sla.resolve[i]),
+                    n = i + 1
+                ))
+                .collect::<String>(),
         )
     }
 
@@ -186,11 +215,37 @@ impl Config {
                 problems,
             );
         }
-        let disk = raw.rules.unwrap_or_default().disk_usage.unwrap_or_default();
-        let rule = &mut self.disk_usage;
-        rule.open_percent = disk.open_percent.unwrap_or(rule.open_percent);
-        rule.clear_percent = disk.clear_percent.unwrap_or(rule.clear_percent);
-        rule.priority = disk.priority.unwrap_or(rule.priority);
+        self.rules_file = raw.rules.unwrap_or_default().file;
+        if let Some(v) = raw.tickets.unwrap_or_default().reopen_window {
+            set_duration(
+                &mut self.engine.reopen_window,
+                "tickets.reopen_window",
+                &v,
+                (Duration::ZERO, 30 * DAY),
+                problems,
+            );
+        }
+        let sla = raw.sla.unwrap_or_default();
+        let pairs = [
+            (sla.p1_response, "sla.p1_response", 0, false),
+            (sla.p1_resolve, "sla.p1_resolve", 0, true),
+            (sla.p2_response, "sla.p2_response", 1, false),
+            (sla.p2_resolve, "sla.p2_resolve", 1, true),
+            (sla.p3_response, "sla.p3_response", 2, false),
+            (sla.p3_resolve, "sla.p3_resolve", 2, true),
+            (sla.p4_response, "sla.p4_response", 3, false),
+            (sla.p4_resolve, "sla.p4_resolve", 3, true),
+        ];
+        for (value, key, i, resolve) in pairs {
+            if let Some(v) = value {
+                let slot = if resolve {
+                    &mut self.engine.sla.resolve[i]
+                } else {
+                    &mut self.engine.sla.response[i]
+                };
+                set_duration(slot, key, &v, (SECOND, 365 * DAY), problems);
+            }
+        }
     }
 
     fn apply_overrides(&mut self, o: &Overrides, problems: &mut Vec<String>) {
@@ -206,29 +261,6 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
-        let rule = &self.disk_usage;
-        for (key, value) in [
-            ("rules.disk_usage.open_percent", rule.open_percent),
-            ("rules.disk_usage.clear_percent", rule.clear_percent),
-        ] {
-            if !(0.0..=100.0).contains(&value) {
-                problems.push(format!(
-                    "{key}: {value} is not a percentage between 0 and 100"
-                ));
-            }
-        }
-        if rule.clear_percent >= rule.open_percent {
-            problems.push(format!(
-                "rules.disk_usage.clear_percent: {} must be below open_percent {}",
-                rule.clear_percent, rule.open_percent
-            ));
-        }
-        if !(1..=4).contains(&rule.priority) {
-            problems.push(format!(
-                "rules.disk_usage.priority: {} is not a priority between 1 and 4",
-                rule.priority
-            ));
-        }
         if !self.store_url.is_empty() && crate::store::Backend::from_url(&self.store_url).is_err() {
             problems.push(format!(
                 "store.url: {:?} is neither sqlite://PATH nor postgres://...",
@@ -273,17 +305,17 @@ mod tests {
     fn errors_name_the_file_and_the_key() {
         let cases = [
             (
-                "[rules.disk_usage]\nopne_percent = 80\n",
-                "unknown field `opne_percent`",
+                "[tickets]\nreopen_windw = \"1h\"\n",
+                "unknown field `reopen_windw`",
             ),
             ("bogus = 1\n", "unknown field `bogus`"),
             (
-                "[rules.disk_usage]\nclear_percent = 95.0\n",
-                "rules.disk_usage.clear_percent: 95 must be below",
+                "[sla]\np1_response = \"soon\"\n",
+                "sla.p1_response: \"soon\"",
             ),
             (
-                "[rules.disk_usage]\nopen_percent = 120.0\n",
-                "rules.disk_usage.open_percent: 120",
+                "[tickets]\nreopen_window = \"90d\"\n",
+                "tickets.reopen_window: \"90d\" is not between",
             ),
             ("[grpc]\nlisten = \"nowhere\"\n", "grpc.listen: \"nowhere\""),
             (
@@ -291,10 +323,7 @@ mod tests {
                 "report.heartbeat: \"soon\"",
             ),
             ("[store]\nurl = \"mysql://x\"\n", "store.url"),
-            (
-                "[rules.disk_usage]\npriority = 7\n",
-                "rules.disk_usage.priority: 7",
-            ),
+            ("[rules]\nfile = 7\n", "invalid type"),
         ];
         for (text, expected) in cases {
             let error = load(text).expect_err(text);

@@ -21,7 +21,6 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use crate::clock::{now_ms, to_ms};
 use crate::config::Config;
 use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared, status_remap};
-use crate::ingest::Rules;
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
 use crate::store::{CertKind, NewCertificate, Store};
 
@@ -65,9 +64,7 @@ impl Collector {
         let shared = Arc::new(Shared {
             store,
             authority,
-            rules: Rules {
-                disk_usage: config.disk_usage,
-            },
+            engine: config.engine.clone(),
             certificate_validity: config.certificate_validity,
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
         });

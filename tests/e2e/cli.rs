@@ -24,15 +24,15 @@ fn bad_config_files_are_refused_naming_file_and_key() {
     let cases = [
         (
             bins::collector(),
-            "[rules.disk_usage]\nopen_percnt = 80\n",
-            "opne",
-            "open_percnt",
+            "[tickets]\nreopen_windw = \"1h\"\n",
+            "typo",
+            "reopen_windw",
         ),
         (
             bins::collector(),
-            "[rules.disk_usage]\nclear_percent = 99.0\n",
-            "clear",
-            "rules.disk_usage.clear_percent",
+            "[sla]\np2_resolve = \"later\"\n",
+            "sla",
+            "sla.p2_resolve",
         ),
         (
             bins::agent(),
@@ -61,6 +61,53 @@ fn bad_config_files_are_refused_naming_file_and_key() {
             "{name}: key {key} not named: {stderr}"
         );
     }
+}
+
+#[test]
+fn rule_files_are_checked_naming_file_rule_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rules]]\nid = \"disk.usage\"\nclear_percent = 95.0\n\n[[rules]]\nid = \"x\"\nkind = \"moon\"\n").expect("write");
+    let out = Command::new(bins::collector())
+        .arg("check-rules")
+        .arg(&rules)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for expected in [
+        rules.display().to_string(),
+        "rule \"disk.usage\": clear_percent".into(),
+        "rule \"x\": kind".into(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} not in {stderr}");
+    }
+    std::fs::write(
+        &rules,
+        "[[rules]]\nid = \"disk.usage\"\nopen_percent = 80.0\nclear_percent = 70.0\n",
+    )
+    .expect("write");
+    let out = Command::new(bins::collector())
+        .arg("check-rules")
+        .arg(&rules)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("disk.usage"));
+    // The same errors stop `serve` when the config names the file.
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&rules, "[[rules]]\nid = \"x\"\nkind = \"moon\"\n").expect("write");
+    std::fs::write(
+        &config,
+        format!("[rules]\nfile = {:?}\n", rules.display().to_string()),
+    )
+    .expect("write");
+    let (ok, stderr) = run(bins::collector(), &config, &["check-config"]);
+    assert!(!ok && stderr.contains("rule \"x\": kind"), "{stderr}");
 }
 
 #[test]

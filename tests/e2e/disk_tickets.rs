@@ -52,7 +52,7 @@ fn a_filling_disk_opens_one_ticket_that_resolves_itself() {
         "an empty disk has no ticket"
     );
 
-    disk.fill_to(95.0);
+    disk.fill_to(92.0);
     let ticket = wait_for("a ticket to open", LIMIT, || {
         tickets_for(&collector, &mount).pop()
     });
@@ -74,6 +74,20 @@ fn a_filling_disk_opens_one_ticket_that_resolves_itself() {
     wait_for("occurrences to grow", LIMIT, || {
         let t = tickets_for(&collector, &mount);
         (t.len() == 1 && t[0]["occurrences"].as_u64() >= Some(3)).then_some(())
+    });
+
+    // Past 95% the same ticket is raised to P1.
+    disk.fill_to(97.0);
+    wait_for("the ticket to be raised to P1", LIMIT, || {
+        let t = tickets_for(&collector, &mount);
+        (t.len() == 1 && t[0]["priority"] == 1).then_some(())
+    });
+
+    // Past 95% the same ticket is raised to P1.
+    disk.fill_to(97.0);
+    wait_for("the ticket to be raised to P1", LIMIT, || {
+        let t = tickets_for(&collector, &mount);
+        (t.len() == 1 && t[0]["priority"] == 1).then_some(())
     });
 
     // Between clear (85%) and open (90%): still open.

@@ -5,7 +5,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use firstline_collector::ingest::{Rules, ingest};
+use firstline_collector::engine::Engine;
+use firstline_collector::ingest::ingest;
 use firstline_collector::report::Batch;
 use firstline_collector::store::{
     CertKind, CountedTable, NewAgent, NewCertificate, NewTicket, Store, StoreError, TicketFilter,
@@ -191,7 +192,7 @@ async fn enrollment(store: Store) {
 
 async fn idempotent_ingest(store: Store) {
     enroll_agent(&store, "a").await;
-    let rules = Rules::default();
+    let rules = Engine::default();
     let b = batch(vec![(1, vec![("/", 10)]), (2, vec![("/", 20)])]);
     let first = ingest(&store, &rules, "a", &b, NOW).await.expect("ingest");
     assert_eq!(
@@ -230,7 +231,7 @@ async fn idempotent_ingest(store: Store) {
 
 async fn ticket_lifecycle(store: Store) {
     enroll_agent(&store, "a").await;
-    let rules = Rules::default();
+    let rules = Engine::default();
     let steps: &[(u64, u64, &str, u64)] = &[
         // (seq, used %, expected state of the "/" ticket, expected occurrences)
         (1, 50, "none", 0),
@@ -282,15 +283,21 @@ async fn ticket_lifecycle(store: Store) {
         ticket.hostname, "pc",
         "the host name follows the latest report"
     );
-    let kinds: Vec<String> = store
-        .ticket_events(ticket.id)
-        .await
-        .expect("events")
-        .into_iter()
-        .map(|e| e.1)
-        .collect();
-    assert_eq!(kinds, ["opened", "resolved"]);
-    // Recurrence after resolution opens a new ticket.
+    assert_eq!(ticket.priority, 1, "97% raised the disk ticket to P1");
+    let kinds = |id| {
+        let store = store.clone();
+        async move {
+            store
+                .timeline(id)
+                .await
+                .expect("events")
+                .into_iter()
+                .map(|e| e.kind)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(kinds(ticket.id).await, ["opened", "priority", "resolved"]);
+    // Recurrence within the reopen window reopens the same ticket.
     ingest(
         &store,
         &rules,
@@ -308,8 +315,12 @@ async fn ticket_lifecycle(store: Store) {
         .await
         .expect("open tickets");
     assert_eq!(open.len(), 1);
-    assert_ne!(open[0].id, ticket.id);
+    assert_eq!(open[0].id, ticket.id, "reopened, not a new ticket");
     assert_eq!(open[0].state, TicketState::New);
+    assert_eq!(
+        kinds(ticket.id).await,
+        ["opened", "priority", "resolved", "reopened"]
+    );
 }
 
 async fn one_open_ticket_per_key(store: Store) {
@@ -322,6 +333,9 @@ async fn one_open_ticket_per_key(store: Store) {
         title: "t",
         at_ms: NOW,
         value: 95.0,
+        response_due_ms: NOW + 1,
+        resolve_due_ms: NOW + 2,
+        kb: "disk-full",
     };
     let mut tx = store.begin_write().await.expect("tx");
     let id = tx.open_ticket(&ticket).await.expect("first");
@@ -359,7 +373,7 @@ async fn one_open_ticket_per_key(store: Store) {
 
 async fn vanished_mount(store: Store) {
     enroll_agent(&store, "a").await;
-    let rules = Rules::default();
+    let rules = Engine::default();
     ingest(
         &store,
         &rules,

@@ -32,7 +32,7 @@ impl Agent for AgentService {
         })?;
         let outcome = ingest(
             &self.state.store,
-            &self.state.rules,
+            &self.state.engine,
             &agent_id,
             &batch,
             now_ms(),

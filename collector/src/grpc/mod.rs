@@ -15,7 +15,7 @@ pub use admin::AdminService;
 pub use agent::AgentService;
 pub use enrollment::EnrollmentService;
 
-use crate::ingest::Rules;
+use crate::engine::Engine;
 use crate::pki::{Authority, fingerprint};
 use crate::store::{CertKind, Store, StoreError};
 
@@ -23,7 +23,7 @@ use crate::store::{CertKind, Store, StoreError};
 pub struct Shared {
     pub store: Store,
     pub authority: Authority,
-    pub rules: Rules,
+    pub engine: Engine,
     pub certificate_validity: std::time::Duration,
     pub heartbeat_seconds: u32,
 }
@@ -39,6 +39,8 @@ impl From<StoreError> for Status {
                 Status::permission_denied(error.to_string())
             }
             StoreError::OutOfRange(_) => Status::invalid_argument(error.to_string()),
+            StoreError::NotFound(_) => Status::not_found(error.to_string()),
+            StoreError::Conflict(_) => Status::failed_precondition(error.to_string()),
             StoreError::Database(_) | StoreError::Migrate(_) | StoreError::UnsupportedUrl(_) => {
                 tracing::error!(%error, "store failure");
                 Status::unavailable("the collector's store is unavailable, retry later")
@@ -83,7 +85,7 @@ impl Shared {
     /// The report policy that rides on every enrollment response and ack.
     pub fn policy(&self) -> firstline_proto::v1::ReportPolicy {
         firstline_proto::v1::ReportPolicy {
-            disk_thresholds_percent: self.rules.disk_usage.thresholds(),
+            disk_thresholds_percent: self.engine.disk_thresholds(),
             heartbeat_seconds: self.heartbeat_seconds,
         }
     }

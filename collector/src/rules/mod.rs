@@ -1,8 +1,15 @@
-//! Rules turn facts into conditions. Each rule is a typed kind with its own thresholds from the
-//! collector's config; the decision is a pure function of the measured value and whether a
-//! ticket is open, so it is tested without a store.
+//! Rules turn facts into conditions. A rule is a typed kind with its parameters (see `kinds`),
+//! an id, a priority, a `for` duration the condition must hold before a ticket opens, a title
+//! template and a knowledge-base article. Typed kinds were chosen over an expression language:
+//! every default rule needs hysteresis, counting or time that an expression would have to
+//! re-encode, and a typed kind gives precise validation errors (`check-rules`). Evaluation is
+//! a pure function of a snapshot's facts, tested without a store.
 
-pub mod disk;
+pub mod config;
+pub mod defaults;
+pub mod kinds;
+
+pub use kinds::{Observation, Rule, RuleKind, Verdict};
 
 /// What a rule decides for one subject (for example one mount point) after a new measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

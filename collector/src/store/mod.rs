@@ -6,6 +6,7 @@
 //! Values are stored as `BIGINT` milliseconds and `TEXT`, the common ground of both engines.
 
 mod agents;
+mod conditions;
 mod reports;
 mod tickets;
 
@@ -17,8 +18,11 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 
 pub use agents::{CertKind, CountedTable, Identity, NewAgent, NewCertificate, TokenRow};
+pub use conditions::Condition;
 pub use reports::{FilesystemRow, HostRow};
-pub use tickets::{NewTicket, TicketFilter, TicketRow, TicketState, dedupe_key};
+pub use tickets::{
+    NewTicket, TicketAction, TicketEvent, TicketFilter, TicketRow, TicketState, dedupe_key,
+};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,10 @@ pub enum StoreError {
     TokenUsedUp,
     #[error("stored value out of range in {0}")]
     OutOfRange(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A handle to the store; cheap to clone (it is a connection pool).
@@ -70,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "host facts",
         include_str!("../../migrations/sqlite/0002_host_facts.sql"),
     ),
+    (
+        3,
+        "ticket lifecycle",
+        include_str!("../../migrations/sqlite/0003_ticket_lifecycle.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -81,6 +94,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "host facts",
         include_str!("../../migrations/postgres/0002_host_facts.sql"),
+    ),
+    (
+        3,
+        "ticket lifecycle",
+        include_str!("../../migrations/postgres/0003_ticket_lifecycle.sql"),
     ),
 ];
 

@@ -33,6 +33,47 @@ pub struct TicketRow {
     pub last_seen_at_ms: i64,
     pub resolved_at_ms: Option<i64>,
     pub last_value: f64,
+    pub tier: u32,
+    pub assignee: String,
+    pub acknowledged_at_ms: Option<i64>,
+    pub response_due_ms: i64,
+    pub resolve_due_ms: i64,
+    pub kb: String,
+}
+
+/// What an operator does to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketAction {
+    Acknowledge,
+    Assign(String),
+    Comment(String),
+    Resolve(String),
+    Reopen(String),
+    Close,
+}
+
+impl TicketAction {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Acknowledge => "acknowledge",
+            Self::Assign(_) => "assign",
+            Self::Comment(_) => "comment on",
+            Self::Resolve(_) => "resolve",
+            Self::Reopen(_) => "reopen",
+            Self::Close => "close",
+        }
+    }
+}
+
+/// One entry of a ticket's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketEvent {
+    pub cursor: i64,
+    pub ticket_id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
 }
 
 /// Which tickets to list.
@@ -55,11 +96,14 @@ pub struct NewTicket<'a> {
     pub title: &'a str,
     pub at_ms: i64,
     pub value: f64,
+    pub response_due_ms: i64,
+    pub resolve_due_ms: i64,
+    pub kb: &'a str,
 }
 
 const COLUMNS: &str = "t.id, t.dedupe_key, t.agent_id, a.hostname, t.rule_id, t.subject, t.state, \
      t.priority, t.title, t.occurrences, t.opened_at_ms, t.last_seen_at_ms, t.resolved_at_ms, \
-     t.last_value";
+     t.last_value, t.tier, t.assignee, t.acknowledged_at_ms, t.response_due_ms, t.resolve_due_ms, t.kb";
 
 impl TicketState {
     pub fn as_str(self) -> &'static str {
@@ -71,7 +115,7 @@ impl TicketState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub fn parse(s: &str) -> Self {
         match s {
             "acknowledged" => Self::Acknowledged,
             "resolved" => Self::Resolved,
@@ -113,8 +157,8 @@ impl WriteTx {
     pub async fn open_ticket(&mut self, t: &NewTicket<'_>) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tickets (dedupe_key, agent_id, rule_id, subject, state, priority, title, \
-             occurrences, opened_at_ms, last_seen_at_ms, last_value) \
-             VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $7, $8) RETURNING id",
+             occurrences, opened_at_ms, last_seen_at_ms, last_value, response_due_ms, resolve_due_ms, kb) \
+             VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(dedupe_key(t.agent_id, t.rule_id, t.subject))
         .bind(t.agent_id)
@@ -124,6 +168,9 @@ impl WriteTx {
         .bind(t.title)
         .bind(t.at_ms)
         .bind(t.value)
+        .bind(t.response_due_ms)
+        .bind(t.resolve_due_ms)
+        .bind(t.kb)
         .fetch_one(&mut *self.tx)
         .await?;
         self.event(id, t.at_ms, "opened", t.title).await?;
@@ -182,15 +229,169 @@ impl WriteTx {
         kind: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
+        self.event_by(id, at_ms, kind, "", detail).await
+    }
+
+    /// Appends an event to a ticket's timeline; the change it records is in this transaction.
+    pub async fn event_by(
+        &mut self,
+        id: i64,
+        at_ms: i64,
+        kind: &str,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO ticket_events (ticket_id, at_ms, kind, detail) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO ticket_events (ticket_id, at_ms, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(at_ms)
         .bind(kind)
+        .bind(actor)
         .bind(detail)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// The latest resolved ticket with this key resolved at or after `since_ms`, if any.
+    pub async fn recently_resolved(
+        &mut self,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM tickets WHERE dedupe_key = $1 AND state = 'resolved' AND resolved_at_ms >= $2 \
+             ORDER BY resolved_at_ms DESC LIMIT 1",
+        )
+        .bind(key)
+        .bind(since_ms)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Reopens a resolved ticket (the condition recurred within the reopen window).
+    pub async fn reopen_ticket(
+        &mut self,
+        id: i64,
+        at_ms: i64,
+        value: f64,
+        actor: &str,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tickets SET state = 'new', resolved_at_ms = NULL, acknowledged_at_ms = NULL, \
+             occurrences = occurrences + 1, last_seen_at_ms = $2, last_value = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at_ms)
+        .bind(value)
+        .execute(&mut *self.tx)
+        .await?;
+        self.event_by(id, at_ms, "reopened", actor, why).await
+    }
+
+    /// Raises a ticket's priority (never lowers it) and logs it.
+    pub async fn raise_priority(
+        &mut self,
+        ticket: &TicketRow,
+        priority: u32,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        if priority >= ticket.priority {
+            return Ok(());
+        }
+        sqlx::query("UPDATE tickets SET priority = $2 WHERE id = $1")
+            .bind(ticket.id)
+            .bind(i64::from(priority))
+            .execute(&mut *self.tx)
+            .await?;
+        self.event(
+            ticket.id,
+            at_ms,
+            "priority",
+            &format!("P{} -> P{priority}", ticket.priority),
+        )
+        .await
+    }
+
+    /// Applies an operator's action to a ticket; returns the event kind written, or a conflict
+    /// saying why the action does not apply in the ticket's state.
+    pub async fn ticket_action(
+        &mut self,
+        id: i64,
+        action: &TicketAction,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<&'static str, StoreError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let state = TicketState::parse(&state.ok_or(StoreError::NotFound("ticket"))?);
+        let conflict = || {
+            StoreError::Conflict(format!(
+                "cannot {} a ticket that is {}",
+                action.verb(),
+                state.as_str()
+            ))
+        };
+        let (kind, detail) = match action {
+            TicketAction::Acknowledge if state == TicketState::New => {
+                self.exec("UPDATE tickets SET state = 'acknowledged', acknowledged_at_ms = $2 WHERE id = $1", id, at_ms).await?;
+                ("acknowledged", String::new())
+            }
+            TicketAction::Assign(who) => {
+                sqlx::query("UPDATE tickets SET assignee = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(who)
+                    .execute(&mut *self.tx)
+                    .await?;
+                ("assigned", who.clone())
+            }
+            TicketAction::Comment(text) => ("comment", text.clone()),
+            TicketAction::Resolve(why) if state.is_open() => {
+                self.exec(
+                    "UPDATE tickets SET state = 'resolved', resolved_at_ms = $2 WHERE id = $1",
+                    id,
+                    at_ms,
+                )
+                .await?;
+                ("resolved", why.clone())
+            }
+            TicketAction::Reopen(why)
+                if matches!(state, TicketState::Resolved | TicketState::Closed) =>
+            {
+                self.exec(
+                    "UPDATE tickets SET state = 'new', resolved_at_ms = NULL, acknowledged_at_ms = NULL, last_seen_at_ms = $2 WHERE id = $1",
+                    id,
+                    at_ms,
+                )
+                .await?;
+                ("reopened", why.clone())
+            }
+            TicketAction::Close if state == TicketState::Resolved => {
+                self.exec(
+                    "UPDATE tickets SET state = 'closed', last_seen_at_ms = $2 WHERE id = $1",
+                    id,
+                    at_ms,
+                )
+                .await?;
+                ("closed", String::new())
+            }
+            _ => return Err(conflict()),
+        };
+        self.event_by(id, at_ms, kind, actor, &detail).await?;
+        Ok(kind)
+    }
+
+    async fn exec(&mut self, sql: &'static str, id: i64, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(at_ms)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 }
@@ -251,5 +452,60 @@ fn ticket_from_row(r: &AnyRow) -> Result<TicketRow, StoreError> {
         last_seen_at_ms: r.try_get(11)?,
         resolved_at_ms: r.try_get(12)?,
         last_value: r.try_get(13)?,
+        tier: u32::try_from(r.try_get::<i64, _>(14)?)
+            .map_err(|_| StoreError::OutOfRange("tier"))?,
+        assignee: r.try_get(15)?,
+        acknowledged_at_ms: r.try_get(16)?,
+        response_due_ms: r.try_get(17)?,
+        resolve_due_ms: r.try_get(18)?,
+        kb: r.try_get(19)?,
     })
+}
+
+impl Store {
+    /// One ticket.
+    pub async fn ticket(&self, id: i64) -> Result<Option<TicketRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tickets t JOIN agents a ON a.agent_id = t.agent_id WHERE t.id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(ticket_from_row).transpose()
+    }
+
+    /// A ticket's timeline, oldest first.
+    pub async fn timeline(&self, id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+        let rows = sqlx::query("SELECT cursor, ticket_id, at_ms, kind, actor, detail FROM ticket_events WHERE ticket_id = $1 ORDER BY cursor")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TicketEvent {
+                    cursor: r.try_get(0)?,
+                    ticket_id: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    actor: r.try_get(4)?,
+                    detail: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies an operator's action in its own transaction.
+    pub async fn act(
+        &self,
+        id: i64,
+        action: &TicketAction,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<&'static str, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let kind = tx.ticket_action(id, action, actor, at_ms).await?;
+        tx.commit().await?;
+        Ok(kind)
+    }
 }

@@ -1,0 +1,279 @@
+//! The operator's rule file: `[[rules]]` tables over the shipped defaults. A rule with a
+//! default's id replaces it (`enabled = false` switches it off); new ids add rules. Every
+//! error names the rule and the key, all at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Rule, RuleKind, defaults};
+use firstline_support::config_file::{ConfigError, finish, read_toml};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Option<String>,
+    kind: Option<String>,
+    enabled: Option<bool>,
+    priority: Option<u32>,
+    #[serde(rename = "for")]
+    hold_for: Option<String>,
+    title: Option<String>,
+    kb: Option<String>,
+    open_percent: Option<f64>,
+    clear_percent: Option<f64>,
+    critical_percent: Option<f64>,
+    critical_priority: Option<u32>,
+    max_age_days: Option<f64>,
+    consecutive: Option<u32>,
+}
+
+/// Loads the rule set: the defaults, with the file (if any) laid over them.
+pub fn load(file: Option<&Path>) -> Result<Vec<Rule>, ConfigError> {
+    let (name, raw) = read_toml::<RawFile>(file)?;
+    let mut rules = defaults::rules();
+    let mut problems = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let label = r.id.clone().unwrap_or_else(|| format!("rules[{i}]"));
+        let mut say =
+            |key: &str, what: String| problems.push(format!("rule {label:?}: {key}: {what}"));
+        let Some(id) = r.id.clone().filter(|id| !id.is_empty() && id.len() <= 64) else {
+            say("id", "is required (1 to 64 characters)".into());
+            continue;
+        };
+        let existing = rules.iter().position(|x| x.id == id);
+        if r.enabled == Some(false) {
+            if let Some(pos) = existing {
+                rules.remove(pos);
+            }
+            continue;
+        }
+        let base = existing.map(|p| rules[p].clone());
+        match build(r, base, &mut say) {
+            Some(rule) => match existing {
+                Some(pos) => rules[pos] = rule,
+                None => rules.push(rule),
+            },
+            None => continue,
+        }
+    }
+    finish(name, rules, problems)
+}
+
+fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> Option<Rule> {
+    let kind_name = r
+        .kind
+        .clone()
+        .or_else(|| base.as_ref().map(|b| b.kind.name().to_owned()));
+    let Some(kind_name) = kind_name else {
+        say("kind", "is required for a new rule".into());
+        return None;
+    };
+    let percent = |key: &str, v: Option<f64>, default: f64, say: &mut dyn FnMut(&str, String)| {
+        let v = v.unwrap_or(default);
+        if !(0.0..=100.0).contains(&v) {
+            say(key, format!("{v} is not a percentage"));
+        }
+        v
+    };
+    let base_kind = base.as_ref().map(|b| b.kind.clone());
+    let kind = match (kind_name.as_str(), base_kind) {
+        ("disk_usage", b) => {
+            let (o, c, cp, cpr) = match b {
+                Some(RuleKind::DiskUsage {
+                    open_percent,
+                    clear_percent,
+                    critical_percent,
+                    critical_priority,
+                }) => (
+                    open_percent,
+                    clear_percent,
+                    critical_percent,
+                    critical_priority,
+                ),
+                _ => (90.0, 85.0, 101.0, 1),
+            };
+            let open_percent = percent("open_percent", r.open_percent, o, say);
+            let clear_percent = percent("clear_percent", r.clear_percent, c, say);
+            if clear_percent >= open_percent {
+                say(
+                    "clear_percent",
+                    format!("{clear_percent} must be below open_percent {open_percent}"),
+                );
+            }
+            RuleKind::DiskUsage {
+                open_percent,
+                clear_percent,
+                critical_percent: r.critical_percent.unwrap_or(cp),
+                critical_priority: r.critical_priority.unwrap_or(cpr),
+            }
+        }
+        ("inode_usage", b) => {
+            let (o, c) = match b {
+                Some(RuleKind::InodeUsage {
+                    open_percent,
+                    clear_percent,
+                }) => (open_percent, clear_percent),
+                _ => (90.0, 85.0),
+            };
+            let open_percent = percent("open_percent", r.open_percent, o, say);
+            let clear_percent = percent("clear_percent", r.clear_percent, c, say);
+            if clear_percent >= open_percent {
+                say(
+                    "clear_percent",
+                    format!("{clear_percent} must be below open_percent {open_percent}"),
+                );
+            }
+            RuleKind::InodeUsage {
+                open_percent,
+                clear_percent,
+            }
+        }
+        ("security_updates_pending", _) => RuleKind::SecurityUpdatesPending,
+        ("updates_pending", _) => RuleKind::UpdatesPending,
+        ("reboot_pending", _) => RuleKind::RebootPending,
+        ("no_antivirus", _) => RuleKind::NoAntivirus,
+        ("antivirus_off", _) => RuleKind::AntivirusOff,
+        ("definitions_old", b) => {
+            let d = match b {
+                Some(RuleKind::DefinitionsOld { max_age_days }) => max_age_days,
+                _ => 3.0,
+            };
+            let max_age_days = r.max_age_days.unwrap_or(d);
+            if !(0.0..=365.0).contains(&max_age_days) {
+                say(
+                    "max_age_days",
+                    format!("{max_age_days} is not between 0 and 365"),
+                );
+            }
+            RuleKind::DefinitionsOld { max_age_days }
+        }
+        ("connectivity_failure", b) => {
+            let n = match b {
+                Some(RuleKind::ConnectivityFailure { consecutive }) => consecutive,
+                _ => 3,
+            };
+            let consecutive = r.consecutive.unwrap_or(n);
+            if !(1..=1000).contains(&consecutive) {
+                say(
+                    "consecutive",
+                    format!("{consecutive} is not between 1 and 1000"),
+                );
+            }
+            RuleKind::ConnectivityFailure { consecutive }
+        }
+        (other, _) => {
+            say("kind", format!("{other:?} is not a rule kind"));
+            return None;
+        }
+    };
+    let priority = r
+        .priority
+        .or(base.as_ref().map(|b| b.priority))
+        .unwrap_or(3);
+    if !(1..=4).contains(&priority) {
+        say("priority", format!("{priority} is not between 1 and 4"));
+    }
+    let hold_for = match r.hold_for {
+        Some(text) => humantime::parse_duration(&text).unwrap_or_else(|e| {
+            say("for", format!("{text:?} is not a duration ({e})"));
+            Duration::ZERO
+        }),
+        None => base.as_ref().map(|b| b.hold_for).unwrap_or_default(),
+    };
+    let title = r
+        .title
+        .or(base.as_ref().map(|b| b.title.clone()))
+        .unwrap_or_else(|| "{subject} on {host}".into());
+    if title.is_empty() || title.len() > 200 {
+        say("title", "must be 1 to 200 characters".into());
+    }
+    let kb =
+        r.kb.or(base.as_ref().map(|b| b.kb.clone()))
+            .unwrap_or_default();
+    if !kb.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        say(
+            "kb",
+            format!("{kb:?} must be an article name (letters, digits, dashes)"),
+        );
+    }
+    Some(Rule {
+        id: base.map(|b| b.id).or(r.id).unwrap_or_default(),
+        kind,
+        priority,
+        hold_for,
+        title,
+        kb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Vec<Rule>, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, text).expect("write");
+        load(Some(&path)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_can_be_changed_switched_off_and_extended() {
+        let rules = load_text(
+            "[[rules]]\nid = \"disk.usage\"\nopen_percent = 80.0\nclear_percent = 70.0\n\n\
+             [[rules]]\nid = \"updates.any\"\nenabled = false\n\n\
+             [[rules]]\nid = \"dns.slow\"\nkind = \"connectivity_failure\"\nconsecutive = 5\npriority = 4\ntitle = \"{subject} flaky on {host}\"\n",
+        )
+        .expect("valid");
+        let disk = rules
+            .iter()
+            .find(|r| r.id == "disk.usage")
+            .expect("disk rule");
+        assert!(
+            matches!(disk.kind, RuleKind::DiskUsage { open_percent, clear_percent, .. } if open_percent == 80.0 && clear_percent == 70.0)
+        );
+        assert_eq!(disk.priority, 2, "unchanged keys keep the default");
+        assert!(!rules.iter().any(|r| r.id == "updates.any"));
+        let dns = rules.iter().find(|r| r.id == "dns.slow").expect("new rule");
+        assert_eq!((dns.priority, dns.kind.consecutive()), (4, 5));
+        assert_eq!(
+            load_text("").expect("empty file").len(),
+            defaults::rules().len()
+        );
+    }
+
+    #[test]
+    fn every_error_names_the_rule_and_the_key() {
+        let error = load_text(
+            "[[rules]]\nid = \"disk.usage\"\nclear_percent = 95.0\n\n\
+             [[rules]]\nid = \"x\"\nkind = \"moon_phase\"\n\n\
+             [[rules]]\nid = \"y\"\nkind = \"reboot_pending\"\npriority = 9\nfor = \"soon\"\n",
+        )
+        .expect_err("invalid");
+        for expected in [
+            "rule \"disk.usage\": clear_percent: 95 must be below open_percent 90",
+            "rule \"x\": kind: \"moon_phase\" is not a rule kind",
+            "rule \"y\": priority: 9 is not between 1 and 4",
+            "rule \"y\": for: \"soon\" is not a duration",
+        ] {
+            assert!(
+                error.contains(expected),
+                "{error:?} should contain {expected:?}"
+            );
+        }
+        assert!(
+            load_text("[[rules]]\nid = \"a\"\nkind = \"no_antivirus\"\nbogus = 1\n")
+                .expect_err("unknown key")
+                .contains("unknown field `bogus`")
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! The rules shipped with the collector. An operator's rule file replaces a rule by using its id,
+//! switches one off with `enabled = false`, or adds new ones.
+
+use std::time::Duration;
+
+use super::{Rule, RuleKind};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn rule(
+    id: &str,
+    kind: RuleKind,
+    priority: u32,
+    hold_for: Duration,
+    title: &str,
+    kb: &str,
+) -> Rule {
+    Rule {
+        id: id.into(),
+        kind,
+        priority,
+        hold_for,
+        title: title.into(),
+        kb: kb.into(),
+    }
+}
+
+/// The default rule set.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        rule(
+            "disk.usage",
+            RuleKind::DiskUsage {
+                open_percent: 90.0,
+                clear_percent: 85.0,
+                critical_percent: 95.0,
+                critical_priority: 1,
+            },
+            2,
+            Duration::ZERO,
+            "Disk {subject} on {host} is {value}% full",
+            "disk-full",
+        ),
+        rule(
+            "disk.inodes",
+            RuleKind::InodeUsage {
+                open_percent: 90.0,
+                clear_percent: 85.0,
+            },
+            2,
+            Duration::ZERO,
+            "Inodes of {subject} on {host} are {value}% used",
+            "inodes-full",
+        ),
+        rule(
+            "updates.security",
+            RuleKind::SecurityUpdatesPending,
+            2,
+            7 * DAY,
+            "{value} security updates pending on {host} for over 7 days",
+            "security-updates",
+        ),
+        rule(
+            "updates.any",
+            RuleKind::UpdatesPending,
+            3,
+            30 * DAY,
+            "{value} updates pending on {host} for over 30 days",
+            "pending-updates",
+        ),
+        rule(
+            "reboot.pending",
+            RuleKind::RebootPending,
+            3,
+            3 * DAY,
+            "Reboot pending on {host} for over 3 days",
+            "reboot-pending",
+        ),
+        rule(
+            "antivirus.none",
+            RuleKind::NoAntivirus,
+            1,
+            Duration::ZERO,
+            "No antivirus on {host}",
+            "antivirus-missing",
+        ),
+        rule(
+            "antivirus.off",
+            RuleKind::AntivirusOff,
+            1,
+            Duration::ZERO,
+            "{subject} not protecting {host}",
+            "antivirus-off",
+        ),
+        rule(
+            "antivirus.definitions",
+            RuleKind::DefinitionsOld { max_age_days: 3.0 },
+            2,
+            Duration::ZERO,
+            "{subject} definitions on {host} are {value} days old",
+            "antivirus-definitions",
+        ),
+        rule(
+            "connectivity.failure",
+            RuleKind::ConnectivityFailure { consecutive: 3 },
+            2,
+            Duration::ZERO,
+            "{subject} failing on {host}",
+            "connectivity",
+        ),
+    ]
+}

@@ -1,0 +1,244 @@
+//! The rule kinds and how each one reads a snapshot. An observation says, for one subject,
+//! whether the condition holds, the clear condition holds, or neither (hysteresis band).
+
+use std::time::Duration;
+
+use crate::report::Snapshot;
+
+/// A configured rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub kind: RuleKind,
+    pub priority: u32,
+    /// How long the condition must hold before a ticket opens.
+    pub hold_for: Duration,
+    /// Title template: `{host}`, `{subject}` and `{value}` are filled in.
+    pub title: String,
+    /// Knowledge-base article name (a markdown file in `docs/kb/`).
+    pub kb: String,
+}
+
+/// What a rule checks, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// Disk space used, per mount: opens at `open_percent`, clears under `clear_percent`; at
+    /// `critical_percent` the same ticket is raised to `critical_priority`.
+    DiskUsage {
+        open_percent: f64,
+        clear_percent: f64,
+        critical_percent: f64,
+        critical_priority: u32,
+    },
+    /// Inodes used, per mount.
+    InodeUsage {
+        open_percent: f64,
+        clear_percent: f64,
+    },
+    /// Security updates pending (combine with `for` for "pending longer than").
+    SecurityUpdatesPending,
+    /// Any update pending.
+    UpdatesPending,
+    /// A reboot is required.
+    RebootPending,
+    /// The antivirus probe found no product at all.
+    NoAntivirus,
+    /// A product is not running or has real-time protection off (ClamAV's clamd is an
+    /// on-demand scanner and counts as protecting when it runs).
+    AntivirusOff,
+    /// A product's definitions are older than `max_age_days`.
+    DefinitionsOld { max_age_days: f64 },
+    /// DNS, gateway, TCP, HTTPS or collector checks failing on `consecutive` reports in a row.
+    ConnectivityFailure { consecutive: u32 },
+}
+
+/// The state of one subject under one rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Holds,
+    Clear,
+    /// Between the clear and the open threshold: an open ticket stays open.
+    Between,
+}
+
+/// One subject's observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub subject: String,
+    pub verdict: Verdict,
+    pub value: f64,
+    /// A priority above the rule's own, when the value calls for it.
+    pub raised_priority: Option<u32>,
+}
+
+const DAY_MS: f64 = 86_400_000.0;
+
+fn band(value: f64, open: f64, clear: f64) -> Verdict {
+    if value >= open {
+        Verdict::Holds
+    } else if value < clear {
+        Verdict::Clear
+    } else {
+        Verdict::Between
+    }
+}
+
+fn flag(subject: &str, holds: bool, value: f64) -> Observation {
+    Observation {
+        subject: subject.to_owned(),
+        verdict: if holds {
+            Verdict::Holds
+        } else {
+            Verdict::Clear
+        },
+        value,
+        raised_priority: None,
+    }
+}
+
+impl RuleKind {
+    /// The observations of this rule on a snapshot, or `None` when the snapshot does not carry
+    /// the facts the rule reads (the probe has not reported): then nothing changes.
+    pub fn observe(&self, s: &Snapshot, now_ms: i64) -> Option<Vec<Observation>> {
+        let facts = &s.facts;
+        match self {
+            Self::DiskUsage {
+                open_percent,
+                clear_percent,
+                critical_percent,
+                critical_priority,
+            } => Some(
+                s.filesystems
+                    .iter()
+                    .map(|f| {
+                        let v = f.used_percent();
+                        Observation {
+                            subject: f.mount_point.clone(),
+                            verdict: band(v, *open_percent, *clear_percent),
+                            value: v,
+                            raised_priority: (v >= *critical_percent).then_some(*critical_priority),
+                        }
+                    })
+                    .collect(),
+            ),
+            Self::InodeUsage {
+                open_percent,
+                clear_percent,
+            } => Some(
+                s.filesystems
+                    .iter()
+                    .filter(|f| f.total_inodes > 0)
+                    .map(|f| {
+                        let v = f.used_inodes as f64 * 100.0 / f.total_inodes as f64;
+                        Observation {
+                            subject: f.mount_point.clone(),
+                            verdict: band(v, *open_percent, *clear_percent),
+                            value: v,
+                            raised_priority: None,
+                        }
+                    })
+                    .collect(),
+            ),
+            Self::SecurityUpdatesPending => {
+                let p = facts.patches.as_ref()?;
+                Some(vec![flag(
+                    "security updates",
+                    p.security_count > 0,
+                    f64::from(p.security_count),
+                )])
+            }
+            Self::UpdatesPending => {
+                let p = facts.patches.as_ref()?;
+                Some(vec![flag(
+                    "updates",
+                    p.pending_count > 0,
+                    f64::from(p.pending_count),
+                )])
+            }
+            Self::RebootPending => {
+                let p = facts.patches.as_ref()?;
+                Some(vec![flag("reboot", p.reboot_required, 0.0)])
+            }
+            Self::NoAntivirus => {
+                let a = facts.antivirus.as_ref()?;
+                Some(vec![flag("antivirus", a.products.is_empty(), 0.0)])
+            }
+            Self::AntivirusOff => {
+                let a = facts.antivirus.as_ref()?;
+                Some(
+                    a.products
+                        .iter()
+                        .map(|p| {
+                            let protecting =
+                                p.running && (p.realtime_protection || p.source == "clamd-socket");
+                            flag(&p.name, !protecting, 0.0)
+                        })
+                        .collect(),
+                )
+            }
+            Self::DefinitionsOld { max_age_days } => {
+                let a = facts.antivirus.as_ref()?;
+                Some(
+                    a.products
+                        .iter()
+                        .filter(|p| p.definitions_updated_ms > 0)
+                        .map(|p| {
+                            let age = (now_ms - p.definitions_updated_ms) as f64 / DAY_MS;
+                            flag(&p.name, age > *max_age_days, age)
+                        })
+                        .collect(),
+                )
+            }
+            Self::ConnectivityFailure { .. } => {
+                let c = facts.connectivity.as_ref()?;
+                let mut out = Vec::new();
+                if let Some(g) = &c.gateway {
+                    out.push(flag("gateway", !g.present, 0.0));
+                }
+                for d in &c.dns {
+                    out.push(flag(&format!("dns {}", d.target), !d.ok, d.millis));
+                }
+                for t in c.tcp.iter().chain(c.collector.as_ref()) {
+                    out.push(flag(&format!("tcp {}", t.target), !t.ok, t.millis));
+                }
+                for h in &c.https {
+                    out.push(flag(&format!("https {}", h.url), !h.ok, h.millis));
+                }
+                Some(out)
+            }
+        }
+    }
+
+    /// How many reports in a row the condition must hold (1 for most kinds).
+    pub fn consecutive(&self) -> u32 {
+        match self {
+            Self::ConnectivityFailure { consecutive } => (*consecutive).max(1),
+            _ => 1,
+        }
+    }
+
+    /// The kind's name in rule files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DiskUsage { .. } => "disk_usage",
+            Self::InodeUsage { .. } => "inode_usage",
+            Self::SecurityUpdatesPending => "security_updates_pending",
+            Self::UpdatesPending => "updates_pending",
+            Self::RebootPending => "reboot_pending",
+            Self::NoAntivirus => "no_antivirus",
+            Self::AntivirusOff => "antivirus_off",
+            Self::DefinitionsOld { .. } => "definitions_old",
+            Self::ConnectivityFailure { .. } => "connectivity_failure",
+        }
+    }
+}
+
+impl Rule {
+    /// The ticket title for a subject.
+    pub fn title_for(&self, host: &str, subject: &str, value: f64) -> String {
+        self.title
+            .replace("{host}", host)
+            .replace("{subject}", subject)
+            .replace("{value}", &format!("{value:.1}"))
+    }
+}
