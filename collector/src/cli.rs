@@ -55,6 +55,11 @@ pub enum Command {
     Hosts(ReadArgs),
     /// List tickets, open ones first by priority.
     Tickets(TicketArgs),
+    /// Show one ticket with its timeline and knowledge-base steps, or act on it.
+    #[command(subcommand)]
+    Ticket(TicketCommand),
+    /// End-of-shift summary: open P1/P2 tickets with SLA left, escalations, resolved tickets.
+    Handoff(HandoffArgs),
     /// Revoke every certificate of an agent; its reports are refused from then on.
     Revoke {
         /// The agent id, as `hosts` shows it.
@@ -101,6 +106,60 @@ pub struct ReadArgs {
     /// Collector URL; default: the configured listen address on this machine.
     #[arg(long)]
     pub collector: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
+    /// Show the ticket, its timeline and its knowledge-base steps.
+    Show(TicketRef),
+    /// Acknowledge (stops the response SLA).
+    Ack(TicketRef),
+    /// Assign to a technician.
+    Assign {
+        #[command(flatten)]
+        ticket: TicketRef,
+        /// Who takes it.
+        who: String,
+    },
+    /// Add a comment to the timeline.
+    Comment {
+        #[command(flatten)]
+        ticket: TicketRef,
+        text: String,
+    },
+    /// Resolve by hand.
+    Resolve {
+        #[command(flatten)]
+        ticket: TicketRef,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reopen a resolved or closed ticket.
+    Reopen {
+        #[command(flatten)]
+        ticket: TicketRef,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Close a resolved ticket.
+    Close(TicketRef),
+}
+
+#[derive(Debug, Args)]
+pub struct TicketRef {
+    /// The ticket id, as `tickets` shows it.
+    pub id: i64,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HandoffArgs {
+    /// List tickets resolved in this past period.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub since: Duration,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +217,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
         Command::Token(cmd) => token(&config, cmd).await?,
         Command::Hosts(args) => hosts(&config, &args).await?,
         Command::Tickets(args) => tickets(&config, &args).await?,
+        Command::Ticket(cmd) => ticket(&config, cmd).await?,
+        Command::Handoff(args) => handoff(&config, &args).await?,
         Command::Revoke { agent_id } => {
             let store = open_store(&config).await?;
             let n = store.revoke_subject(&agent_id, now_ms()).await?;
@@ -288,6 +349,61 @@ async fn tickets(config: &Config, args: &TicketArgs) -> Result<()> {
         );
     } else {
         print!("{}", output::tickets_table(&tickets, SystemTime::now()));
+    }
+    Ok(())
+}
+
+async fn ticket(config: &Config, cmd: TicketCommand) -> Result<()> {
+    use firstline_proto::v1::{GetTicketRequest, TicketAction, UpdateTicketRequest};
+    let (r, action, text) = match cmd {
+        TicketCommand::Show(r) => (r, None, String::new()),
+        TicketCommand::Ack(r) => (r, Some(TicketAction::Acknowledge), String::new()),
+        TicketCommand::Assign { ticket, who } => (ticket, Some(TicketAction::Assign), who),
+        TicketCommand::Comment { ticket, text } => (ticket, Some(TicketAction::Comment), text),
+        TicketCommand::Resolve { ticket, reason } => (ticket, Some(TicketAction::Resolve), reason),
+        TicketCommand::Reopen { ticket, reason } => (ticket, Some(TicketAction::Reopen), reason),
+        TicketCommand::Close(r) => (r, Some(TicketAction::Close), String::new()),
+    };
+    let mut client =
+        admin_client::connect(&collector_url(config, &r.read), &config.data_dir).await?;
+    let detail = match action {
+        None => client.get_ticket(GetTicketRequest { id: r.id }).await,
+        Some(a) => {
+            client
+                .update_ticket(UpdateTicketRequest {
+                    id: r.id,
+                    action: a as i32,
+                    text,
+                })
+                .await
+        }
+    }
+    .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    .into_inner();
+    if r.read.json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print!("{}", output::ticket_detail(&detail, SystemTime::now()));
+    }
+    Ok(())
+}
+
+async fn handoff(config: &Config, args: &HandoffArgs) -> Result<()> {
+    use firstline_proto::v1::HandoffRequest;
+    let mut client =
+        admin_client::connect(&collector_url(config, &args.read), &config.data_dir).await?;
+    let since_ms = now_ms() - i64::try_from(args.since.as_millis()).unwrap_or(i64::MAX);
+    let report = client
+        .handoff(HandoffRequest { since_ms })
+        .await?
+        .into_inner();
+    if args.read.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!(
+            "{}",
+            output::handoff(&report, SystemTime::now(), args.since)
+        );
     }
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct Config {
     pub rules_file: Option<PathBuf>,
     /// Rules, SLA times and reopen window, as loaded.
     pub engine: Engine,
+    /// Knowledge-base articles overriding the shipped ones (`<name>.md`).
+    pub kb_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +81,7 @@ struct RawRules {
 #[serde(deny_unknown_fields)]
 struct RawTickets {
     reopen_window: Option<String>,
+    kb_dir: Option<PathBuf>,
 }
 
 /// Response and resolve times per priority, e.g. `p1_response = "15m"`.
@@ -126,6 +129,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(60),
             rules_file: None,
             engine: Engine::default(),
+            kb_dir: None,
         }
     }
 }
@@ -165,7 +169,7 @@ impl Config {
              [enrollment]\ncertificate_validity = \"{}\"\n\n\
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
              [rules]\n# An operator's rule file over the shipped rules (`firstline-collector check-rules FILE`).\n# file = \"/etc/firstline/rules.toml\"\n\n\
-             [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n\n\
+             [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n# Knowledge-base articles (<name>.md) overriding the shipped ones.\n# kb_dir = \"/etc/firstline/kb\"\n\n\
              [sla]\n{}",
             d.grpc_listen,
             humantime::format_duration(d.certificate_validity),
@@ -216,7 +220,9 @@ impl Config {
             );
         }
         self.rules_file = raw.rules.unwrap_or_default().file;
-        if let Some(v) = raw.tickets.unwrap_or_default().reopen_window {
+        let tickets = raw.tickets.unwrap_or_default();
+        self.kb_dir = tickets.kb_dir;
+        if let Some(v) = tickets.reopen_window {
             set_duration(
                 &mut self.engine.reopen_window,
                 "tickets.reopen_window",

@@ -98,6 +98,12 @@ impl Engine {
         at_ms: i64,
     ) -> Result<Changes, StoreError> {
         let mut changes = Changes::default();
+        // A report ends any "agent silent" ticket.
+        for t in tx.open_tickets(agent_id, crate::sweep::SILENT_RULE).await? {
+            tx.resolve_ticket(t.id, at_ms, 0.0, "the agent reported again")
+                .await?;
+            changes.resolved += 1;
+        }
         for rule in &self.rules {
             let Some(observations) = rule.kind.observe(snapshot, at_ms) else {
                 continue;

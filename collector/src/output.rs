@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use firstline_proto::v1::{Host, Ticket};
+use firstline_proto::v1::{HandoffReport, Host, Ticket, TicketDetail};
 use serde_json::{Value, json};
 
 use crate::clock::from_ms;
@@ -79,6 +79,121 @@ pub fn tickets_table(tickets: &[Ticket], now: SystemTime) -> String {
         "ID", "PRIO", "STATE", "HOST", "SUBJECT", "VALUE", "SEEN", "OPENED", "TITLE",
     ];
     table(&header, &rows)
+}
+
+/// "in 42m" or "overdue 5m" for a due time.
+pub fn due(ms: i64, now: SystemTime) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    let now_ms = crate::clock::to_ms(now);
+    let (word, secs) = if ms >= now_ms {
+        ("in", (ms - now_ms) / 1000)
+    } else {
+        ("overdue", (now_ms - ms) / 1000)
+    };
+    let amount = match secs {
+        0..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    };
+    format!("{word} {amount}")
+}
+
+/// One ticket with its timeline and knowledge-base steps.
+pub fn ticket_detail(d: &TicketDetail, now: SystemTime) -> String {
+    let mut out = String::new();
+    if let Some(t) = &d.ticket {
+        out.push_str(&format!(
+            "#{} P{} {} (tier {}) {}\n",
+            t.id, t.priority, t.state, t.tier, t.title
+        ));
+        out.push_str(&format!(
+            "host {}  rule {}  subject {}  seen {} times\n",
+            t.hostname, t.rule_id, t.subject, t.occurrences
+        ));
+        out.push_str(&format!(
+            "opened {}  response due {}  resolve due {}  assignee {}\n",
+            age(t.opened_at_ms, now),
+            if t.acknowledged_at_ms > 0 {
+                "met".into()
+            } else {
+                due(t.response_due_ms, now)
+            },
+            due(t.resolve_due_ms, now),
+            if t.assignee.is_empty() {
+                "-"
+            } else {
+                &t.assignee
+            }
+        ));
+    }
+    out.push_str("\nTIMELINE\n");
+    for e in &d.timeline {
+        let who = if e.actor.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", e.actor)
+        };
+        out.push_str(&format!(
+            "  {}  {}{}  {}\n",
+            humantime::format_rfc3339_seconds(crate::clock::from_ms(e.at_ms)),
+            e.kind,
+            who,
+            e.detail
+        ));
+    }
+    if !d.kb_markdown.is_empty() {
+        out.push_str("\nWHAT TO DO\n");
+        out.push_str(&d.kb_markdown);
+    }
+    out
+}
+
+/// The end-of-shift report.
+pub fn handoff(r: &HandoffReport, now: SystemTime, since: std::time::Duration) -> String {
+    let rows = |tickets: &[Ticket]| -> Vec<Vec<String>> {
+        tickets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.id.to_string(),
+                    format!("P{}", t.priority),
+                    t.state.clone(),
+                    t.hostname.clone(),
+                    age(t.opened_at_ms, now),
+                    due(t.resolve_due_ms, now),
+                    if t.assignee.is_empty() {
+                        "-".into()
+                    } else {
+                        t.assignee.clone()
+                    },
+                    t.title.clone(),
+                ]
+            })
+            .collect()
+    };
+    let header = [
+        "ID",
+        "PRIO",
+        "STATE",
+        "HOST",
+        "OPENED",
+        "RESOLVE DUE",
+        "ASSIGNEE",
+        "TITLE",
+    ];
+    let mut out = format!("OPEN P1/P2 ({})\n", r.critical_open.len());
+    out.push_str(&table(&header, &rows(&r.critical_open)));
+    out.push_str(&format!("\nESCALATED TO TIER 2 ({})\n", r.escalated.len()));
+    out.push_str(&table(&header, &rows(&r.escalated)));
+    out.push_str(&format!(
+        "\nRESOLVED IN THE LAST {} ({})\n",
+        humantime::format_duration(since),
+        r.resolved_since.len()
+    ));
+    out.push_str(&table(&header, &rows(&r.resolved_since)));
+    out
 }
 
 pub fn tickets_json(tickets: &[Ticket]) -> Value {

@@ -67,6 +67,7 @@ impl Collector {
             engine: config.engine.clone(),
             certificate_validity: config.certificate_validity,
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
+            kb_dir: config.kb_dir.clone(),
         });
         Ok(Self { listener, shared })
     }
@@ -100,6 +101,7 @@ impl Collector {
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let addr = self.listener.local_addr().ok();
         tracing::info!(?addr, "collector serving gRPC");
+        let sweeper = tokio::spawn(sweep_loop(shared.clone(), shutdown.clone()));
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         Server::builder()
             .tls_config(tls)?
@@ -112,9 +114,36 @@ impl Collector {
             .add_service(admin)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await?;
+        let _ = sweeper.await;
         shared.store.close().await;
         tracing::info!("collector stopped");
         Ok(())
+    }
+}
+
+/// How often time-driven work runs (SLA escalation, silent agents).
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+
+/// Runs the sweep until shutdown. An agent is silent after three report intervals.
+async fn sweep_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let silent_after = Duration::from_secs(u64::from(shared.heartbeat_seconds) * 3);
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match crate::sweep::sweep(&shared.store, &shared.engine, silent_after, now_ms()).await {
+            Ok(o) if o.escalated + o.silent_opened > 0 => {
+                tracing::info!(
+                    escalated = o.escalated,
+                    silent = o.silent_opened,
+                    "sweep changed tickets"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "sweep failed"),
+        }
     }
 }
 

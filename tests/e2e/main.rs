@@ -7,4 +7,5 @@ mod cli;
 mod disk_tickets;
 mod outage;
 mod probes;
+mod scenarios;
 mod store;

@@ -2,15 +2,17 @@
 //! operator certificate issued by the collector's CA.
 
 use firstline_proto::v1::{
-    self, ListHostsRequest, ListHostsResponse, ListTicketsRequest, ListTicketsResponse,
+    self, GetTicketRequest, HandoffReport, HandoffRequest, ListHostsRequest, ListHostsResponse,
+    ListTicketsRequest, ListTicketsResponse, TicketDetail, UpdateTicketRequest,
     admin_server::Admin,
 };
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::{State, caller};
+use crate::clock::now_ms;
 use crate::report::Filesystem;
-use crate::store::{CertKind, HostRow, TicketFilter, TicketRow};
+use crate::store::{CertKind, HostRow, TicketAction, TicketFilter, TicketRow};
 
 /// Tickets returned when the request does not say, and the most it may ask for.
 const DEFAULT_TICKETS: u32 = 200;
@@ -72,6 +74,104 @@ impl Admin for AdminService {
             tickets: tickets.into_iter().map(ticket_to_wire).collect(),
         }))
     }
+
+    async fn get_ticket(
+        &self,
+        request: Request<GetTicketRequest>,
+    ) -> Result<Response<TicketDetail>, Status> {
+        caller(&self.state.store, &request, CertKind::Operator).await?;
+        Ok(Response::new(self.detail(request.into_inner().id).await?))
+    }
+
+    async fn update_ticket(
+        &self,
+        request: Request<UpdateTicketRequest>,
+    ) -> Result<Response<TicketDetail>, Status> {
+        let operator = caller(&self.state.store, &request, CertKind::Operator).await?;
+        let req = request.into_inner();
+        let action = action_from(&req)?;
+        let kind = self
+            .state
+            .store
+            .act(req.id, &action, &operator, now_ms())
+            .await?;
+        tracing::info!(ticket = req.id, operator, action = kind, "ticket updated");
+        Ok(Response::new(self.detail(req.id).await?))
+    }
+
+    async fn handoff(
+        &self,
+        request: Request<HandoffRequest>,
+    ) -> Result<Response<HandoffReport>, Status> {
+        caller(&self.state.store, &request, CertKind::Operator).await?;
+        let now = now_ms();
+        let since = match request.into_inner().since_ms {
+            0 => now - 12 * 3_600_000,
+            s => s,
+        };
+        let (critical, escalated, resolved) = self.state.store.handoff(since).await?;
+        let wire = |v: Vec<TicketRow>| v.into_iter().map(ticket_to_wire).collect();
+        Ok(Response::new(HandoffReport {
+            generated_at_ms: now,
+            critical_open: wire(critical),
+            escalated: wire(escalated),
+            resolved_since: wire(resolved),
+        }))
+    }
+}
+
+impl AdminService {
+    async fn detail(&self, id: i64) -> Result<TicketDetail, Status> {
+        let ticket = self
+            .state
+            .store
+            .ticket(id)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("ticket {id} not found")))?;
+        let timeline = self.state.store.timeline(id).await?;
+        let kb_markdown =
+            crate::kb::article(&ticket.kb, self.state.kb_dir.as_deref()).unwrap_or_default();
+        Ok(TicketDetail {
+            ticket: Some(ticket_to_wire(ticket)),
+            timeline: timeline
+                .into_iter()
+                .map(|e| v1::TicketEvent {
+                    cursor: e.cursor,
+                    at_ms: e.at_ms,
+                    kind: e.kind,
+                    actor: e.actor,
+                    detail: e.detail,
+                })
+                .collect(),
+            kb_markdown,
+        })
+    }
+}
+
+/// The operator's action from the request, with its text checked.
+fn action_from(req: &UpdateTicketRequest) -> Result<TicketAction, Status> {
+    let text = req.text.trim().to_owned();
+    if text.len() > 4096 || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Status::invalid_argument(
+            "text must be at most 4096 printable characters",
+        ));
+    }
+    let needs_text = |what: &str| {
+        if text.is_empty() {
+            Err(Status::invalid_argument(format!("{what} needs a text")))
+        } else {
+            Ok(text.clone())
+        }
+    };
+    Ok(match v1::TicketAction::try_from(req.action) {
+        Ok(v1::TicketAction::Acknowledge) => TicketAction::Acknowledge,
+        Ok(v1::TicketAction::Assign) => TicketAction::Assign(needs_text("assign")?),
+        Ok(v1::TicketAction::Comment) => TicketAction::Comment(needs_text("comment")?),
+        Ok(v1::TicketAction::Resolve) => TicketAction::Resolve(text),
+        Ok(v1::TicketAction::Reopen) => TicketAction::Reopen(text),
+        Ok(v1::TicketAction::Close) => TicketAction::Close,
+        _ => return Err(Status::invalid_argument("action is missing or unknown")),
+    })
 }
 
 fn fs_to_wire(fs: Filesystem) -> v1::Filesystem {
@@ -129,5 +229,11 @@ fn ticket_to_wire(t: TicketRow) -> v1::Ticket {
         last_seen_at_ms: t.last_seen_at_ms,
         resolved_at_ms: t.resolved_at_ms.unwrap_or(0),
         last_value: t.last_value,
+        tier: t.tier,
+        assignee: t.assignee,
+        acknowledged_at_ms: t.acknowledged_at_ms.unwrap_or(0),
+        response_due_ms: t.response_due_ms,
+        resolve_due_ms: t.resolve_due_ms,
+        kb: t.kb,
     }
 }

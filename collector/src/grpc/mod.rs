@@ -26,6 +26,8 @@ pub struct Shared {
     pub engine: Engine,
     pub certificate_validity: std::time::Duration,
     pub heartbeat_seconds: u32,
+    /// The operator's knowledge-base directory, overriding shipped articles.
+    pub kb_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared state handle passed to each service.

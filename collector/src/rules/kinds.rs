@@ -242,3 +242,102 @@ impl Rule {
             .replace("{value}", &format!("{value:.1}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firstline_proto::v1;
+
+    fn snapshot(f: impl FnOnce(&mut v1::Snapshot)) -> Snapshot {
+        let mut s = v1::Snapshot {
+            seq: 1,
+            taken_at_ms: 1_800_000_000_000,
+            ..Default::default()
+        };
+        f(&mut s);
+        let batch = crate::report::Batch::try_from(v1::ReportRequest { snapshots: vec![s] })
+            .expect("valid");
+        batch.snapshots.into_iter().next().expect("one")
+    }
+
+    fn verdicts(kind: &RuleKind, s: &Snapshot) -> Option<Vec<(String, Verdict)>> {
+        kind.observe(s, 1_800_000_000_000)
+            .map(|v| v.into_iter().map(|o| (o.subject, o.verdict)).collect())
+    }
+
+    #[test]
+    fn each_default_rule_reads_its_facts() {
+        let fs = snapshot(|s| {
+            s.filesystems = vec![v1::Filesystem {
+                mount_point: "/".into(),
+                total_bytes: 100,
+                used_bytes: 50,
+                available_bytes: 50,
+                total_inodes: 100,
+                used_inodes: 95,
+                ..Default::default()
+            }];
+        });
+        let inodes = RuleKind::InodeUsage {
+            open_percent: 90.0,
+            clear_percent: 85.0,
+        };
+        assert_eq!(
+            verdicts(&inodes, &fs),
+            Some(vec![("/".into(), Verdict::Holds)])
+        );
+        assert_eq!(
+            verdicts(&RuleKind::UpdatesPending, &fs),
+            None,
+            "no patch facts: no change"
+        );
+        let patches = snapshot(|s| {
+            s.patches = Some(v1::PatchState {
+                pending_count: 4,
+                security_count: 0,
+                reboot_required: true,
+                ..Default::default()
+            })
+        });
+        assert_eq!(
+            verdicts(&RuleKind::UpdatesPending, &patches),
+            Some(vec![("updates".into(), Verdict::Holds)])
+        );
+        assert_eq!(
+            verdicts(&RuleKind::SecurityUpdatesPending, &patches),
+            Some(vec![("security updates".into(), Verdict::Clear)])
+        );
+        assert_eq!(
+            verdicts(&RuleKind::RebootPending, &patches),
+            Some(vec![("reboot".into(), Verdict::Holds)])
+        );
+        let disk = RuleKind::DiskUsage {
+            open_percent: 90.0,
+            clear_percent: 85.0,
+            critical_percent: 95.0,
+            critical_priority: 1,
+        };
+        let band = snapshot(|s| {
+            s.filesystems = vec![v1::Filesystem {
+                mount_point: "/".into(),
+                total_bytes: 100,
+                used_bytes: 87,
+                available_bytes: 13,
+                ..Default::default()
+            }];
+        });
+        assert_eq!(
+            verdicts(&disk, &band),
+            Some(vec![("/".into(), Verdict::Between)])
+        );
+    }
+
+    #[test]
+    fn titles_fill_in_host_subject_and_value() {
+        let rule = &crate::rules::defaults::rules()[0];
+        assert_eq!(
+            rule.title_for("pc-1", "/home", 93.456),
+            "Disk /home on pc-1 is 93.5% full"
+        );
+    }
+}

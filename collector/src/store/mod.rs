@@ -207,6 +207,11 @@ impl Store {
 }
 
 impl WriteTx {
+    /// The transaction's connection, for queries written outside the store module.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())

@@ -463,6 +463,41 @@ fn ticket_from_row(r: &AnyRow) -> Result<TicketRow, StoreError> {
 }
 
 impl Store {
+    /// The end-of-shift view: open P1/P2 tickets, open escalated tickets, and tickets resolved
+    /// since `since_ms`.
+    pub async fn handoff(
+        &self,
+        since_ms: i64,
+    ) -> Result<(Vec<TicketRow>, Vec<TicketRow>, Vec<TicketRow>), StoreError> {
+        let query = |clause: &str| {
+            format!(
+                "SELECT {COLUMNS} FROM tickets t JOIN agents a ON a.agent_id = t.agent_id WHERE {clause} ORDER BY t.priority, t.opened_at_ms LIMIT 500"
+            )
+        };
+        let critical = sqlx::query(sqlx::AssertSqlSafe(query(
+            "t.state IN ('new', 'acknowledged') AND t.priority <= 2",
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let escalated = sqlx::query(sqlx::AssertSqlSafe(query(
+            "t.state IN ('new', 'acknowledged') AND t.tier >= 2",
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let resolved = sqlx::query(sqlx::AssertSqlSafe(query(
+            "t.state IN ('resolved', 'closed') AND t.resolved_at_ms >= $1",
+        )))
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let convert = |rows: Vec<AnyRow>| {
+            rows.iter()
+                .map(ticket_from_row)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok((convert(critical)?, convert(escalated)?, convert(resolved)?))
+    }
+
     /// One ticket.
     pub async fn ticket(&self, id: i64) -> Result<Option<TicketRow>, StoreError> {
         let sql = format!(

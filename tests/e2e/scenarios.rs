@@ -1,0 +1,436 @@
+//! Ticket lifecycle scenarios, driven through ingest and the sweep with an injected clock (no
+//! sleeps), on SQLite and on a throwaway PostgreSQL server: `for` durations, consecutive
+//! failures, SLA escalation, reopen inside and outside the window, silent agents, operator
+//! actions, and one event per change.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use firstline_collector::engine::Engine;
+use firstline_collector::ingest::ingest;
+use firstline_collector::report::Batch;
+use firstline_collector::store::{
+    CertKind, CountedTable, NewAgent, NewCertificate, Store, StoreError, TicketAction,
+    TicketFilter, TicketRow, TokenRow,
+};
+use firstline_collector::sweep::sweep;
+use firstline_proto::v1;
+use firstline_tests::pg::TempPostgres;
+
+type Scenario = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("security_updates_for_seven_days", |s| {
+        Box::pin(security_updates_for_seven_days(s))
+    }),
+    ("connectivity_needs_consecutive_failures", |s| {
+        Box::pin(connectivity_needs_consecutive_failures(s))
+    }),
+    ("sla_breach_escalates_open_tickets_only", |s| {
+        Box::pin(sla_breach_escalates_open_tickets_only(s))
+    }),
+    ("recurrence_inside_and_outside_the_reopen_window", |s| {
+        Box::pin(recurrence_inside_and_outside_the_reopen_window(s))
+    }),
+    ("silent_agent_opens_and_report_resolves", |s| {
+        Box::pin(silent_agent_opens_and_report_resolves(s))
+    }),
+    ("operator_actions_and_their_timeline", |s| {
+        Box::pin(operator_actions_and_their_timeline(s))
+    }),
+    ("antivirus_rules", |s| Box::pin(antivirus_rules(s))),
+];
+
+const T0: i64 = 1_800_000_000_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ticket_scenarios_on_sqlite() {
+    for (name, scenario) in SCENARIOS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join(format!("{name}.db")).display()
+        ))
+        .await
+        .expect("sqlite");
+        scenario(store).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ticket_scenarios_on_postgres() {
+    let pg = TempPostgres::start();
+    for (name, scenario) in SCENARIOS {
+        let store = Store::open(&pg.database(name)).await.expect("postgres");
+        scenario(store).await;
+    }
+}
+
+async fn agent(store: &Store, id: &str) {
+    let token = format!("t-{id}");
+    store
+        .create_token(&TokenRow {
+            token_hash: token.clone(),
+            label: String::new(),
+            created_at_ms: T0,
+            expires_at_ms: T0 + 1,
+            uses_total: 1,
+            uses_left: 1,
+        })
+        .await
+        .expect("token");
+    store
+        .enroll(
+            &token,
+            T0,
+            &NewAgent {
+                agent_id: id.into(),
+                hostname: format!("pc-{id}"),
+                enrolled_at_ms: T0,
+            },
+            &NewCertificate {
+                fingerprint: format!("fp-{id}"),
+                kind: CertKind::Agent,
+                subject: id.into(),
+                issued_at_ms: T0,
+                not_after_ms: T0 + 1,
+            },
+        )
+        .await
+        .expect("enroll");
+}
+
+/// Reports one snapshot `seq` taken at `at` with the given facts.
+async fn report(
+    store: &Store,
+    engine: &Engine,
+    id: &str,
+    seq: u64,
+    at: i64,
+    facts: impl FnOnce(&mut v1::Snapshot),
+) {
+    let mut s = v1::Snapshot {
+        seq,
+        taken_at_ms: at,
+        hostname: format!("pc-{id}"),
+        ..Default::default()
+    };
+    facts(&mut s);
+    let batch = Batch::try_from(v1::ReportRequest { snapshots: vec![s] }).expect("valid");
+    ingest(store, engine, id, &batch, at).await.expect("ingest");
+}
+
+async fn open_for(store: &Store, rule: &str) -> Vec<TicketRow> {
+    let all = store
+        .list_tickets(&TicketFilter {
+            open: Some(true),
+            ..Default::default()
+        })
+        .await
+        .expect("tickets");
+    all.into_iter().filter(|t| t.rule_id == rule).collect()
+}
+
+async fn kinds(store: &Store, id: i64) -> Vec<String> {
+    store
+        .timeline(id)
+        .await
+        .expect("timeline")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+fn patches(security: u32) -> impl FnOnce(&mut v1::Snapshot) {
+    move |s| {
+        s.patches = Some(v1::PatchState {
+            package_manager: "apt".into(),
+            pending_count: security,
+            security_count: security,
+            ..Default::default()
+        })
+    }
+}
+
+async fn security_updates_for_seven_days(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    report(&store, &engine, "a", 1, T0, patches(2)).await;
+    report(&store, &engine, "a", 2, T0 + 6 * DAY, patches(2)).await;
+    assert!(
+        open_for(&store, "updates.security").await.is_empty(),
+        "not yet seven days"
+    );
+    report(&store, &engine, "a", 3, T0 + 7 * DAY + HOUR, patches(3)).await;
+    let open = open_for(&store, "updates.security").await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].priority, open[0].kb.as_str()),
+        (2, "security-updates")
+    );
+    assert_eq!(
+        open[0].response_due_ms,
+        T0 + 7 * DAY + HOUR + HOUR,
+        "P2 response time is one hour"
+    );
+    report(&store, &engine, "a", 4, T0 + 8 * DAY, patches(0)).await;
+    assert!(
+        open_for(&store, "updates.security").await.is_empty(),
+        "installed: resolved"
+    );
+    // The clock restarts: pending again today is not seven days pending.
+    report(&store, &engine, "a", 5, T0 + 9 * DAY, patches(1)).await;
+    assert!(open_for(&store, "updates.security").await.is_empty());
+}
+
+fn dns(ok: bool) -> impl FnOnce(&mut v1::Snapshot) {
+    move |s| {
+        s.connectivity = Some(v1::Connectivity {
+            gateway: Some(v1::GatewayCheck {
+                present: true,
+                ..Default::default()
+            }),
+            dns: vec![v1::NamedCheck {
+                target: "intranet".into(),
+                ok,
+                failure: if ok { String::new() } else { "timeout".into() },
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+async fn connectivity_needs_consecutive_failures(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    report(&store, &engine, "a", 1, T0, dns(false)).await;
+    report(&store, &engine, "a", 2, T0 + 60_000, dns(false)).await;
+    assert!(
+        open_for(&store, "connectivity.failure").await.is_empty(),
+        "two failures are not three"
+    );
+    report(&store, &engine, "a", 3, T0 + 120_000, dns(true)).await;
+    report(&store, &engine, "a", 4, T0 + 180_000, dns(false)).await;
+    report(&store, &engine, "a", 5, T0 + 240_000, dns(false)).await;
+    assert!(
+        open_for(&store, "connectivity.failure").await.is_empty(),
+        "a success resets the count"
+    );
+    report(&store, &engine, "a", 6, T0 + 300_000, dns(false)).await;
+    let open = open_for(&store, "connectivity.failure").await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].subject, "dns intranet");
+    report(&store, &engine, "a", 7, T0 + 360_000, dns(true)).await;
+    assert!(open_for(&store, "connectivity.failure").await.is_empty());
+}
+
+fn disk(percent: u64) -> impl FnOnce(&mut v1::Snapshot) {
+    move |s| {
+        s.filesystems = vec![v1::Filesystem {
+            mount_point: "/".into(),
+            total_bytes: 100,
+            used_bytes: percent,
+            available_bytes: 100 - percent,
+            ..Default::default()
+        }]
+    }
+}
+
+async fn sla_breach_escalates_open_tickets_only(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    agent(&store, "b").await;
+    report(&store, &engine, "a", 1, T0, disk(92)).await;
+    report(&store, &engine, "b", 1, T0, disk(92)).await;
+    report(&store, &engine, "b", 2, T0 + 10 * 60_000, disk(50)).await; // b resolves in time
+    let silent = Duration::from_secs(365 * 86_400);
+    let before = sweep(&store, &engine, silent, T0 + 59 * 60_000)
+        .await
+        .expect("sweep");
+    assert_eq!(before.escalated, 0, "P2 response time is one hour");
+    let after = sweep(&store, &engine, silent, T0 + 61 * 60_000)
+        .await
+        .expect("sweep");
+    assert_eq!(after.escalated, 1, "only the open ticket escalates");
+    let a = &open_for(&store, "disk.usage").await[0];
+    assert_eq!(a.tier, 2);
+    assert_eq!(kinds(&store, a.id).await, ["opened", "escalated"]);
+    let again = sweep(&store, &engine, silent, T0 + 9 * HOUR)
+        .await
+        .expect("sweep");
+    assert_eq!(again.escalated, 0, "escalated once");
+    let resolved = store
+        .list_tickets(&TicketFilter {
+            open: Some(false),
+            ..Default::default()
+        })
+        .await
+        .expect("tickets");
+    assert!(
+        resolved.iter().all(|t| t.tier == 1),
+        "resolved tickets never escalate"
+    );
+}
+
+async fn recurrence_inside_and_outside_the_reopen_window(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    report(&store, &engine, "a", 1, T0, disk(91)).await;
+    report(&store, &engine, "a", 2, T0 + HOUR, disk(40)).await;
+    report(&store, &engine, "a", 3, T0 + 2 * HOUR, disk(93)).await; // inside 24 h
+    let open = open_for(&store, "disk.usage").await;
+    assert_eq!(open.len(), 1);
+    let first = open[0].id;
+    assert_eq!(
+        kinds(&store, first).await,
+        ["opened", "resolved", "reopened"]
+    );
+    report(&store, &engine, "a", 4, T0 + 3 * HOUR, disk(40)).await;
+    report(&store, &engine, "a", 5, T0 + 3 * DAY, disk(95)).await; // outside
+    let open = open_for(&store, "disk.usage").await;
+    assert_eq!(open.len(), 1);
+    assert_ne!(open[0].id, first, "outside the window: a new ticket");
+    assert_eq!(open[0].priority, 1, "95% opens at P1");
+}
+
+async fn silent_agent_opens_and_report_resolves(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    report(&store, &engine, "a", 1, T0, disk(10)).await;
+    let three_intervals = Duration::from_secs(180);
+    assert_eq!(
+        sweep(&store, &engine, three_intervals, T0 + 170_000)
+            .await
+            .expect("sweep")
+            .silent_opened,
+        0
+    );
+    assert_eq!(
+        sweep(&store, &engine, three_intervals, T0 + 181_000)
+            .await
+            .expect("sweep")
+            .silent_opened,
+        1
+    );
+    assert_eq!(
+        sweep(&store, &engine, three_intervals, T0 + 300_000)
+            .await
+            .expect("sweep")
+            .silent_opened,
+        0,
+        "one ticket, not one per sweep"
+    );
+    let silent = open_for(&store, "agent.silent").await;
+    assert_eq!((silent.len(), silent[0].priority), (1, 3));
+    report(&store, &engine, "a", 2, T0 + 400_000, disk(10)).await;
+    assert!(
+        open_for(&store, "agent.silent").await.is_empty(),
+        "the next report resolves it"
+    );
+}
+
+async fn operator_actions_and_their_timeline(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    report(&store, &engine, "a", 1, T0, disk(92)).await;
+    let id = open_for(&store, "disk.usage").await[0].id;
+    let events_before = store
+        .count_rows(CountedTable::TicketEvents)
+        .await
+        .expect("count");
+    store
+        .act(id, &TicketAction::Acknowledge, "alice", T0 + 1)
+        .await
+        .expect("ack");
+    store
+        .act(id, &TicketAction::Assign("bob".into()), "alice", T0 + 2)
+        .await
+        .expect("assign");
+    store
+        .act(
+            id,
+            &TicketAction::Comment("cleaning /var/log".into()),
+            "bob",
+            T0 + 3,
+        )
+        .await
+        .expect("comment");
+    let again = store
+        .act(id, &TicketAction::Acknowledge, "bob", T0 + 4)
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    store
+        .act(
+            id,
+            &TicketAction::Resolve("freed 20 GB".into()),
+            "bob",
+            T0 + 5,
+        )
+        .await
+        .expect("resolve");
+    store
+        .act(id, &TicketAction::Close, "bob", T0 + 6)
+        .await
+        .expect("close");
+    assert!(matches!(
+        store.act(999_999, &TicketAction::Close, "bob", T0).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let timeline = store.timeline(id).await.expect("timeline");
+    let got: Vec<(String, String, String)> = timeline
+        .iter()
+        .map(|e| (e.kind.clone(), e.actor.clone(), e.detail.clone()))
+        .collect();
+    assert_eq!(
+        got[1..],
+        [
+            ("acknowledged".into(), "alice".into(), String::new()),
+            ("assigned".into(), "alice".into(), "bob".into()),
+            ("comment".into(), "bob".into(), "cleaning /var/log".into()),
+            ("resolved".into(), "bob".into(), "freed 20 GB".into()),
+            ("closed".into(), "bob".into(), String::new()),
+        ]
+    );
+    let events_after = store
+        .count_rows(CountedTable::TicketEvents)
+        .await
+        .expect("count");
+    assert_eq!(
+        events_after - events_before,
+        5,
+        "one event per change, none for the refused one"
+    );
+    let t = store.ticket(id).await.expect("ticket").expect("exists");
+    assert_eq!(
+        (t.assignee.as_str(), t.state.as_str(), t.acknowledged_at_ms),
+        ("bob", "closed", Some(T0 + 1))
+    );
+}
+
+async fn antivirus_rules(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    let av = |products: Vec<v1::AntivirusProduct>| {
+        move |s: &mut v1::Snapshot| s.antivirus = Some(v1::AntivirusState { products })
+    };
+    report(&store, &engine, "a", 1, T0, av(vec![])).await;
+    assert_eq!(open_for(&store, "antivirus.none").await[0].priority, 1);
+    let clam = |running: bool, age_days: i64| v1::AntivirusProduct {
+        name: "ClamAV".into(),
+        running,
+        source: "clamd-socket".into(),
+        definitions_updated_ms: T0 - age_days * DAY,
+        ..Default::default()
+    };
+    report(&store, &engine, "a", 2, T0 + 1000, av(vec![clam(false, 1)])).await;
+    assert!(open_for(&store, "antivirus.none").await.is_empty());
+    assert_eq!(open_for(&store, "antivirus.off").await[0].subject, "ClamAV");
+    report(&store, &engine, "a", 3, T0 + 2000, av(vec![clam(true, 5)])).await;
+    assert!(open_for(&store, "antivirus.off").await.is_empty());
+    let old = open_for(&store, "antivirus.definitions").await;
+    assert_eq!((old.len(), old[0].priority), (1, 2));
+}
