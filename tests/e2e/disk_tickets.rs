@@ -69,6 +69,68 @@ fn a_filling_disk_opens_one_ticket_that_resolves_itself() {
         "{ticket}"
     );
 
+    // A technician acknowledges and comments through the admin API; the timeline says who.
+    let id_text = ticket["id"].to_string();
+    let ack = collector.cli(&["ticket", "ack", &id_text]);
+    assert!(
+        ack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ack.stderr)
+    );
+    let comment = collector.cli(&[
+        "ticket",
+        "comment",
+        &id_text,
+        "asked the user to clean Downloads",
+    ]);
+    assert!(
+        comment.status.success(),
+        "{}",
+        String::from_utf8_lossy(&comment.stderr)
+    );
+    let detail = collector.json(&["ticket", "show", &id_text, "--json"]);
+    let timeline: Vec<(String, String)> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["actor"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(timeline[0].0, "opened");
+    assert!(
+        timeline.contains(&("acknowledged".into(), "local-admin".into())),
+        "{timeline:?}"
+    );
+    assert!(
+        timeline.contains(&("comment".into(), "local-admin".into())),
+        "{timeline:?}"
+    );
+    assert!(
+        detail["kb_markdown"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Disk almost full")
+    );
+    let again = collector.cli(&["ticket", "ack", &id_text]);
+    assert!(!again.status.success(), "acknowledging twice is refused");
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("cannot acknowledge a ticket that is acknowledged")
+    );
+    let handoff = collector.json(&["handoff", "--json"]);
+    assert!(
+        handoff["critical_open"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["id"] == ticket["id"]),
+        "{handoff}"
+    );
+
     // Heartbeats while still full count occurrences on the same ticket.
     let id = ticket["id"].clone();
     wait_for("occurrences to grow", LIMIT, || {
@@ -98,7 +160,7 @@ fn a_filling_disk_opens_one_ticket_that_resolves_itself() {
     let held = tickets_for(&collector, &mount);
     assert_eq!(held.len(), 1);
     assert_eq!(
-        held[0]["state"], "new",
+        held[0]["state"], "acknowledged",
         "hysteresis: 87.5% must not resolve: {held:?}"
     );
 
