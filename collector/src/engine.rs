@@ -45,6 +45,7 @@ pub struct Engine {
     pub rules: Vec<Rule>,
     pub sla: Sla,
     pub reopen_window: Duration,
+    pub correlation: crate::correlation::Correlation,
 }
 
 impl Default for Engine {
@@ -53,6 +54,7 @@ impl Default for Engine {
             rules: crate::rules::defaults::rules(),
             sla: Sla::default(),
             reopen_window: Duration::from_secs(24 * 3600),
+            correlation: crate::correlation::Correlation::default(),
         }
     }
 }
@@ -151,6 +153,7 @@ impl Engine {
                         if let Some(t) = ticket {
                             tx.resolve_ticket(t.id, at_ms, o.value, "condition cleared")
                                 .await?;
+                            crate::correlation::after_resolve(tx, t, at_ms).await?;
                             changes.resolved += 1;
                         }
                     }
@@ -169,6 +172,7 @@ impl Engine {
             {
                 tx.resolve_ticket(t.id, at_ms, t.last_value, "no longer reported")
                     .await?;
+                crate::correlation::after_resolve(tx, t, at_ms).await?;
                 changes.resolved += 1;
             }
             for c in conditions
@@ -213,7 +217,7 @@ impl Engine {
             .raised_priority
             .map_or(rule.priority, |p| p.min(rule.priority));
         let title = rule.title_for(&snapshot.hostname, &o.subject, o.value);
-        tx.open_ticket(&NewTicket {
+        let new = NewTicket {
             agent_id,
             rule_id: &rule.id,
             subject: &o.subject,
@@ -224,8 +228,15 @@ impl Engine {
             response_due_ms: self.sla.due(at_ms, priority, false),
             resolve_due_ms: self.sla.due(at_ms, priority, true),
             kb: &rule.kb,
-        })
-        .await?;
+        };
+        let outage_title = format!("Outage: {} failing on many hosts", o.subject);
+        // Decide first, so an outage opened now suppresses only the tickets before this one.
+        let placement =
+            crate::correlation::place(tx, &self.correlation, &new, &outage_title).await?;
+        let id = tx.open_ticket(&new).await?;
+        if let crate::correlation::Placement::Under(outage) = placement {
+            tx.suppress(id, outage, at_ms).await?;
+        }
         changes.opened += 1;
         Ok(())
     }

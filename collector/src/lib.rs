@@ -5,6 +5,7 @@ pub mod admin_client;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod correlation;
 pub mod engine;
 pub mod grpc;
 pub mod ingest;

@@ -40,6 +40,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         Box::pin(operator_actions_and_their_timeline(s))
     }),
     ("antivirus_rules", |s| Box::pin(antivirus_rules(s))),
+    ("storm_of_500_hosts_is_one_outage", |s| {
+        Box::pin(storm_of_500_hosts_is_one_outage(s))
+    }),
 ];
 
 const T0: i64 = 1_800_000_000_000;
@@ -433,4 +436,101 @@ async fn antivirus_rules(store: Store) {
     assert!(open_for(&store, "antivirus.off").await.is_empty());
     let old = open_for(&store, "antivirus.definitions").await;
     assert_eq!((old.len(), old[0].priority), (1, 2));
+}
+
+async fn storm_of_500_hosts_is_one_outage(store: Store) {
+    let mut engine = Engine::default();
+    for rule in &mut engine.rules {
+        if rule.id == "connectivity.failure" {
+            rule.kind =
+                firstline_collector::rules::RuleKind::ConnectivityFailure { consecutive: 1 };
+        }
+    }
+    let hosts: Vec<String> = (0..500).map(|i| format!("h{i:03}")).collect();
+    for h in &hosts {
+        agent(&store, h).await;
+    }
+    // Everyone is healthy first (so all count as active hosts), then the DNS server dies.
+    for h in &hosts {
+        report(&store, &engine, h, 1, T0, dns(true)).await;
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        report(
+            &store,
+            &engine,
+            h,
+            2,
+            T0 + 60_000 + i as i64 * 100,
+            dns(false),
+        )
+        .await;
+    }
+    let all = store
+        .list_tickets(&TicketFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("tickets");
+    let outages: Vec<&TicketRow> = all.iter().filter(|t| t.agent_id == "fleet").collect();
+    assert_eq!(outages.len(), 1, "exactly one outage ticket");
+    let outage = outages[0];
+    assert_eq!(
+        (outage.state.as_str(), outage.subject.as_str()),
+        ("new", "dns intranet")
+    );
+    let host_tickets: Vec<&TicketRow> = all.iter().filter(|t| t.agent_id != "fleet").collect();
+    assert_eq!(host_tickets.len(), 500);
+    assert!(
+        host_tickets
+            .iter()
+            .all(|t| t.state.as_str() == "suppressed"),
+        "no host ticket left in the queue"
+    );
+    let open_queue = store
+        .list_tickets(&TicketFilter {
+            open: Some(true),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("open");
+    assert_eq!(
+        open_queue.len(),
+        1,
+        "the queue shows one ticket: the outage"
+    );
+    let linked = kinds(&store, outage.id)
+        .await
+        .iter()
+        .filter(|k| *k == "linked")
+        .count();
+    assert_eq!(linked, 500, "every host is linked to the outage");
+    // The DNS server comes back: every host recovers, and so does the outage.
+    for (i, h) in hosts.iter().enumerate() {
+        report(
+            &store,
+            &engine,
+            h,
+            3,
+            T0 + 600_000 + i as i64 * 100,
+            dns(true),
+        )
+        .await;
+    }
+    let open_queue = store
+        .list_tickets(&TicketFilter {
+            open: Some(true),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("open");
+    assert!(open_queue.is_empty(), "{open_queue:?}");
+    let outage = store
+        .ticket(outage.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(outage.state.as_str(), "resolved");
 }

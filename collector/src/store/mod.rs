@@ -83,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ticket lifecycle",
         include_str!("../../migrations/sqlite/0003_ticket_lifecycle.sql"),
     ),
+    (
+        4,
+        "outages and silences",
+        include_str!("../../migrations/sqlite/0004_outages_silences.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -99,6 +104,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "ticket lifecycle",
         include_str!("../../migrations/postgres/0003_ticket_lifecycle.sql"),
+    ),
+    (
+        4,
+        "outages and silences",
+        include_str!("../../migrations/postgres/0004_outages_silences.sql"),
     ),
 ];
 

@@ -150,7 +150,7 @@ impl Store {
              a.last_seen_at_ms, a.last_seq, a.snapshots_stored, a.dropped_snapshots, \
              (SELECT COUNT(*) FROM certificates c WHERE c.subject = a.agent_id \
                 AND c.revoked_at_ms IS NULL) \
-             FROM agents a ORDER BY a.hostname, a.agent_id",
+             FROM agents a WHERE a.agent_id <> 'fleet' ORDER BY a.hostname, a.agent_id",
         )
         .fetch_all(&self.pool)
         .await?;

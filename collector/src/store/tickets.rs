@@ -12,6 +12,8 @@ use super::{Store, StoreError, WriteTx, to_u64};
 pub enum TicketState {
     New,
     Acknowledged,
+    /// A host's ticket under an outage ticket: tracked, but not in the queue.
+    Suppressed,
     Resolved,
     Closed,
 }
@@ -110,6 +112,7 @@ impl TicketState {
         match self {
             Self::New => "new",
             Self::Acknowledged => "acknowledged",
+            Self::Suppressed => "suppressed",
             Self::Resolved => "resolved",
             Self::Closed => "closed",
         }
@@ -118,6 +121,7 @@ impl TicketState {
     pub fn parse(s: &str) -> Self {
         match s {
             "acknowledged" => Self::Acknowledged,
+            "suppressed" => Self::Suppressed,
             "resolved" => Self::Resolved,
             "closed" => Self::Closed,
             _ => Self::New,
@@ -143,7 +147,7 @@ impl WriteTx {
     ) -> Result<Vec<TicketRow>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM tickets t JOIN agents a ON a.agent_id = t.agent_id \
-             WHERE t.agent_id = $1 AND t.rule_id = $2 AND t.state IN ('new', 'acknowledged')"
+             WHERE t.agent_id = $1 AND t.rule_id = $2 AND t.state IN ('new', 'acknowledged', 'suppressed')"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(agent_id)
@@ -212,7 +216,7 @@ impl WriteTx {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE tickets SET state = 'resolved', resolved_at_ms = $2, last_value = $3 \
-             WHERE id = $1 AND state IN ('new', 'acknowledged')",
+             WHERE id = $1 AND state IN ('new', 'acknowledged', 'suppressed')",
         )
         .bind(id)
         .bind(at_ms)
