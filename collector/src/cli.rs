@@ -60,6 +60,16 @@ pub enum Command {
     Ticket(TicketCommand),
     /// End-of-shift summary: open P1/P2 tickets with SLA left, escalations, resolved tickets.
     Handoff(HandoffArgs),
+    /// Silence a host, a label or a rule for a while (maintenance): conditions are tracked but
+    /// open no ticket.
+    Silence(SilenceArgs),
+    /// List current and upcoming silences.
+    Silences(ReadArgs),
+    /// Set a host's labels (replacing the old ones), for silences by label.
+    Label {
+        agent_id: String,
+        labels: Vec<String>,
+    },
     /// Revoke every certificate of an agent; its reports are refused from then on.
     Revoke {
         /// The agent id, as `hosts` shows it.
@@ -154,6 +164,26 @@ pub struct TicketRef {
 }
 
 #[derive(Debug, Args)]
+pub struct SilenceArgs {
+    /// An agent id or host name.
+    #[arg(long, group = "matcher")]
+    pub host: Option<String>,
+    /// A host label.
+    #[arg(long, group = "matcher")]
+    pub label: Option<String>,
+    /// A rule id.
+    #[arg(long, group = "matcher")]
+    pub rule: Option<String>,
+    /// How long, e.g. 2h, 3days.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct HandoffArgs {
     /// List tickets resolved in this past period.
     #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
@@ -219,6 +249,21 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
         Command::Tickets(args) => tickets(&config, &args).await?,
         Command::Ticket(cmd) => ticket(&config, cmd).await?,
         Command::Handoff(args) => handoff(&config, &args).await?,
+        Command::Silence(args) => silence(&config, &args).await?,
+        Command::Silences(args) => silences(&config, &args).await?,
+        Command::Label { agent_id, labels } => {
+            if labels
+                .iter()
+                .any(|l| l.is_empty() || l.len() > 64 || l.contains(','))
+            {
+                bail!("labels are 1 to 64 characters without commas");
+            }
+            let store = open_store(&config).await?;
+            if !store.set_labels(&agent_id, &labels).await? {
+                bail!("no agent {agent_id}");
+            }
+            println!("labels of {agent_id}: {}", labels.join(", "));
+        }
         Command::Revoke { agent_id } => {
             let store = open_store(&config).await?;
             let n = store.revoke_subject(&agent_id, now_ms()).await?;
@@ -403,6 +448,70 @@ async fn handoff(config: &Config, args: &HandoffArgs) -> Result<()> {
         print!(
             "{}",
             output::handoff(&report, SystemTime::now(), args.since)
+        );
+    }
+    Ok(())
+}
+
+async fn silence(config: &Config, args: &SilenceArgs) -> Result<()> {
+    use firstline_proto::v1::CreateSilenceRequest;
+    let mut client =
+        admin_client::connect(&collector_url(config, &args.read), &config.data_dir).await?;
+    let ends_at_ms = now_ms() + i64::try_from(args.duration.as_millis()).unwrap_or(i64::MAX);
+    let request = CreateSilenceRequest {
+        host: args.host.clone().unwrap_or_default(),
+        label: args.label.clone().unwrap_or_default(),
+        rule: args.rule.clone().unwrap_or_default(),
+        starts_at_ms: 0,
+        ends_at_ms,
+        reason: args.reason.clone(),
+    };
+    let s = client
+        .create_silence(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    if args.read.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "silence {} on {} {} until {}",
+            s.id,
+            s.matcher_kind,
+            s.matcher_value,
+            humantime::format_rfc3339_seconds(from_ms(s.ends_at_ms))
+        );
+    }
+    Ok(())
+}
+
+async fn silences(config: &Config, args: &ReadArgs) -> Result<()> {
+    use firstline_proto::v1::ListSilencesRequest;
+    let mut client = admin_client::connect(&collector_url(config, args), &config.data_dir).await?;
+    let list = client
+        .list_silences(ListSilencesRequest {})
+        .await?
+        .into_inner()
+        .silences;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.to_string(),
+                    format!("{} {}", s.matcher_kind, s.matcher_value),
+                    humantime::format_rfc3339_seconds(from_ms(s.starts_at_ms)).to_string(),
+                    humantime::format_rfc3339_seconds(from_ms(s.ends_at_ms)).to_string(),
+                    s.created_by.clone(),
+                    s.reason.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            output::table(&["ID", "MATCHES", "FROM", "UNTIL", "BY", "REASON"], &rows)
         );
     }
     Ok(())

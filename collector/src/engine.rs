@@ -106,10 +106,21 @@ impl Engine {
                 .await?;
             changes.resolved += 1;
         }
+        let silences = tx.active_silences(at_ms).await?;
+        let labels = if silences.is_empty() {
+            Vec::new()
+        } else {
+            tx.labels(agent_id).await?
+        };
         for rule in &self.rules {
             let Some(observations) = rule.kind.observe(snapshot, at_ms) else {
                 continue;
             };
+            // Silenced: conditions are still tracked, but no ticket opens.
+            let silenced = silences.iter().any(|s| {
+                s.matcher
+                    .covers(agent_id, &snapshot.hostname, &labels, &rule.id)
+            });
             let open = tx.open_tickets(agent_id, &rule.id).await?;
             let conditions = tx.conditions(agent_id, &rule.id).await?;
             for o in &observations {
@@ -131,7 +142,7 @@ impl Engine {
                                     tx.raise_priority(t, p, at_ms).await?;
                                 }
                             }
-                            None if due => {
+                            None if due && !silenced => {
                                 self.open_or_reopen(
                                     tx,
                                     agent_id,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use firstline_collector::engine::Engine;
 use firstline_collector::ingest::ingest;
 use firstline_collector::report::Batch;
+use firstline_collector::store::Matcher;
 use firstline_collector::store::{
     CertKind, CountedTable, NewAgent, NewCertificate, Store, StoreError, TicketAction,
     TicketFilter, TicketRow, TokenRow,
@@ -42,6 +43,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("antivirus_rules", |s| Box::pin(antivirus_rules(s))),
     ("storm_of_500_hosts_is_one_outage", |s| {
         Box::pin(storm_of_500_hosts_is_one_outage(s))
+    }),
+    ("silences_by_rule_host_and_label", |s| {
+        Box::pin(silences_by_rule_host_and_label(s))
     }),
 ];
 
@@ -533,4 +537,74 @@ async fn storm_of_500_hosts_is_one_outage(store: Store) {
         .expect("read")
         .expect("exists");
     assert_eq!(outage.state.as_str(), "resolved");
+}
+
+async fn silences_by_rule_host_and_label(store: Store) {
+    let engine = Engine::default();
+    for h in ["a", "b", "c"] {
+        agent(&store, h).await;
+    }
+    store
+        .set_labels("c", &["lab".into()])
+        .await
+        .expect("labels");
+    store
+        .create_silence(
+            &Matcher::Rule("disk.usage".into()),
+            T0,
+            T0 + HOUR,
+            "disk swap",
+            "alice",
+        )
+        .await
+        .expect("silence");
+    store
+        .create_silence(
+            &Matcher::Host("pc-b".into()),
+            T0,
+            T0 + 3 * HOUR,
+            "re-imaging",
+            "alice",
+        )
+        .await
+        .expect("silence");
+    store
+        .create_silence(
+            &Matcher::Label("lab".into()),
+            T0,
+            T0 + 3 * HOUR,
+            "lab rebuild",
+            "alice",
+        )
+        .await
+        .expect("silence");
+    report(&store, &engine, "a", 1, T0 + 60_000, disk(96)).await;
+    assert!(
+        open_for(&store, "disk.usage").await.is_empty(),
+        "the rule is silenced"
+    );
+    report(&store, &engine, "a", 2, T0 + 2 * HOUR, disk(96)).await;
+    assert_eq!(
+        open_for(&store, "disk.usage").await.len(),
+        1,
+        "the silence ended; the condition was tracked all along"
+    );
+    for h in ["b", "c"] {
+        report(&store, &engine, h, 1, T0 + 2 * HOUR, |s| {
+            s.antivirus = Some(v1::AntivirusState { products: vec![] })
+        })
+        .await;
+    }
+    assert!(
+        open_for(&store, "antivirus.none").await.is_empty(),
+        "host and label silences hold"
+    );
+    assert_eq!(
+        store
+            .current_silences(T0 + 2 * HOUR)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
 }

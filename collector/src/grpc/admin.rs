@@ -2,9 +2,9 @@
 //! operator certificate issued by the collector's CA.
 
 use firstline_proto::v1::{
-    self, GetTicketRequest, HandoffReport, HandoffRequest, ListHostsRequest, ListHostsResponse,
-    ListTicketsRequest, ListTicketsResponse, TicketDetail, UpdateTicketRequest,
-    admin_server::Admin,
+    self, CreateSilenceRequest, GetTicketRequest, HandoffReport, HandoffRequest, ListHostsRequest,
+    ListHostsResponse, ListSilencesRequest, ListSilencesResponse, ListTicketsRequest,
+    ListTicketsResponse, SilenceInfo, TicketDetail, UpdateTicketRequest, admin_server::Admin,
 };
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use super::{State, caller};
 use crate::clock::now_ms;
 use crate::report::Filesystem;
-use crate::store::{CertKind, HostRow, TicketAction, TicketFilter, TicketRow};
+use crate::store::{CertKind, HostRow, Matcher, Silence, TicketAction, TicketFilter, TicketRow};
 
 /// Tickets returned when the request does not say, and the most it may ask for.
 const DEFAULT_TICKETS: u32 = 200;
@@ -118,6 +118,43 @@ impl Admin for AdminService {
             resolved_since: wire(resolved),
         }))
     }
+
+    async fn create_silence(
+        &self,
+        request: Request<CreateSilenceRequest>,
+    ) -> Result<Response<SilenceInfo>, Status> {
+        let operator = caller(&self.state.store, &request, CertKind::Operator).await?;
+        let req = request.into_inner();
+        let now = now_ms();
+        let (matcher, starts, ends) = silence_from(&req, now)?;
+        let reason = req.reason.trim().to_owned();
+        let id = self
+            .state
+            .store
+            .create_silence(&matcher, starts, ends, &reason, &operator)
+            .await?;
+        tracing::info!(silence = id, operator, ?matcher, "silence created");
+        let silence = Silence {
+            id,
+            matcher,
+            starts_at_ms: starts,
+            ends_at_ms: ends,
+            reason,
+            created_by: operator,
+        };
+        Ok(Response::new(silence_to_wire(silence)))
+    }
+
+    async fn list_silences(
+        &self,
+        request: Request<ListSilencesRequest>,
+    ) -> Result<Response<ListSilencesResponse>, Status> {
+        caller(&self.state.store, &request, CertKind::Operator).await?;
+        let silences = self.state.store.current_silences(now_ms()).await?;
+        Ok(Response::new(ListSilencesResponse {
+            silences: silences.into_iter().map(silence_to_wire).collect(),
+        }))
+    }
 }
 
 impl AdminService {
@@ -172,6 +209,66 @@ fn action_from(req: &UpdateTicketRequest) -> Result<TicketAction, Status> {
         Ok(v1::TicketAction::Close) => TicketAction::Close,
         _ => return Err(Status::invalid_argument("action is missing or unknown")),
     })
+}
+
+/// Longest silence: a maintenance window, not a way to switch monitoring off.
+const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
+
+/// The silence a request asks for, checked.
+fn silence_from(req: &CreateSilenceRequest, now: i64) -> Result<(Matcher, i64, i64), Status> {
+    let given: Vec<Matcher> = [
+        (!req.host.is_empty()).then(|| Matcher::Host(req.host.clone())),
+        (!req.label.is_empty()).then(|| Matcher::Label(req.label.clone())),
+        (!req.rule.is_empty()).then(|| Matcher::Rule(req.rule.clone())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let [matcher] = given.as_slice() else {
+        return Err(Status::invalid_argument(
+            "give exactly one of host, label, rule",
+        ));
+    };
+    if [&req.host, &req.label, &req.rule]
+        .iter()
+        .any(|v| v.len() > 255)
+        || req.reason.len() > 1024
+    {
+        return Err(Status::invalid_argument(
+            "host, label and rule are at most 255 bytes, reason 1024",
+        ));
+    }
+    let starts = if req.starts_at_ms == 0 {
+        now
+    } else {
+        req.starts_at_ms
+    };
+    if req.ends_at_ms <= starts || req.ends_at_ms <= now {
+        return Err(Status::invalid_argument(
+            "ends_at_ms must be after the start and in the future",
+        ));
+    }
+    if req.ends_at_ms - starts > MAX_SILENCE_MS {
+        return Err(Status::invalid_argument("a silence lasts at most 90 days"));
+    }
+    Ok((matcher.clone(), starts, req.ends_at_ms))
+}
+
+fn silence_to_wire(s: Silence) -> SilenceInfo {
+    let (kind, value) = match s.matcher {
+        Matcher::Host(v) => ("host", v),
+        Matcher::Label(v) => ("label", v),
+        Matcher::Rule(v) => ("rule", v),
+    };
+    SilenceInfo {
+        id: s.id,
+        matcher_kind: kind.into(),
+        matcher_value: value,
+        starts_at_ms: s.starts_at_ms,
+        ends_at_ms: s.ends_at_ms,
+        reason: s.reason,
+        created_by: s.created_by,
+    }
 }
 
 fn fs_to_wire(fs: Filesystem) -> v1::Filesystem {
@@ -235,5 +332,32 @@ fn ticket_to_wire(t: TicketRow) -> v1::Ticket {
         response_due_ms: t.response_due_ms,
         resolve_due_ms: t.resolve_due_ms,
         kb: t.kb,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_requests_are_checked() {
+        let now = 1_800_000_000_000;
+        let req = |host: &str, rule: &str, ends: i64| CreateSilenceRequest {
+            host: host.into(),
+            rule: rule.into(),
+            ends_at_ms: ends,
+            ..Default::default()
+        };
+        assert!(silence_from(&req("pc-1", "", now + 3_600_000), now).is_ok());
+        for (bad, why) in [
+            (req("", "", now + 1000), "exactly one"),
+            (req("pc-1", "disk.usage", now + 1000), "exactly one"),
+            (req("pc-1", "", now - 1), "after the start"),
+            (req("pc-1", "", now + 91 * 86_400_000), "90 days"),
+        ] {
+            let status = silence_from(&bad, now).expect_err(why);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().contains(why), "{status:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 mod agents;
 mod conditions;
 mod reports;
+mod silences;
 mod tickets;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 pub use agents::{CertKind, CountedTable, Identity, NewAgent, NewCertificate, TokenRow};
 pub use conditions::Condition;
 pub use reports::{FilesystemRow, HostRow};
+pub use silences::{Matcher, Silence};
 pub use tickets::{
     NewTicket, TicketAction, TicketEvent, TicketFilter, TicketRow, TicketState, dedupe_key,
 };
