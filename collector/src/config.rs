@@ -81,6 +81,7 @@ struct RawRules {
 #[serde(deny_unknown_fields)]
 struct RawTickets {
     reopen_window: Option<String>,
+    flap_window: Option<String>,
     kb_dir: Option<PathBuf>,
 }
 
@@ -169,12 +170,13 @@ impl Config {
              [enrollment]\ncertificate_validity = \"{}\"\n\n\
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
              [rules]\n# An operator's rule file over the shipped rules (`firstline-collector check-rules FILE`).\n# file = \"/etc/firstline/rules.toml\"\n\n\
-             [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n# Knowledge-base articles (<name>.md) overriding the shipped ones.\n# kb_dir = \"/etc/firstline/kb\"\n\n\
+             [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n# Reopened this soon after resolving: flapping; it then resolves only after staying clear this long.\nflap_window = \"{}\"\n# Knowledge-base articles (<name>.md) overriding the shipped ones.\n# kb_dir = \"/etc/firstline/kb\"\n\n\
              [sla]\n{}",
             d.grpc_listen,
             humantime::format_duration(d.certificate_validity),
             humantime::format_duration(d.heartbeat),
             humantime::format_duration(d.engine.reopen_window),
+            humantime::format_duration(d.engine.flap_window),
             (0..4)
                 .map(|i| format!(
                     "p{n}_response = \"{}\"\np{n}_resolve = \"{}\"\n",
@@ -222,6 +224,15 @@ impl Config {
         self.rules_file = raw.rules.unwrap_or_default().file;
         let tickets = raw.tickets.unwrap_or_default();
         self.kb_dir = tickets.kb_dir;
+        if let Some(v) = tickets.flap_window {
+            set_duration(
+                &mut self.engine.flap_window,
+                "tickets.flap_window",
+                &v,
+                (Duration::ZERO, DAY),
+                problems,
+            );
+        }
         if let Some(v) = tickets.reopen_window {
             set_duration(
                 &mut self.engine.reopen_window,

@@ -46,6 +46,9 @@ pub struct Engine {
     pub sla: Sla,
     pub reopen_window: Duration,
     pub correlation: crate::correlation::Correlation,
+    /// A ticket reopened this soon after resolving is flapping: it then resolves only after
+    /// its condition stayed clear this long.
+    pub flap_window: Duration,
 }
 
 impl Default for Engine {
@@ -55,6 +58,7 @@ impl Default for Engine {
             sla: Sla::default(),
             reopen_window: Duration::from_secs(24 * 3600),
             correlation: crate::correlation::Correlation::default(),
+            flap_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -137,6 +141,9 @@ impl Engine {
                             && c.holds_count >= i64::from(rule.kind.consecutive());
                         match ticket {
                             Some(t) => {
+                                if t.clear_since_ms.is_some() {
+                                    tx.set_clear_since(t.id, None).await?;
+                                }
                                 tx.bump_ticket(t.id, at_ms, o.value).await?;
                                 if let Some(p) = o.raised_priority {
                                     tx.raise_priority(t, p, at_ms).await?;
@@ -162,10 +169,21 @@ impl Engine {
                             tx.condition_clears(agent_id, &rule.id, &o.subject).await?;
                         }
                         if let Some(t) = ticket {
-                            tx.resolve_ticket(t.id, at_ms, o.value, "condition cleared")
-                                .await?;
-                            crate::correlation::after_resolve(tx, t, at_ms).await?;
-                            changes.resolved += 1;
+                            let flap_ms =
+                                i64::try_from(self.flap_window.as_millis()).unwrap_or(i64::MAX);
+                            let clear_since = t.clear_since_ms.unwrap_or(at_ms);
+                            if t.flapping && at_ms - clear_since < flap_ms {
+                                // Flapping: wait for the condition to stay clear.
+                                if t.clear_since_ms.is_none() {
+                                    tx.set_clear_since(t.id, Some(at_ms)).await?;
+                                }
+                                tx.note_value(t.id, o.value).await?;
+                            } else {
+                                tx.resolve_ticket(t.id, at_ms, o.value, "condition cleared")
+                                    .await?;
+                                crate::correlation::after_resolve(tx, t, at_ms).await?;
+                                changes.resolved += 1;
+                            }
                         }
                     }
                     Verdict::Between => {
@@ -213,6 +231,11 @@ impl Engine {
             .recently_resolved(&key, at_ms.saturating_sub(window))
             .await?
         {
+            let flap_ms = i64::try_from(self.flap_window.as_millis()).unwrap_or(i64::MAX);
+            let quick = tx
+                .last_resolved_at(id)
+                .await?
+                .is_some_and(|r| at_ms - r < flap_ms);
             tx.reopen_ticket(
                 id,
                 at_ms,
@@ -221,6 +244,9 @@ impl Engine {
                 "the condition recurred within the reopen window",
             )
             .await?;
+            if quick {
+                tx.mark_flapping(id, at_ms).await?;
+            }
             changes.reopened += 1;
             return Ok(());
         }

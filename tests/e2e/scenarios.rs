@@ -47,6 +47,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("silences_by_rule_host_and_label", |s| {
         Box::pin(silences_by_rule_host_and_label(s))
     }),
+    ("flapping_is_one_ticket", |s| {
+        Box::pin(flapping_is_one_ticket(s))
+    }),
 ];
 
 const T0: i64 = 1_800_000_000_000;
@@ -607,4 +610,47 @@ async fn silences_by_rule_host_and_label(store: Store) {
             .len(),
         2
     );
+}
+
+async fn flapping_is_one_ticket(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    // The disk toggles every minute for an hour.
+    for i in 0..60u64 {
+        let percent = if i % 2 == 0 { 91 } else { 40 };
+        report(
+            &store,
+            &engine,
+            "a",
+            i + 1,
+            T0 + i as i64 * 60_000,
+            disk(percent),
+        )
+        .await;
+    }
+    let all = store
+        .list_tickets(&TicketFilter::default())
+        .await
+        .expect("tickets");
+    assert_eq!(all.len(), 1, "one ticket for the whole hour");
+    let t = &all[0];
+    assert!(t.flapping, "{t:?}");
+    assert_eq!(t.state.as_str(), "new", "still open while it flaps");
+    let events = kinds(&store, t.id).await;
+    assert_eq!(
+        events.iter().filter(|k| *k == "resolved").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|k| *k == "flapping").count(),
+        1,
+        "{events:?}"
+    );
+    // Clear for the whole flap window: resolved, and no longer flapping.
+    let last = T0 + 60 * 60_000;
+    report(&store, &engine, "a", 61, last, disk(40)).await;
+    report(&store, &engine, "a", 62, last + 16 * 60_000, disk(40)).await;
+    let t = store.ticket(t.id).await.expect("read").expect("exists");
+    assert_eq!((t.state.as_str(), t.flapping), ("resolved", false));
 }

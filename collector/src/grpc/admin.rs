@@ -332,6 +332,7 @@ fn ticket_to_wire(t: TicketRow) -> v1::Ticket {
         response_due_ms: t.response_due_ms,
         resolve_due_ms: t.resolve_due_ms,
         kb: t.kb,
+        flapping: t.flapping,
     }
 }
 

@@ -90,6 +90,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "outages and silences",
         include_str!("../../migrations/sqlite/0004_outages_silences.sql"),
     ),
+    (
+        5,
+        "flapping",
+        include_str!("../../migrations/sqlite/0005_flapping.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -111,6 +116,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "outages and silences",
         include_str!("../../migrations/postgres/0004_outages_silences.sql"),
+    ),
+    (
+        5,
+        "flapping",
+        include_str!("../../migrations/postgres/0005_flapping.sql"),
     ),
 ];
 

@@ -41,6 +41,10 @@ pub struct TicketRow {
     pub response_due_ms: i64,
     pub resolve_due_ms: i64,
     pub kb: String,
+    /// The condition toggles faster than the flap window.
+    pub flapping: bool,
+    /// While flapping: since when the condition has been clear.
+    pub clear_since_ms: Option<i64>,
 }
 
 /// What an operator does to a ticket.
@@ -105,7 +109,8 @@ pub struct NewTicket<'a> {
 
 const COLUMNS: &str = "t.id, t.dedupe_key, t.agent_id, a.hostname, t.rule_id, t.subject, t.state, \
      t.priority, t.title, t.occurrences, t.opened_at_ms, t.last_seen_at_ms, t.resolved_at_ms, \
-     t.last_value, t.tier, t.assignee, t.acknowledged_at_ms, t.response_due_ms, t.resolve_due_ms, t.kb";
+     t.last_value, t.tier, t.assignee, t.acknowledged_at_ms, t.response_due_ms, t.resolve_due_ms, t.kb, \
+     t.flapping, t.clear_since_ms";
 
 impl TicketState {
     pub fn as_str(self) -> &'static str {
@@ -215,8 +220,8 @@ impl WriteTx {
         reason: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE tickets SET state = 'resolved', resolved_at_ms = $2, last_value = $3 \
-             WHERE id = $1 AND state IN ('new', 'acknowledged', 'suppressed')",
+            "UPDATE tickets SET state = 'resolved', resolved_at_ms = $2, last_value = $3, flapping = 0, \
+             clear_since_ms = NULL WHERE id = $1 AND state IN ('new', 'acknowledged', 'suppressed')",
         )
         .bind(id)
         .bind(at_ms)
@@ -463,7 +468,50 @@ fn ticket_from_row(r: &AnyRow) -> Result<TicketRow, StoreError> {
         response_due_ms: r.try_get(17)?,
         resolve_due_ms: r.try_get(18)?,
         kb: r.try_get(19)?,
+        flapping: r.try_get::<i64, _>(20)? != 0,
+        clear_since_ms: r.try_get(21)?,
     })
+}
+
+impl WriteTx {
+    /// Marks a ticket flapping (once) and logs it.
+    pub async fn mark_flapping(&mut self, id: i64, at_ms: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE tickets SET flapping = 1 WHERE id = $1 AND flapping = 0")
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        if done.rows_affected() == 1 {
+            self.event(
+                id,
+                at_ms,
+                "flapping",
+                "the condition toggles faster than the flap window",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records since when a flapping ticket's condition is clear (None: it holds again).
+    pub async fn set_clear_since(&mut self, id: i64, since: Option<i64>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tickets SET clear_since_ms = $2 WHERE id = $1")
+            .bind(id)
+            .bind(since)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// When a ticket last resolved (from its timeline), if ever.
+    pub async fn last_resolved_at(&mut self, id: i64) -> Result<Option<i64>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(at_ms) FROM ticket_events WHERE ticket_id = $1 AND kind = 'resolved'",
+        )
+        .bind(id)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(at)
+    }
 }
 
 impl Store {
