@@ -317,9 +317,10 @@ async fn ticket_lifecycle(store: Store) {
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].id, ticket.id, "reopened, not a new ticket");
     assert_eq!(open[0].state, TicketState::New);
+    // Back within seconds of resolving: the ticket is also marked flapping.
     assert_eq!(
         kinds(ticket.id).await,
-        ["opened", "priority", "resolved", "reopened"]
+        ["opened", "priority", "resolved", "reopened", "flapping"]
     );
 }
 
