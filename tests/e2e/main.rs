@@ -7,5 +7,6 @@ mod cli;
 mod disk_tickets;
 mod outage;
 mod probes;
+mod properties;
 mod scenarios;
 mod store;

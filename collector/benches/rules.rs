@@ -1,0 +1,161 @@
+//! Benchmark: the default rules on one incoming report.
+//! - pure evaluation: every default rule reading a realistic snapshot (8 filesystems, patches,
+//!   antivirus, connectivity), in microseconds per report;
+//! - the whole ingest of one report (store, rules, conditions, tickets, commit) on a SQLite
+//!   file, sequentially, as reports per second on one core.
+//!
+//! Run: `cargo bench -p firstline-collector --bench rules` (`FIRSTLINE_BENCH_REPORTS=N`).
+
+use std::time::Instant;
+
+use firstline_collector::engine::Engine;
+use firstline_collector::ingest::ingest;
+use firstline_collector::report::Batch;
+use firstline_collector::store::{CertKind, NewAgent, NewCertificate, Store, TokenRow};
+use firstline_proto::v1;
+
+fn snapshot(seq: u64, at: i64, percent: u64) -> v1::Snapshot {
+    let filesystems = (0..8)
+        .map(|i| v1::Filesystem {
+            mount_point: format!("/data{i}"),
+            device: format!("/dev/sd{i}"),
+            fs_type: "ext4".into(),
+            total_bytes: 100_000,
+            used_bytes: percent * 1000,
+            available_bytes: (100 - percent) * 1000,
+            total_inodes: 1000,
+            used_inodes: 100,
+        })
+        .collect();
+    v1::Snapshot {
+        seq,
+        taken_at_ms: at,
+        hostname: "bench".into(),
+        filesystems,
+        patches: Some(v1::PatchState {
+            package_manager: "apt".into(),
+            pending_count: 5,
+            security_count: 2,
+            ..Default::default()
+        }),
+        antivirus: Some(v1::AntivirusState {
+            products: vec![v1::AntivirusProduct {
+                name: "ClamAV".into(),
+                running: true,
+                source: "clamd-socket".into(),
+                definitions_updated_ms: at,
+                ..Default::default()
+            }],
+        }),
+        connectivity: Some(v1::Connectivity {
+            gateway: Some(v1::GatewayCheck {
+                present: true,
+                reachable: true,
+                ..Default::default()
+            }),
+            dns: (0..3)
+                .map(|i| v1::NamedCheck {
+                    target: format!("name{i}"),
+                    ok: true,
+                    ..Default::default()
+                })
+                .collect(),
+            tcp: (0..3)
+                .map(|i| v1::NamedCheck {
+                    target: format!("10.0.0.{i}:443"),
+                    ok: true,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn batch(s: v1::Snapshot) -> Batch {
+    Batch::try_from(v1::ReportRequest { snapshots: vec![s] }).expect("valid")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let reports: u64 = std::env::var("FIRSTLINE_BENCH_REPORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let engine = Engine::default();
+    let t0 = 1_800_000_000_000i64;
+
+    // Pure evaluation.
+    let one = batch(snapshot(1, t0, 50)).snapshots.remove(0);
+    let rounds = 20_000u32;
+    let start = Instant::now();
+    let mut observations = 0usize;
+    for _ in 0..rounds {
+        for rule in &engine.rules {
+            observations += rule.kind.observe(&one, t0).map_or(0, |o| o.len());
+        }
+    }
+    let per = start.elapsed() / rounds;
+    println!(
+        "default rules, pure evaluation: {:.2} us per report ({} rules, {} observations per report)",
+        per.as_secs_f64() * 1e6,
+        engine.rules.len(),
+        observations / rounds as usize
+    );
+
+    // Whole ingest on SQLite.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ))
+    .await
+    .expect("store");
+    store
+        .create_token(&TokenRow {
+            token_hash: "t".into(),
+            label: String::new(),
+            created_at_ms: t0,
+            expires_at_ms: t0 + 1,
+            uses_total: 1,
+            uses_left: 1,
+        })
+        .await
+        .expect("token");
+    store
+        .enroll(
+            "t",
+            t0,
+            &NewAgent {
+                agent_id: "a".into(),
+                hostname: "bench".into(),
+                enrolled_at_ms: t0,
+            },
+            &NewCertificate {
+                fingerprint: "f".into(),
+                kind: CertKind::Agent,
+                subject: "a".into(),
+                issued_at_ms: t0,
+                not_after_ms: t0 + 1,
+            },
+        )
+        .await
+        .expect("enroll");
+    let start = Instant::now();
+    for seq in 1..=reports {
+        // Every tenth report crosses the disk threshold and back, so tickets open and resolve.
+        let percent = if seq % 10 == 0 { 92 } else { 50 };
+        let at = t0 + i64::try_from(seq).unwrap_or(0) * 1000;
+        ingest(&store, &engine, "a", &batch(snapshot(seq, at, percent)), at)
+            .await
+            .expect("ingest");
+    }
+    let elapsed = start.elapsed();
+    let per = elapsed / u32::try_from(reports).unwrap_or(1);
+    println!(
+        "ingest of one report with the default rules (SQLite, sequential): {:.3} ms per report, {:.0} reports/s",
+        per.as_secs_f64() * 1000.0,
+        reports as f64 / elapsed.as_secs_f64()
+    );
+}
