@@ -117,7 +117,13 @@ impl Engine {
             tx.labels(agent_id).await?
         };
         for rule in &self.rules {
-            let Some(observations) = rule.kind.observe(snapshot, at_ms) else {
+            let observations = match &rule.kind {
+                crate::rules::RuleKind::DiskForecast { horizon_hours } => {
+                    Some(forecast(tx, agent_id, snapshot, *horizon_hours).await?)
+                }
+                kind => kind.observe(snapshot, at_ms),
+            };
+            let Some(observations) = observations else {
                 continue;
             };
             // Silenced: conditions are still tracked, but no ticket opens.
@@ -277,4 +283,36 @@ impl Engine {
         changes.opened += 1;
         Ok(())
     }
+}
+
+/// The disk-full forecast of every mount in the snapshot, from the last day of samples.
+async fn forecast(
+    tx: &mut WriteTx,
+    agent_id: &str,
+    snapshot: &Snapshot,
+    horizon_hours: f64,
+) -> Result<Vec<crate::rules::Observation>, StoreError> {
+    let mut out = Vec::with_capacity(snapshot.filesystems.len());
+    for fs in &snapshot.filesystems {
+        let samples = tx
+            .disk_samples(agent_id, &fs.mount_point, snapshot.taken_at_ms - 86_400_000)
+            .await?;
+        let mut points: Vec<(i64, u64)> = samples.iter().map(|s| (s.at_ms, s.used_bytes)).collect();
+        if points.last().is_none_or(|(t, _)| *t < snapshot.taken_at_ms) {
+            points.push((snapshot.taken_at_ms, fs.used_bytes));
+        }
+        let hours = crate::rules::forecast::hours_to_full(&points, fs.available_bytes);
+        let verdict = match hours {
+            Some(h) if h <= horizon_hours => Verdict::Holds,
+            Some(h) if h <= horizon_hours * 1.5 => Verdict::Between,
+            _ => Verdict::Clear,
+        };
+        out.push(crate::rules::Observation {
+            subject: fs.mount_point.clone(),
+            verdict,
+            value: hours.unwrap_or(f64::INFINITY).min(1e9),
+            raised_priority: None,
+        });
+    }
+    Ok(out)
 }

@@ -36,6 +36,7 @@ pub async fn ingest(
             outcome.new_snapshots += 1;
             if newest {
                 last_seq = snapshot.seq;
+                tx.record_disk_samples(agent_id, snapshot).await?;
                 // Spooled reports arrive late; the ticket's times are when it happened, but
                 // never in the future of the collector's clock.
                 let at_ms = snapshot.taken_at_ms.min(now_ms);

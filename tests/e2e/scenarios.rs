@@ -654,3 +654,39 @@ async fn flapping_is_one_ticket(store: Store) {
     let t = store.ticket(t.id).await.expect("read").expect("exists");
     assert_eq!((t.state.as_str(), t.flapping), ("resolved", false));
 }
+
+async fn disk_forecast_from_growth(store: Store) {
+    let engine = Engine::default();
+    agent(&store, "a").await;
+    // Growing one point an hour from 50 %: about 48 hours left after two hours, under 72.
+    for i in 0..=12u64 {
+        let at = T0 + i as i64 * 10 * 60_000;
+        let percent = 50 + i / 6;
+        report(&store, &engine, "a", i + 1, at, disk(percent)).await;
+    }
+    let forecast = open_for(&store, "disk.forecast").await;
+    assert_eq!(forecast.len(), 1, "{forecast:?}");
+    assert_eq!(forecast[0].priority, 3);
+    assert!(
+        forecast[0].last_value > 24.0 && forecast[0].last_value < 72.0,
+        "{}",
+        forecast[0].last_value
+    );
+    assert!(
+        open_for(&store, "disk.usage").await.is_empty(),
+        "52 % is not full"
+    );
+    // Growth stops: flat for a day, the forecast clears.
+    for i in 13..=40u64 {
+        report(
+            &store,
+            &engine,
+            "a",
+            i + 1,
+            T0 + i as i64 * 3_600_000,
+            disk(52),
+        )
+        .await;
+    }
+    assert!(open_for(&store, "disk.forecast").await.is_empty());
+}

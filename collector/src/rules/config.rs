@@ -34,6 +34,7 @@ struct RawRule {
     critical_priority: Option<u32>,
     max_age_days: Option<f64>,
     consecutive: Option<u32>,
+    horizon_hours: Option<f64>,
 }
 
 /// Loads the rule set: the defaults, with the file (if any) laid over them.
@@ -136,6 +137,20 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
                 open_percent,
                 clear_percent,
             }
+        }
+        ("disk_forecast", b) => {
+            let h = match b {
+                Some(RuleKind::DiskForecast { horizon_hours }) => horizon_hours,
+                _ => 72.0,
+            };
+            let horizon_hours = r.horizon_hours.unwrap_or(h);
+            if !(1.0..=8760.0).contains(&horizon_hours) {
+                say(
+                    "horizon_hours",
+                    format!("{horizon_hours} is not between 1 and 8760"),
+                );
+            }
+            RuleKind::DiskForecast { horizon_hours }
         }
         ("security_updates_pending", _) => RuleKind::SecurityUpdatesPending,
         ("updates_pending", _) => RuleKind::UpdatesPending,

@@ -42,6 +42,16 @@ pub fn rules() -> Vec<Rule> {
             "disk-full",
         ),
         rule(
+            "disk.forecast",
+            RuleKind::DiskForecast {
+                horizon_hours: 72.0,
+            },
+            3,
+            Duration::ZERO,
+            "Disk {subject} on {host} will be full in {value} hours",
+            "disk-full",
+        ),
+        rule(
             "disk.inodes",
             RuleKind::InodeUsage {
                 open_percent: 90.0,

@@ -30,6 +30,9 @@ pub enum RuleKind {
         critical_percent: f64,
         critical_priority: u32,
     },
+    /// A mount forecast to be full within `horizon_hours` at its recent growth rate (from the
+    /// collector's samples; the engine evaluates it, see `forecast`).
+    DiskForecast { horizon_hours: f64 },
     /// Inodes used, per mount.
     InodeUsage {
         open_percent: f64,
@@ -121,6 +124,8 @@ impl RuleKind {
                     })
                     .collect(),
             ),
+            // Needs history: evaluated by the engine with the stored samples.
+            Self::DiskForecast { .. } => None,
             Self::InodeUsage {
                 open_percent,
                 clear_percent,
@@ -221,6 +226,7 @@ impl RuleKind {
     pub fn name(&self) -> &'static str {
         match self {
             Self::DiskUsage { .. } => "disk_usage",
+            Self::DiskForecast { .. } => "disk_forecast",
             Self::InodeUsage { .. } => "inode_usage",
             Self::SecurityUpdatesPending => "security_updates_pending",
             Self::UpdatesPending => "updates_pending",

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod defaults;
+pub mod forecast;
 pub mod kinds;
 
 pub use kinds::{Observation, Rule, RuleKind, Verdict};

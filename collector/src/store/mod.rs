@@ -20,7 +20,7 @@ use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 
 pub use agents::{CertKind, CountedTable, Identity, NewAgent, NewCertificate, TokenRow};
 pub use conditions::Condition;
-pub use reports::{FilesystemRow, HostRow};
+pub use reports::{DiskSample, FilesystemRow, HostRow};
 pub use silences::{Matcher, Silence};
 pub use tickets::{
     NewTicket, TicketAction, TicketEvent, TicketFilter, TicketRow, TicketState, dedupe_key,
@@ -95,6 +95,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "flapping",
         include_str!("../../migrations/sqlite/0005_flapping.sql"),
     ),
+    (
+        6,
+        "disk samples",
+        include_str!("../../migrations/sqlite/0006_disk_samples.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -121,6 +126,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "flapping",
         include_str!("../../migrations/postgres/0005_flapping.sql"),
+    ),
+    (
+        6,
+        "disk samples",
+        include_str!("../../migrations/postgres/0006_disk_samples.sql"),
     ),
 ];
 

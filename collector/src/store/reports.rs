@@ -235,3 +235,81 @@ impl Store {
         seqs.into_iter().map(|s| to_u64(s, "seq")).collect()
     }
 }
+
+/// Disk samples are kept one per this interval per mount...
+const SAMPLE_EVERY_MS: i64 = 10 * 60_000;
+/// ...for this long.
+const SAMPLES_KEPT_MS: i64 = 7 * 86_400_000;
+
+/// One recorded disk sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSample {
+    pub at_ms: i64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+}
+
+impl WriteTx {
+    /// Records the snapshot's disk usage as samples (at most one per mount per ten minutes)
+    /// and forgets samples older than a week.
+    pub async fn record_disk_samples(
+        &mut self,
+        agent_id: &str,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(at_ms) FROM disk_samples WHERE agent_id = $1")
+                .bind(agent_id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        if latest.is_some_and(|l| snapshot.taken_at_ms - l < SAMPLE_EVERY_MS) {
+            return Ok(());
+        }
+        for fs in &snapshot.filesystems {
+            sqlx::query(
+                "INSERT INTO disk_samples (agent_id, mount_point, at_ms, used_bytes, available_bytes) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (agent_id, mount_point, at_ms) DO NOTHING",
+            )
+            .bind(agent_id)
+            .bind(&fs.mount_point)
+            .bind(snapshot.taken_at_ms)
+            .bind(to_i64(fs.used_bytes, "used_bytes")?)
+            .bind(to_i64(fs.available_bytes, "available_bytes")?)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM disk_samples WHERE agent_id = $1 AND at_ms < $2")
+            .bind(agent_id)
+            .bind(snapshot.taken_at_ms - SAMPLES_KEPT_MS)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Samples of one mount since `since_ms`, oldest first.
+    pub async fn disk_samples(
+        &mut self,
+        agent_id: &str,
+        mount: &str,
+        since_ms: i64,
+    ) -> Result<Vec<DiskSample>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, used_bytes, available_bytes FROM disk_samples \
+             WHERE agent_id = $1 AND mount_point = $2 AND at_ms >= $3 ORDER BY at_ms",
+        )
+        .bind(agent_id)
+        .bind(mount)
+        .bind(since_ms)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DiskSample {
+                    at_ms: r.try_get(0)?,
+                    used_bytes: to_u64(r.try_get(1)?, "used_bytes")?,
+                    available_bytes: to_u64(r.try_get(2)?, "available_bytes")?,
+                })
+            })
+            .collect()
+    }
+}
