@@ -50,6 +50,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("flapping_is_one_ticket", |s| {
         Box::pin(flapping_is_one_ticket(s))
     }),
+    ("disk_forecast_from_growth", |s| {
+        Box::pin(disk_forecast_from_growth(s))
+    }),
 ];
 
 const T0: i64 = 1_800_000_000_000;
