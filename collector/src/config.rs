@@ -31,6 +31,8 @@ pub struct Config {
     pub engine: Engine,
     /// Knowledge-base articles overriding the shipped ones (`<name>.md`).
     pub kb_dir: Option<PathBuf>,
+    /// The HTTP/JSON admin API; off when unset.
+    pub http_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +46,13 @@ struct RawConfig {
     rules: Option<RawRules>,
     tickets: Option<RawTickets>,
     sla: Option<RawSla>,
+    http: Option<RawHttp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +140,7 @@ impl Default for Config {
             rules_file: None,
             engine: Engine::default(),
             kb_dir: None,
+            http_listen: None,
         }
     }
 }
@@ -166,6 +176,7 @@ impl Config {
             "# Firstline collector configuration. Every key is optional; shown are the defaults.\n\
              # data_dir = \"/var/lib/firstline-collector\"  # default: $STATE_DIRECTORY or ./firstline-data\n\n\
              [grpc]\nlisten = \"{}\"\n# Extra names or addresses agents use to reach this collector.\nserver_names = []\n\n\
+             [http]\n# The JSON admin API (e.g. \"127.0.0.1:7080\"); off when empty. Key: data_dir/api.key.\nlisten = \"\"\n\n\
              [store]\n# Empty: SQLite file firstline.db in data_dir. Or postgres://user@host/db\nurl = \"\"\n\n\
              [enrollment]\ncertificate_validity = \"{}\"\n\n\
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
@@ -222,6 +233,16 @@ impl Config {
             );
         }
         self.rules_file = raw.rules.unwrap_or_default().file;
+        if let Some(listen) = raw
+            .http
+            .unwrap_or_default()
+            .listen
+            .filter(|l| !l.is_empty())
+        {
+            let mut addr = self.grpc_listen;
+            set_addr(&mut addr, "http.listen", &listen, problems);
+            self.http_listen = Some(addr);
+        }
         let tickets = raw.tickets.unwrap_or_default();
         self.kb_dir = tickets.kb_dir;
         if let Some(v) = tickets.flap_window {

@@ -18,3 +18,4 @@ pub mod server;
 pub mod store;
 pub mod sweep;
 pub mod tokens;
+pub mod web;

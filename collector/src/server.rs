@@ -46,6 +46,7 @@ pub enum ServeError {
 /// A bound, ready server; `run` serves it.
 pub struct Collector {
     listener: TcpListener,
+    http: Option<(TcpListener, String)>,
     shared: Arc<Shared>,
 }
 
@@ -69,7 +70,27 @@ impl Collector {
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
             kb_dir: config.kb_dir.clone(),
         });
-        Ok(Self { listener, shared })
+        let http = match config.http_listen {
+            Some(addr) => {
+                let key = crate::web::load_or_create_key(&config.data_dir)
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                Some((listener, key))
+            }
+            None => None,
+        };
+        Ok(Self {
+            listener,
+            http,
+            shared,
+        })
+    }
+
+    /// The HTTP API's bound address, when enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -102,6 +123,19 @@ impl Collector {
         let addr = self.listener.local_addr().ok();
         tracing::info!(?addr, "collector serving gRPC");
         let sweeper = tokio::spawn(sweep_loop(shared.clone(), shutdown.clone()));
+        let web = self.http.map(|(listener, key)| {
+            let app = crate::web::router(shared.clone(), &key);
+            let stop = shutdown.clone();
+            tracing::info!(addr = ?listener.local_addr().ok(), "collector serving the HTTP API");
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!(%error, "HTTP API failed");
+                }
+            })
+        });
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         Server::builder()
             .tls_config(tls)?
@@ -115,6 +149,9 @@ impl Collector {
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await?;
         let _ = sweeper.await;
+        if let Some(web) = web {
+            let _ = web.await;
+        }
         shared.store.close().await;
         tracing::info!("collector stopped");
         Ok(())

@@ -5,6 +5,7 @@ mod agent_behaviour;
 mod bad_input;
 mod cli;
 mod disk_tickets;
+mod http_api;
 mod outage;
 mod probes;
 mod properties;

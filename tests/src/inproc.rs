@@ -25,6 +25,16 @@ pub struct InProcess {
 impl InProcess {
     /// Starts a collector with the default config on a SQLite file in a temporary directory.
     pub async fn start() -> Self {
+        Self::start_with(false).await.0
+    }
+
+    /// Starts a collector with the HTTP API on a free loopback port; returns its address.
+    pub async fn start_with_http() -> (Self, SocketAddr) {
+        let (me, http) = Self::start_with(true).await;
+        (me, http.expect("http address"))
+    }
+
+    async fn start_with(http: bool) -> (Self, Option<SocketAddr>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("collector");
         let overrides = Overrides {
@@ -32,19 +42,24 @@ impl InProcess {
             grpc_listen: Some("127.0.0.1:0".into()),
             store_url: None,
         };
-        let config = Config::load(None, &overrides).expect("default config");
+        let mut config = Config::load(None, &overrides).expect("default config");
+        if http {
+            config.http_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        }
         let collector = Collector::start(&config).await.expect("collector starts");
         let addr = collector.local_addr().expect("bound address");
+        let http_addr = collector.http_addr();
         let store = collector.store();
         let shutdown = CancellationToken::new();
         tokio::spawn(collector.run(shutdown.clone()));
-        Self {
+        let me = Self {
             dir,
             addr,
             store,
             data_dir,
             shutdown,
-        }
+        };
+        (me, http_addr)
     }
 
     pub fn url(&self) -> String {

@@ -215,7 +215,7 @@ fn action_from(req: &UpdateTicketRequest) -> Result<TicketAction, Status> {
 const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
 
 /// The silence a request asks for, checked.
-fn silence_from(req: &CreateSilenceRequest, now: i64) -> Result<(Matcher, i64, i64), Status> {
+pub fn silence_from(req: &CreateSilenceRequest, now: i64) -> Result<(Matcher, i64, i64), Status> {
     let given: Vec<Matcher> = [
         (!req.host.is_empty()).then(|| Matcher::Host(req.host.clone())),
         (!req.label.is_empty()).then(|| Matcher::Label(req.label.clone())),
@@ -254,7 +254,7 @@ fn silence_from(req: &CreateSilenceRequest, now: i64) -> Result<(Matcher, i64, i
     Ok((matcher.clone(), starts, req.ends_at_ms))
 }
 
-fn silence_to_wire(s: Silence) -> SilenceInfo {
+pub fn silence_to_wire(s: Silence) -> SilenceInfo {
     let (kind, value) = match s.matcher {
         Matcher::Host(v) => ("host", v),
         Matcher::Label(v) => ("label", v),
@@ -284,7 +284,7 @@ fn fs_to_wire(fs: Filesystem) -> v1::Filesystem {
     }
 }
 
-fn host_to_wire(h: HostRow) -> v1::Host {
+pub fn host_to_wire(h: HostRow) -> v1::Host {
     let facts = v1::Snapshot::decode(h.facts.as_slice()).unwrap_or_default();
     v1::Host {
         system: facts.system,
@@ -311,7 +311,7 @@ fn host_to_wire(h: HostRow) -> v1::Host {
     }
 }
 
-fn ticket_to_wire(t: TicketRow) -> v1::Ticket {
+pub fn ticket_to_wire(t: TicketRow) -> v1::Ticket {
     v1::Ticket {
         id: t.id,
         agent_id: t.agent_id,

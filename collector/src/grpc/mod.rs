@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-pub use admin::AdminService;
+pub use admin::{AdminService, host_to_wire, silence_from, silence_to_wire, ticket_to_wire};
 pub use agent::AgentService;
 pub use enrollment::EnrollmentService;
 

@@ -1,0 +1,196 @@
+//! The JSON admin API over HTTP: the key is required, bad requests get JSON errors with a 4xx
+//! status and change nothing, and a technician can work a ticket through it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use firstline_agent::uplink::channel;
+use firstline_collector::clock::now_ms;
+use firstline_proto::v1::agent_client::AgentClient;
+use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
+use firstline_tests::inproc::InProcess;
+use serde_json::Value;
+
+/// One HTTP/1.1 request; returns the status and the JSON body.
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status: u16 = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let json = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    (
+        status,
+        serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.to_owned())),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_api_needs_its_key_and_answers_in_json() {
+    let (c, http) = InProcess::start_with_http().await;
+    let key = std::fs::read_to_string(c.data_dir.join("api.key")).expect("api.key");
+    let key = key.trim().to_owned();
+    let identity = c.enroll("pc-1").await;
+    let snapshot = Snapshot {
+        seq: 1,
+        taken_at_ms: now_ms(),
+        hostname: "pc-1".into(),
+        filesystems: vec![Filesystem {
+            mount_point: "/".into(),
+            total_bytes: 100,
+            used_bytes: 93,
+            available_bytes: 7,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    AgentClient::new(channel(&identity).expect("channel"))
+        .report(ReportRequest {
+            snapshots: vec![snapshot],
+        })
+        .await
+        .expect("report");
+
+    let (status, body) =
+        tokio::task::spawn_blocking(move || call(http, "GET", "/api/health", None, None))
+            .await
+            .expect("join");
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let k = key.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let k = Some(k.as_str());
+        vec![
+            ("no key", call(http, "GET", "/api/tickets", None, None), 401),
+            (
+                "wrong key",
+                call(http, "GET", "/api/tickets", Some("fla_nope"), None),
+                401,
+            ),
+            (
+                "bad state",
+                call(http, "GET", "/api/tickets?state=bogus", k, None),
+                400,
+            ),
+            (
+                "unknown query key",
+                call(http, "GET", "/api/tickets?colour=red", k, None),
+                400,
+            ),
+            (
+                "no such ticket",
+                call(http, "GET", "/api/tickets/999", k, None),
+                404,
+            ),
+            (
+                "not a number",
+                call(http, "GET", "/api/tickets/abc", k, None),
+                400,
+            ),
+            (
+                "bad json",
+                call(http, "POST", "/api/tickets/1/actions", k, Some("{not json")),
+                400,
+            ),
+            (
+                "bad action",
+                call(
+                    http,
+                    "POST",
+                    "/api/tickets/1/actions",
+                    k,
+                    Some(r#"{"action":"delete"}"#),
+                ),
+                400,
+            ),
+            (
+                "silence without end",
+                call(
+                    http,
+                    "POST",
+                    "/api/silences",
+                    k,
+                    Some(r#"{"host":"pc-1","ends_at_ms":1}"#),
+                ),
+                400,
+            ),
+        ]
+    })
+    .await
+    .expect("join");
+    for (name, (status, body), expected) in results {
+        assert_eq!(status, expected, "{name}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}: error must be JSON with a message: {body}"
+        );
+    }
+    let k = key.clone();
+    let (tickets, acked, again, handoff) = tokio::task::spawn_blocking(move || {
+        let k = Some(k.as_str());
+        let tickets = call(http, "GET", "/api/tickets?state=open", k, None);
+        let id = tickets.1[0]["id"].as_i64().expect("ticket id");
+        let acked = call(
+            http,
+            "POST",
+            &format!("/api/tickets/{id}/actions"),
+            k,
+            Some(r#"{"action":"acknowledge"}"#),
+        );
+        let again = call(
+            http,
+            "POST",
+            &format!("/api/tickets/{id}/actions"),
+            k,
+            Some(r#"{"action":"acknowledge"}"#),
+        );
+        let handoff = call(http, "GET", "/api/handoff", k, None);
+        (tickets, acked, again, handoff)
+    })
+    .await
+    .expect("join");
+    assert_eq!(tickets.0, 200);
+    assert_eq!(tickets.1.as_array().map(Vec::len), Some(1), "{}", tickets.1);
+    assert_eq!(acked.0, 200, "{}", acked.1);
+    assert_eq!(acked.1["ticket"]["state"], "acknowledged");
+    assert!(
+        acked.1["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .any(|e| e["kind"] == "acknowledged" && e["actor"] == "api")
+    );
+    assert!(
+        acked.1["kb_markdown"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Disk almost full")
+    );
+    assert_eq!(again.0, 409, "{}", again.1);
+    assert_eq!(handoff.0, 200);
+    assert_eq!(handoff.1["critical_open"].as_array().map(Vec::len), Some(1));
+}
