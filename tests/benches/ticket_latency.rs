@@ -47,7 +47,9 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
     let dir = tempfile::tempdir().expect("tempdir");
-    let collector = CollectorProc::start(dir.path(), "");
+    // Shipped defaults, except that fills repeated every second would (rightly) be held open
+    // as flapping; each round must start with no open ticket.
+    let collector = CollectorProc::start(dir.path(), "[tickets]\nflap_window = \"0s\"\n");
     let mut agent = AgentProc::new(dir.path(), "");
     agent.enroll(&collector);
     let disk = Tmpfs::mount(16 * 1024 * 1024);
