@@ -32,6 +32,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The measured value in the unit of its rule.
+fn value_cell(t: &Ticket) -> String {
+    match t.rule_id.as_str() {
+        "disk.usage" | "disk.inodes" => format!("{:.1}%", t.last_value),
+        "disk.forecast" => format!("{:.0}h left", t.last_value),
+        _ if t.last_value == 0.0 => "-".into(),
+        _ => format!("{:.1}", t.last_value),
+    }
+}
+
 /// "3m ago" style age of a stored time, relative to `now`.
 pub fn age(ms: i64, now: SystemTime) -> String {
     if ms <= 0 {
@@ -68,7 +78,7 @@ pub fn tickets_table(tickets: &[Ticket], now: SystemTime) -> String {
                 t.state.clone(),
                 t.hostname.clone(),
                 t.subject.clone(),
-                format!("{:.1}%", t.last_value),
+                value_cell(t),
                 t.occurrences.to_string(),
                 age(t.opened_at_ms, now),
                 t.title.clone(),
