@@ -10,9 +10,7 @@ use std::time::Duration;
 use firstline_collector::engine::Engine;
 use firstline_collector::ingest::ingest;
 use firstline_collector::report::Batch;
-use firstline_collector::store::{
-    CertKind, NewAgent, NewCertificate, Store, TicketAction, TicketFilter, TokenRow,
-};
+use firstline_collector::store::{Store, TicketAction, TicketFilter};
 use firstline_collector::sweep::sweep;
 use firstline_proto::v1;
 use proptest::prelude::*;
@@ -53,37 +51,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let t0 = 1_800_000_000_000i64;
     for h in 0..3 {
         let id = format!("h{h}");
-        let token = format!("t{h}");
-        store
-            .create_token(&TokenRow {
-                token_hash: token.clone(),
-                label: String::new(),
-                created_at_ms: t0,
-                expires_at_ms: t0 + 1,
-                uses_total: 1,
-                uses_left: 1,
-            })
-            .await
-            .expect("token");
-        store
-            .enroll(
-                &token,
-                t0,
-                &NewAgent {
-                    agent_id: id.clone(),
-                    hostname: id.clone(),
-                    enrolled_at_ms: t0,
-                },
-                &NewCertificate {
-                    fingerprint: id.clone(),
-                    kind: CertKind::Agent,
-                    subject: id.clone(),
-                    issued_at_ms: t0,
-                    not_after_ms: t0 + 1,
-                },
-            )
-            .await
-            .expect("enroll");
+        firstline_tests::fixtures::enroll_agent(&store, &id, &id, t0).await;
     }
     let mut now = t0;
     let mut seqs: HashMap<usize, u64> = HashMap::new();

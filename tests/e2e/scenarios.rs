@@ -12,8 +12,7 @@ use firstline_collector::ingest::ingest;
 use firstline_collector::report::Batch;
 use firstline_collector::store::Matcher;
 use firstline_collector::store::{
-    CertKind, CountedTable, NewAgent, NewCertificate, Store, StoreError, TicketAction,
-    TicketFilter, TicketRow, TokenRow,
+    CountedTable, Store, StoreError, TicketAction, TicketFilter, TicketRow,
 };
 use firstline_collector::sweep::sweep;
 use firstline_proto::v1;
@@ -83,37 +82,7 @@ async fn ticket_scenarios_on_postgres() {
 }
 
 async fn agent(store: &Store, id: &str) {
-    let token = format!("t-{id}");
-    store
-        .create_token(&TokenRow {
-            token_hash: token.clone(),
-            label: String::new(),
-            created_at_ms: T0,
-            expires_at_ms: T0 + 1,
-            uses_total: 1,
-            uses_left: 1,
-        })
-        .await
-        .expect("token");
-    store
-        .enroll(
-            &token,
-            T0,
-            &NewAgent {
-                agent_id: id.into(),
-                hostname: format!("pc-{id}"),
-                enrolled_at_ms: T0,
-            },
-            &NewCertificate {
-                fingerprint: format!("fp-{id}"),
-                kind: CertKind::Agent,
-                subject: id.into(),
-                issued_at_ms: T0,
-                not_after_ms: T0 + 1,
-            },
-        )
-        .await
-        .expect("enroll");
+    firstline_tests::fixtures::enroll_agent(store, id, &format!("pc-{id}"), T0).await;
 }
 
 /// Reports one snapshot `seq` taken at `at` with the given facts.

@@ -68,22 +68,7 @@ async fn both_backends_have_the_same_schema() {
 }
 
 async fn enroll_agent(store: &Store, id: &str) {
-    let token = format!("tok-{id}");
-    store
-        .create_token(&TokenRow {
-            token_hash: token.clone(),
-            label: String::new(),
-            created_at_ms: NOW,
-            expires_at_ms: NOW + 60_000,
-            uses_total: 1,
-            uses_left: 1,
-        })
-        .await
-        .expect("token");
-    store
-        .enroll(&token, NOW, &agent(id), &cert(id))
-        .await
-        .expect("enroll");
+    firstline_tests::fixtures::enroll_agent(store, id, &format!("host-{id}"), NOW).await;
 }
 
 fn agent(id: &str) -> NewAgent {

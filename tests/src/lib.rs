@@ -4,6 +4,7 @@
 
 pub mod bins;
 pub mod clamav;
+pub mod fixtures;
 pub mod fs;
 pub mod inproc;
 pub mod netns;

@@ -1,0 +1,39 @@
+//! Store-level fixtures shared by the store, scenario and property tests.
+
+use firstline_collector::store::{CertKind, NewAgent, NewCertificate, Store, TokenRow};
+
+/// Enrolls agent `id` (host name `hostname`) directly in the store at `at_ms`, through a
+/// one-use token, as the Enroll RPC would; its certificate fingerprint is `fp-<id>`.
+pub async fn enroll_agent(store: &Store, id: &str, hostname: &str, at_ms: i64) {
+    let token = format!("tok-{id}");
+    store
+        .create_token(&TokenRow {
+            token_hash: token.clone(),
+            label: String::new(),
+            created_at_ms: at_ms,
+            expires_at_ms: at_ms + 60_000,
+            uses_total: 1,
+            uses_left: 1,
+        })
+        .await
+        .expect("token");
+    store
+        .enroll(
+            &token,
+            at_ms,
+            &NewAgent {
+                agent_id: id.into(),
+                hostname: hostname.into(),
+                enrolled_at_ms: at_ms,
+            },
+            &NewCertificate {
+                fingerprint: format!("fp-{id}"),
+                kind: CertKind::Agent,
+                subject: id.into(),
+                issued_at_ms: at_ms,
+                not_after_ms: at_ms + 1,
+            },
+        )
+        .await
+        .expect("enroll");
+}
