@@ -144,12 +144,7 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
                 _ => 72.0,
             };
             let horizon_hours = r.horizon_hours.unwrap_or(h);
-            if !(1.0..=8760.0).contains(&horizon_hours) {
-                say(
-                    "horizon_hours",
-                    format!("{horizon_hours} is not between 1 and 8760"),
-                );
-            }
+            within(say, "horizon_hours", horizon_hours, 1.0, 8760.0);
             RuleKind::DiskForecast { horizon_hours }
         }
         ("security_updates_pending", _) => RuleKind::SecurityUpdatesPending,
@@ -163,12 +158,7 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
                 _ => 3.0,
             };
             let max_age_days = r.max_age_days.unwrap_or(d);
-            if !(0.0..=365.0).contains(&max_age_days) {
-                say(
-                    "max_age_days",
-                    format!("{max_age_days} is not between 0 and 365"),
-                );
-            }
+            within(say, "max_age_days", max_age_days, 0.0, 365.0);
             RuleKind::DefinitionsOld { max_age_days }
         }
         ("connectivity_failure", b) => {
@@ -177,12 +167,7 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
                 _ => 3,
             };
             let consecutive = r.consecutive.unwrap_or(n);
-            if !(1..=1000).contains(&consecutive) {
-                say(
-                    "consecutive",
-                    format!("{consecutive} is not between 1 and 1000"),
-                );
-            }
+            within(say, "consecutive", consecutive, 1, 1000);
             RuleKind::ConnectivityFailure { consecutive }
         }
         (other, _) => {
@@ -228,6 +213,19 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
         title,
         kb,
     })
+}
+
+/// Records a problem when `value` lies outside `lo..=hi`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    say: &mut dyn FnMut(&str, String),
+    key: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) {
+    if value < lo || value > hi {
+        say(key, format!("{value} is not between {lo} and {hi}"));
+    }
 }
 
 #[cfg(test)]
