@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use firstline_agent::probe::Offload;
 use firstline_agent::probe::antivirus::{self, AvSettings};
 use firstline_agent::probe::connectivity::{self, ConnSettings};
 use firstline_agent::probe::disk::{self, DiskFilter};
@@ -64,9 +65,10 @@ fn main() {
         });
         let filter = DiskFilter::default();
         let av = AvSettings::default();
+        let offload = Offload::default();
         measure("disk + antivirus", rounds, || async {
             let _ = disk::collect(&filter);
-            let _ = antivirus::collect(&av).await;
+            let _ = antivirus::collect(&av, &offload).await;
         })
         .await;
         let conn = ConnSettings {
@@ -74,7 +76,7 @@ fn main() {
             ..ConnSettings::default()
         };
         measure("connectivity round", rounds, || async {
-            let _ = connectivity::collect(&conn).await;
+            let _ = connectivity::collect(&conn, &offload).await;
         })
         .await;
         let mut system = SystemProbe::new();
@@ -85,7 +87,7 @@ fn main() {
         .await;
         let patches = PatchSettings::default();
         measure("package-manager probe", 3, || async {
-            let _ = patch::collect(&patches).await;
+            let _ = patch::collect(&patches, &offload).await;
         })
         .await;
     });

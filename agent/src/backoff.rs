@@ -34,6 +34,14 @@ impl Backoff {
         half + half.mul_f64(unit.clamp(0.0, 1.0))
     }
 
+    /// The delay before the next attempt at the longest step, for failures that wait for a
+    /// person (a revoked certificate) rather than for the collector to come back.
+    pub fn next_max_delay(&mut self, unit: f64) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let half = self.max / 2;
+        half + half.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
     /// Forgets past failures after a success.
     pub fn reset(&mut self) {
         self.failures = 0;
@@ -59,6 +67,16 @@ mod tests {
         );
         b.reset();
         assert_eq!(b.next_delay(0.0), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn failures_that_need_a_person_wait_the_longest_step() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let cases = [(0.0, 30), (0.5, 45), (1.0, 60)];
+        for (unit, secs) in cases {
+            assert_eq!(b.next_max_delay(unit), Duration::from_secs(secs), "{unit}");
+        }
+        assert_eq!(b.failures(), 3);
     }
 
     #[test]

@@ -1,20 +1,22 @@
 //! The `firstline-agent` command line: argument definitions and dispatch. `main.rs` only sets
 //! up logging and signals.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use firstline_support::blocking;
+use firstline_support::process::colour_wanted;
 use tokio_util::sync::CancellationToken;
 
 use crate::check;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::enroll::{EnrollParams, enroll};
-use crate::facts::{Facts, ProbeKind};
+use crate::enroll::{EnrollParams, Machine, enroll_machine};
+use crate::facts::Facts;
 use crate::identity::Identity;
+use crate::registry::{Context, ProbeSet};
 use crate::runner;
-use crate::scheduler::{self, ProbeContext};
 use crate::status::status;
 
 /// Firstline agent: reports this machine's health to the collector.
@@ -68,36 +70,15 @@ pub enum Command {
 
 /// Runs a parsed command; returns the process exit code.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
-    let config = Config::load(cli.config.as_deref(), cli.state_dir.as_deref())?;
+    let (file, dir) = (cli.config.clone(), cli.state_dir.clone());
+    let config = blocking::run(move || Config::load(file.as_deref(), dir.as_deref())).await?;
     match cli.command {
         Command::Enroll {
             collector,
             token,
             ca_file,
             force,
-        } => {
-            let ca_pem = std::fs::read_to_string(&ca_file).with_context(|| {
-                format!("{}: cannot read the CA certificate", ca_file.display())
-            })?;
-            let hostname = crate::probe::system::SystemProbe::new().collect().hostname;
-            let identity = enroll(
-                &config.state_dir,
-                &EnrollParams {
-                    collector_url: &collector,
-                    token: &token,
-                    ca_pem: &ca_pem,
-                    hostname: &hostname,
-                    force,
-                },
-            )
-            .await?;
-            println!(
-                "enrolled as {} with {}; identity saved in {}",
-                identity.agent_id,
-                identity.collector_url,
-                config.state_dir.display()
-            );
-        }
+        } => enroll_command(&config, &collector, &token, ca_file, force).await?,
         Command::Run => {
             runner::run(
                 config,
@@ -108,7 +89,10 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
             .await?
         }
         Command::Check { json } => return Ok(check_once(&config, json).await),
-        Command::Status { json } => status(&config, json)?,
+        Command::Status { json } => {
+            let config = config.clone();
+            blocking::run(move || status(&config, json)).await?
+        }
         Command::CheckConfig => {
             println!("configuration is valid");
             println!("state_dir = {}", config.state_dir.display());
@@ -125,42 +109,99 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
     Ok(0)
 }
 
+/// `enroll`: reads the CA file and this machine's names off the async thread, enrolls, and
+/// prints the collector's warning (if any) to stderr.
+async fn enroll_command(
+    config: &Config,
+    collector: &str,
+    token: &str,
+    ca_file: PathBuf,
+    force: bool,
+) -> Result<()> {
+    let path = ca_file.clone();
+    let (ca_pem, hostname, machine_id) = blocking::run(move || {
+        let ca_pem = read_ca(&path)?;
+        Ok::<_, anyhow::Error>((
+            ca_pem,
+            crate::probe::system::hostname(),
+            crate::probe::system::machine_id(),
+        ))
+    })
+    .await?;
+    let machine = Machine {
+        machine_id,
+        ca_file: Some(ca_file),
+    };
+    let params = EnrollParams {
+        collector_url: collector,
+        token,
+        ca_pem: &ca_pem,
+        hostname: &hostname,
+        force,
+    };
+    let enrolled = enroll_machine(&config.state_dir, &params, &machine).await?;
+    if let Some(warning) = &enrolled.warning {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "enrolled as {} with {}; identity saved in {}",
+        enrolled.identity.agent_id,
+        enrolled.identity.collector_url,
+        config.state_dir.display()
+    );
+    Ok(())
+}
+
+/// The CA certificate file, refused early when it holds no PEM certificate.
+fn read_ca(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the CA certificate", path.display()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!(
+            "{}: not a PEM certificate (copy ca.crt from the collector's data directory)",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
 /// Runs every probe once, concurrently, and prints the judgement.
 async fn check_once(config: &Config, json: bool) -> u8 {
-    use std::io::IsTerminal;
-    let collector = Identity::load(&config.state_dir)
-        .ok()
+    let dir = config.state_dir.clone();
+    let collector = blocking::run(move || Identity::load(&dir).ok())
+        .await
         .and_then(|i| runner::collector_target(&i.collector_url));
-    let ctx = ProbeContext::new(collector);
-    let runs = ProbeKind::ALL.map(|kind| {
-        let ctx = &ctx;
-        async move { (kind, scheduler::run_once(kind, config, ctx).await) }
+    let ctx = Context { collector };
+    let probes = ProbeSet::new();
+    let runs = probes.ids().map(|id| {
+        let (ctx, probes) = (&ctx, &probes);
+        async move { (id, probes.run_once(id, config, ctx).await) }
     });
     let mut facts = Facts::default();
-    for (kind, result) in futures_util::future::join_all(runs).await {
-        facts.apply(kind, result);
+    for (id, result) in futures_util::future::join_all(runs).await {
+        facts.apply(id, result);
     }
-    let host = facts
+    let mut snapshot = crate::wire::snapshot(
+        &probes,
+        &facts,
+        &crate::wire::Identity::default(),
+        firstline_proto::v1::Trigger::Unspecified,
+        now_ms(),
+        None,
+    );
+    let host = snapshot
         .system
         .as_ref()
         .map(|s| s.hostname.clone())
         .unwrap_or_default();
-    let findings = check::evaluate(&facts, &check::Limits::default(), now_ms());
+    snapshot.hostname.clone_from(&host);
+    let findings = check::evaluate(&probes, &facts, &check::Limits::default(), now_ms());
     if json {
-        let snapshot = crate::wire::snapshot(
-            &facts,
-            &crate::wire::Identity {
-                hostname: host.clone(),
-                os: String::new(),
-            },
-            firstline_proto::v1::Trigger::Unspecified,
-            now_ms(),
-            None,
-        );
         let facts_json = serde_json::to_value(&snapshot).unwrap_or_default();
         println!("{}", check::render_json(&host, &findings, facts_json));
     } else {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        use std::io::IsTerminal;
+        let colour = colour_wanted(std::io::stdout().is_terminal());
         print!("{}", check::render_text(&host, &findings, colour));
     }
     check::overall(&findings).exit_code()

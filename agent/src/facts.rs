@@ -1,51 +1,36 @@
 //! The agent's current picture of the machine: the latest result of every probe, and a
 //! signature of what matters for reporting (a disk crossing a threshold, a new security
 //! update, antivirus stopping, a check starting to fail) so a change is sent at once while
-//! everything else waits for the heartbeat.
+//! everything else waits for the heartbeat. Which probes exist and what each contributes is
+//! the registry's business (`registry`); this module only holds the results.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
 use crate::probe::ProbeError;
-use crate::probe::antivirus::AvProduct;
-use crate::probe::connectivity::ConnFacts;
-use crate::probe::disk::FsUsage;
-use crate::probe::patch::PatchFacts;
-use crate::probe::system::SystemFacts;
-use crate::trigger::bucket;
 
-/// The probes, in report order.
+/// Names one probe of the registry: its place in report order and its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ProbeKind {
-    Disk,
-    System,
-    Patches,
-    Antivirus,
-    Connectivity,
+pub struct ProbeId {
+    index: usize,
+    name: &'static str,
 }
 
-/// One probe's result.
-#[derive(Debug, Clone)]
-pub enum ProbeOutput {
-    Disk(Vec<FsUsage>),
-    System(SystemFacts),
-    Patches(PatchFacts),
-    Antivirus(Vec<AvProduct>),
-    Connectivity(ConnFacts),
-}
+/// One probe's result, whatever its type; the probe that made it knows the type.
+#[derive(Clone)]
+pub struct ProbeOutput(Arc<dyn Any + Send + Sync>);
 
 /// The latest result of each probe; a failed run keeps the previous facts and records why.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    pub disk: Option<Vec<FsUsage>>,
-    pub system: Option<SystemFacts>,
-    pub patches: Option<PatchFacts>,
-    pub antivirus: Option<Vec<AvProduct>>,
-    pub connectivity: Option<ConnFacts>,
-    pub errors: BTreeMap<ProbeKind, ProbeError>,
+    outputs: BTreeMap<ProbeId, ProbeOutput>,
+    pub errors: BTreeMap<ProbeId, ProbeError>,
 }
 
 /// What is compared between two reports to decide whether something notable changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signature {
     /// (mount point, threshold bucket), sorted.
     pub disk: Vec<(String, usize)>,
@@ -53,148 +38,127 @@ pub struct Signature {
     pub other: Vec<String>,
 }
 
-impl ProbeKind {
-    pub const ALL: [ProbeKind; 5] = [
-        Self::Disk,
-        Self::System,
-        Self::Patches,
-        Self::Antivirus,
-        Self::Connectivity,
-    ];
+impl ProbeId {
+    /// The id of the probe at `index` in the registry, called `name`.
+    pub const fn new(index: usize, name: &'static str) -> Self {
+        Self { index, name }
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Disk => "disk",
-            Self::System => "system",
-            Self::Patches => "patches",
-            Self::Antivirus => "antivirus",
-            Self::Connectivity => "connectivity",
-        }
+        self.name
+    }
+
+    /// Position in report order.
+    pub fn index(self) -> usize {
+        self.index
+    }
+}
+
+impl ProbeOutput {
+    pub fn new<T: Any + Send + Sync>(facts: T) -> Self {
+        Self(Arc::new(facts))
+    }
+
+    /// The facts, if they are of type `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for ProbeOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProbeOutput(..)")
     }
 }
 
 impl Facts {
     /// Takes in one probe's result.
-    pub fn apply(&mut self, kind: ProbeKind, result: Result<ProbeOutput, ProbeError>) {
+    pub fn apply(&mut self, id: ProbeId, result: Result<ProbeOutput, ProbeError>) {
         match result {
             Ok(output) => {
-                self.errors.remove(&kind);
-                match output {
-                    ProbeOutput::Disk(v) => self.disk = Some(v),
-                    ProbeOutput::System(v) => self.system = Some(v),
-                    ProbeOutput::Patches(v) => self.patches = Some(v),
-                    ProbeOutput::Antivirus(v) => self.antivirus = Some(v),
-                    ProbeOutput::Connectivity(v) => self.connectivity = Some(v),
-                }
+                self.errors.remove(&id);
+                self.outputs.insert(id, output);
             }
             Err(error) => {
-                self.errors.insert(kind, error);
+                self.errors.insert(id, error);
             }
         }
     }
 
-    /// The signature of these facts under the given disk thresholds.
-    pub fn signature(&self, thresholds: &[f64]) -> Signature {
-        let mut disk: Vec<(String, usize)> = self
-            .disk
-            .iter()
-            .flatten()
-            .map(|f| (f.mount_point.clone(), bucket(f.used_percent(), thresholds)))
-            .collect();
-        disk.sort();
-        let mut other = Vec::new();
-        if let Some(p) = &self.patches {
-            other.push(format!(
-                "patches {} {} {}",
-                p.pending_count, p.security_count, p.reboot_required
-            ));
-        }
-        for a in self.antivirus.iter().flatten() {
-            other.push(format!(
-                "av {} {} {} {}",
-                a.name, a.running, a.realtime_protection, a.definitions_version
-            ));
-        }
-        if let Some(c) = &self.connectivity {
-            other.push(format!(
-                "gateway {} {}",
-                c.gateway.present, c.gateway.reachable
-            ));
-            for check in c.dns.iter().chain(&c.tcp).chain(c.collector.as_ref()) {
-                other.push(format!(
-                    "check {} {} {}",
-                    check.target, check.ok, check.failure
-                ));
-            }
-            for h in &c.https {
-                other.push(format!("https {} {} {}", h.url, h.ok, h.failure));
-            }
-            for (name, up) in &c.vpn {
-                other.push(format!("vpn {name} {up}"));
-            }
-        }
-        for (kind, error) in &self.errors {
-            other.push(format!("error {} {}", kind.name(), error.state()));
-        }
-        Signature { disk, other }
+    /// The latest facts of one probe.
+    pub fn get(&self, id: ProbeId) -> Option<&ProbeOutput> {
+        self.outputs.get(&id)
     }
+
+    /// The probes that have reported facts so far, in report order.
+    pub fn reported(&self) -> impl Iterator<Item = ProbeId> + '_ {
+        self.outputs.keys().copied()
+    }
+
+    /// The signature part that every probe shares: which probes are failing, and how.
+    pub fn error_signature(&self, signature: &mut Signature) {
+        for (id, error) in &self.errors {
+            signature
+                .other
+                .push(format!("error {} {}", id.name(), error.state()));
+        }
+    }
+}
+
+/// How many thresholds a usage has reached.
+pub fn bucket(used_percent: f64, thresholds: &[f64]) -> usize {
+    thresholds.iter().filter(|t| used_percent >= **t).count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::connectivity::CheckResult;
 
-    fn with_check(ok: bool, failure: &str, millis: f64) -> Facts {
-        let mut facts = Facts::default();
-        facts.apply(
-            ProbeKind::Connectivity,
-            Ok(ProbeOutput::Connectivity(ConnFacts {
-                dns: vec![CheckResult {
-                    target: "intranet".into(),
-                    ok,
-                    millis,
-                    failure: failure.into(),
-                    detail: String::new(),
-                }],
-                ..ConnFacts::default()
-            })),
-        );
-        facts
-    }
-
-    #[test]
-    fn a_check_starting_to_fail_changes_the_signature_but_its_latency_does_not() {
-        let t = [85.0, 90.0];
-        assert_eq!(
-            with_check(true, "", 3.0).signature(&t),
-            with_check(true, "", 9.0).signature(&t)
-        );
-        assert_ne!(
-            with_check(true, "", 3.0).signature(&t),
-            with_check(false, "timeout", 3000.0).signature(&t)
-        );
-        assert_ne!(
-            with_check(false, "timeout", 1.0).signature(&t),
-            with_check(false, "nxdomain", 1.0).signature(&t)
-        );
-    }
+    const A: ProbeId = ProbeId::new(0, "a");
+    const B: ProbeId = ProbeId::new(1, "b");
 
     #[test]
     fn a_failed_run_keeps_old_facts_and_records_the_error() {
-        let mut facts = with_check(true, "", 1.0);
+        let mut facts = Facts::default();
+        facts.apply(A, Ok(ProbeOutput::new(7u32)));
         facts.apply(
-            ProbeKind::Connectivity,
+            A,
             Err(ProbeError::Timeout(std::time::Duration::from_secs(1))),
         );
-        assert!(facts.connectivity.is_some());
-        assert_eq!(facts.errors[&ProbeKind::Connectivity].state(), "timeout");
-        assert!(
-            facts
-                .signature(&[])
-                .other
-                .iter()
-                .any(|s| s == "error connectivity timeout")
+        assert_eq!(facts.get(A).and_then(|o| o.get::<u32>()), Some(&7));
+        assert_eq!(facts.get(A).and_then(|o| o.get::<u64>()), None);
+        let mut signature = Signature::default();
+        facts.error_signature(&mut signature);
+        assert_eq!(signature.other, ["error a timeout"]);
+        facts.apply(A, Ok(ProbeOutput::new(8u32)));
+        assert!(facts.errors.is_empty());
+    }
+
+    #[test]
+    fn probes_are_listed_in_report_order() {
+        let mut facts = Facts::default();
+        facts.apply(B, Ok(ProbeOutput::new(())));
+        facts.apply(A, Ok(ProbeOutput::new(())));
+        assert_eq!(
+            facts.reported().map(ProbeId::name).collect::<Vec<_>>(),
+            ["a", "b"]
         );
+    }
+
+    #[test]
+    fn buckets_count_reached_thresholds() {
+        let t = [85.0, 90.0];
+        let cases = [
+            (0.0, 0),
+            (84.9, 0),
+            (85.0, 1),
+            (89.99, 1),
+            (90.0, 2),
+            (100.0, 2),
+        ];
+        for (used, expected) in cases {
+            assert_eq!(bucket(used, &t), expected, "{used}%");
+        }
+        assert_eq!(bucket(99.0, &[]), 0);
     }
 }

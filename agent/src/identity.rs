@@ -20,8 +20,9 @@ const POLICY_FILE: &str = "policy.toml";
 pub enum IdentityError {
     #[error("not enrolled: {path} is missing (run `firstline-agent enroll` first)")]
     NotEnrolled { path: PathBuf },
-    #[error("{path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
+        op: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -52,6 +53,16 @@ struct IdentityFile {
 pub struct Policy {
     pub disk_thresholds_percent: Vec<f64>,
     pub heartbeat_seconds: u32,
+}
+
+/// The collector's CA certificate the agent trusts, in state directory `dir`.
+pub fn ca_path(dir: &Path) -> PathBuf {
+    dir.join(CA_FILE)
+}
+
+/// The file naming the agent and its collector, in state directory `dir`.
+pub fn identity_path(dir: &Path) -> PathBuf {
+    dir.join(IDENTITY_FILE)
 }
 
 impl Identity {
@@ -118,6 +129,7 @@ impl Policy {
 
 fn read(path: &Path) -> Result<String, IdentityError> {
     fs::read_to_string(path).map_err(|source| IdentityError::Io {
+        op: "read",
         path: path.to_owned(),
         source,
     })
@@ -125,6 +137,7 @@ fn read(path: &Path) -> Result<String, IdentityError> {
 
 fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
     files::create_private_dir(dir).map_err(|source| IdentityError::Io {
+        op: "create",
         path: dir.to_owned(),
         source,
     })
@@ -132,6 +145,7 @@ fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
 
 fn write(path: &Path, content: &str, mode: u32) -> Result<(), IdentityError> {
     files::write_atomic(path, content.as_bytes(), mode).map_err(|source| IdentityError::Io {
+        op: "write",
         path: path.to_owned(),
         source,
     })

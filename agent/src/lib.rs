@@ -6,10 +6,12 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod diagnose;
 pub mod enroll;
 pub mod facts;
 pub mod identity;
 pub mod probe;
+pub mod registry;
 pub mod reporter;
 pub mod runner;
 pub mod scheduler;
@@ -19,3 +21,6 @@ pub mod trigger;
 pub mod uplink;
 pub mod watch;
 pub mod wire;
+
+#[cfg(test)]
+mod layering;

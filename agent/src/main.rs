@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use firstline_agent::cli::{Cli, run};
+use firstline_support::errors::chain;
 use firstline_support::process::{cancel_on_signal, init_logging};
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +33,8 @@ fn main() -> ExitCode {
         match run(cli, shutdown).await {
             Ok(code) => ExitCode::from(code),
             Err(error) => {
-                eprintln!("error: {error:#}");
+                // Each cause once: error types leave their cause to the chain.
+                eprintln!("error: {}", chain(error.as_ref()));
                 // `check` follows the monitoring-plugin convention: 3 is "unknown".
                 ExitCode::from(if checking { 3 } else { 1 })
             }

@@ -1,28 +1,31 @@
 //! The reporter keeps the latest facts of every probe and decides, on each new result and on a
 //! one-second tick, whether to take a snapshot (see `trigger`); a snapshot goes to the spool and
-//! wakes the uplink. Snapshots carry the uplink's diagnosis while the collector is unreachable.
+//! wakes the uplink. Snapshots carry the uplink's diagnosis while the collector is unreachable,
+//! and what the spool lost or the collector rejected since the previous one.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use firstline_proto::v1::Trigger;
+use firstline_support::errors::chain;
 use prost::Message;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::facts::Facts;
+use crate::facts::{Facts, ProbeId};
 use crate::identity::Policy;
+use crate::registry::ProbeSet;
 use crate::scheduler::ProbeResult;
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{SharedSpool, SpoolError, Stamp};
 use crate::trigger::{LastReport, decide};
-use crate::uplink::with_spool;
 use crate::wire::{self, UplinkDiagnosis};
 
 /// The reporter's inputs.
 pub struct Reporter {
+    pub probes: Arc<ProbeSet>,
     pub host: wire::Identity,
-    pub spool: Arc<Mutex<Spool>>,
+    pub spool: SharedSpool,
     pub policy: watch::Receiver<Policy>,
     pub wake: Arc<Notify>,
     pub diagnosis: Arc<Mutex<UplinkDiagnosis>>,
@@ -38,48 +41,65 @@ impl Reporter {
         loop {
             tokio::select! {
                 received = results.recv() => match received {
-                    Some((kind, result)) => facts.apply(kind, result),
+                    Some((id, result)) => facts.apply(id, result),
                     None => return,
                 },
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
             }
             // The first snapshot waits for the first disk measurement (it comes first).
-            if facts.disk.is_none() {
+            if !self.probes.ready_for_first_snapshot(&facts) {
                 continue;
             }
             let policy = self.policy.borrow().clone();
-            let signature = facts.signature(&policy.disk_thresholds_percent);
+            let signature = self
+                .probes
+                .signature(&facts, &policy.disk_thresholds_percent);
             let now = Instant::now();
             let heartbeat = Duration::from_secs(u64::from(policy.heartbeat_seconds.max(1)));
             let Some(trigger) = decide(last.as_ref(), now, &signature, heartbeat) else {
                 continue;
             };
             match self.spool_snapshot(&facts, trigger).await {
-                Ok(seq) => {
-                    tracing::debug!(seq, ?trigger, probes = ?wire::reported(&facts), "snapshot spooled");
+                Ok(stamp) => {
+                    let probes: Vec<&str> = facts.reported().map(ProbeId::name).collect();
+                    tracing::debug!(
+                        epoch = stamp.epoch,
+                        seq = stamp.seq,
+                        ?trigger,
+                        probes = probes.join(","),
+                        "snapshot spooled"
+                    );
                     last = Some(LastReport { at: now, signature });
                     self.wake.notify_one();
                 }
-                Err(error) => tracing::error!(%error, "cannot spool snapshot"),
+                Err(error) => tracing::error!(error = %chain(&error), "cannot spool snapshot"),
             }
         }
     }
 
-    async fn spool_snapshot(&self, facts: &Facts, trigger: Trigger) -> Result<u64, SpoolError> {
+    async fn spool_snapshot(&self, facts: &Facts, trigger: Trigger) -> Result<Stamp, SpoolError> {
         let diagnosis = self
             .diagnosis
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut snapshot = wire::snapshot(facts, &self.host, trigger, now_ms(), Some(&diagnosis));
-        with_spool(&self.spool, move |spool| {
-            spool.push(|seq, dropped| {
-                snapshot.seq = seq;
-                snapshot.dropped_snapshots = dropped;
+        let mut snapshot = wire::snapshot(
+            &self.probes,
+            facts,
+            &self.host,
+            trigger,
+            now_ms(),
+            Some(&diagnosis),
+        );
+        self.spool
+            .push(move |stamp| {
+                snapshot.spool_epoch = stamp.epoch;
+                snapshot.seq = stamp.seq;
+                snapshot.dropped_snapshots = stamp.dropped;
+                snapshot.rejected_snapshots = stamp.rejected;
                 snapshot.encode_to_vec()
             })
-        })
-        .await
+            .await
     }
 }

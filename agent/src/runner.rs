@@ -5,16 +5,18 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use firstline_support::blocking;
+use firstline_support::errors::chain;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::identity::{Identity, IdentityError, Policy};
-use crate::probe::system::SystemProbe;
+use crate::registry::{Context, ProbeSet};
 use crate::reporter::Reporter;
-use crate::scheduler::{self, ProbeContext};
-use crate::spool::{Spool, SpoolError};
+use crate::scheduler::{self, Wakeups};
+use crate::spool::{SharedSpool, SpoolError};
 use crate::uplink::{Uplink, UplinkError, channel};
 use crate::wire::{self, UplinkDiagnosis};
 
@@ -36,17 +38,22 @@ pub async fn run(
     state_dir_flag: Option<&Path>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let identity = Identity::load(&config.state_dir)?;
-    let spool = Spool::open(&config.state_dir.join("spool"), config.spool)?;
+    let dir = config.state_dir.clone();
+    let (identity, saved_policy, host) = blocking::run(move || {
+        Identity::load(&dir).map(|identity| (identity, Policy::load(&dir), host_identity()))
+    })
+    .await?;
+    let spool = SharedSpool::open(config.state_dir.join("spool"), config.spool).await?;
+    let counts = spool.counts().await;
     tracing::info!(
         agent_id = identity.agent_id,
         collector = identity.collector_url,
-        spooled = spool.len(),
-        next_seq = spool.last_seq() + 1,
+        spooled = counts.waiting,
+        spool_epoch = counts.epoch,
+        next_seq = counts.last_seq + 1,
         "agent starting"
     );
-    let spool = Arc::new(Mutex::new(spool));
-    let policy = Policy::load(&config.state_dir).unwrap_or_else(|| Policy {
+    let policy = saved_policy.unwrap_or_else(|| Policy {
         disk_thresholds_percent: config.disk_thresholds.clone(),
         heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(60),
     });
@@ -54,33 +61,27 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     wake.notify_one(); // whatever is already spooled goes out first
     let diagnosis = Arc::new(Mutex::new(UplinkDiagnosis::default()));
-    let rerun: [Arc<Notify>; 5] = Default::default();
-    let reboot = Arc::new(Notify::new());
+    let probes = Arc::new(ProbeSet::new());
+    let wakeups = Arc::new(Wakeups::new(&probes));
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (results_tx, results_rx) = mpsc::channel(32);
 
     let tracker = TaskTracker::new();
-    let ctx = Arc::new(ProbeContext::new(collector_target(&identity.collector_url)));
+    let ctx = Arc::new(Context {
+        collector: collector_target(&identity.collector_url),
+    });
     scheduler::spawn(
         &tracker,
+        probes.clone(),
         ctx,
         config_rx,
-        &rerun,
-        reboot.clone(),
+        &wakeups,
         results_tx,
         shutdown.clone(),
     );
-    let facts = SystemProbe::new().collect();
     let reporter = Reporter {
-        host: wire::Identity {
-            hostname: facts.hostname,
-            os: format!(
-                "{} {} ({})",
-                facts.os_name, facts.os_version, facts.os_build
-            )
-            .trim()
-            .to_owned(),
-        },
+        probes: probes.clone(),
+        host,
         spool: spool.clone(),
         policy: policy_rx,
         wake: wake.clone(),
@@ -96,13 +97,12 @@ pub async fn run(
     );
     tracker.spawn(uplink.run(wake, shutdown.clone()));
 
-    let specs = crate::watch::specs(&config, config_file);
-    let _watcher = match crate::watch::start(specs) {
+    let specs = crate::watch::specs(&config, config_file, &probes);
+    let _watcher = match crate::watch::start(specs).await {
         Ok((watcher, targets)) => {
             let dispatch = crate::watch::dispatch(
                 targets,
-                rerun.clone(),
-                reboot,
+                wakeups,
                 config_file.map(Path::to_owned),
                 state_dir_flag.map(Path::to_owned),
                 config_tx,
@@ -117,7 +117,7 @@ pub async fn run(
             Some(watcher)
         }
         Err(error) => {
-            tracing::warn!(%error, "file watching unavailable; probes run on their intervals only");
+            tracing::warn!(error = %chain(&error), "file watching unavailable; probes run on their intervals only");
             None
         }
     };
@@ -125,6 +125,20 @@ pub async fn run(
     tracker.wait().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The host name and OS every snapshot carries. Blocks (reads `/proc` and `/etc`).
+fn host_identity() -> wire::Identity {
+    let facts = crate::probe::system::SystemProbe::new().collect();
+    wire::Identity {
+        hostname: facts.hostname,
+        os: format!(
+            "{} {} ({})",
+            facts.os_name, facts.os_version, facts.os_build
+        )
+        .trim()
+        .to_owned(),
+    }
 }
 
 /// `host:port` of the collector from its URL.

@@ -17,11 +17,6 @@ pub struct LastReport {
     pub signature: Signature,
 }
 
-/// How many thresholds a usage has reached.
-pub fn bucket(used_percent: f64, thresholds: &[f64]) -> usize {
-    thresholds.iter().filter(|t| used_percent >= **t).count()
-}
-
 /// Decides whether the current state must be reported, and why.
 pub fn decide(
     last: Option<&LastReport>,
@@ -51,6 +46,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::bucket;
 
     const T: &[f64] = &[85.0, 90.0];
 

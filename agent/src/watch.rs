@@ -1,7 +1,8 @@
-//! File watching: the agent's config (hot reload), the reboot-required markers, the package
-//! databases and the antivirus definition folders. A change reruns the affected probe at once
-//! (after a short debounce, since a package install touches many files), so a state change is
-//! reported within about a second instead of at the next interval.
+//! File watching: the agent's config (hot reload) and whatever each probe's registry binding
+//! asks for (the package databases and antivirus definition folders: rerun the probe; the
+//! reboot-required markers: only refresh the reboot state). A change acts at once (after a
+//! short debounce, since a package install touches many files), so a state change is reported
+//! within about a second instead of at the next interval.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -9,19 +10,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use firstline_support::blocking;
+use firstline_support::errors::chain;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::facts::ProbeKind;
+use crate::facts::ProbeId;
+use crate::registry::ProbeSet;
+use crate::scheduler::Wakeups;
 
 /// What a watched path is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
     Config,
-    Probe(ProbeKind),
-    /// A reboot marker: only the reboot state needs checking again.
-    RebootMarker,
+    /// Run the probe again.
+    Rerun(ProbeId),
+    /// Only refresh the probe's last facts (a reboot marker: only the reboot state changes).
+    Refresh(ProbeId),
 }
 
 /// A directory to watch, optionally only for one file name in it.
@@ -37,50 +43,44 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Longest wait from the first event of a burst to acting on it.
 const MAX_DELAY: Duration = Duration::from_secs(1);
 
-/// What to watch for this configuration (only directories that exist are watched).
-pub fn specs(config: &Config, config_file: Option<&Path>) -> Vec<WatchSpec> {
+/// What to watch for this configuration: the config file and what each probe asks for (only
+/// directories that exist are watched).
+pub fn specs(config: &Config, config_file: Option<&Path>, probes: &ProbeSet) -> Vec<WatchSpec> {
     let mut out = Vec::new();
-    let mut file_in_dir = |path: &Path, target| {
-        if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
+    if let Some(file) = config_file {
+        out.extend(file_in_dir(file, Target::Config));
+    }
+    for (id, watched) in probes.watched(config) {
+        let target = if watched.refresh_only {
+            Target::Refresh(id)
+        } else {
+            Target::Rerun(id)
+        };
+        if watched.whole_dir {
             out.push(WatchSpec {
-                dir: dir.to_owned(),
-                file: Some(name.to_owned()),
+                dir: watched.path,
+                file: None,
                 target,
             });
+        } else {
+            out.extend(file_in_dir(&watched.path, target));
         }
-    };
-    if let Some(file) = config_file {
-        file_in_dir(file, Target::Config);
     }
-    for marker in &config.patch_settings.reboot_markers {
-        file_in_dir(marker, Target::RebootMarker);
-    }
-    file_in_dir(
-        Path::new("/var/lib/dpkg/status"),
-        Target::Probe(ProbeKind::Patches),
-    );
-    for dir in [
-        "/var/lib/rpm",
-        "/var/lib/pacman/local",
-        "/var/lib/apt/lists",
-    ] {
-        out.push(WatchSpec {
-            dir: dir.into(),
-            file: None,
-            target: Target::Probe(ProbeKind::Patches),
-        });
-    }
-    out.push(WatchSpec {
-        dir: config.av_settings.clamav_db_dir.clone(),
-        file: None,
-        target: Target::Probe(ProbeKind::Antivirus),
-    });
     out
+}
+
+fn file_in_dir(path: &Path, target: Target) -> Option<WatchSpec> {
+    let (dir, name) = (path.parent()?, path.file_name()?);
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    Some(WatchSpec {
+        dir: dir.to_owned(),
+        file: Some(name.to_owned()),
+        target,
+    })
 }
 
 /// Which targets an event on `path` concerns.
@@ -100,35 +100,13 @@ pub fn targets_for(specs: &[WatchSpec], path: &Path) -> Vec<Target> {
 }
 
 /// Starts watching; returns the watcher (watching stops when it is dropped) and a receiver of
-/// debounced targets.
-pub fn start(
+/// debounced targets. Setting up the watches looks at the file system, on the blocking pool.
+pub async fn start(
     specs: Vec<WatchSpec>,
 ) -> notify::Result<(RecommendedWatcher, mpsc::UnboundedReceiver<Target>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reading a file is not a change (and the probes themselves read these files).
-        if let Ok(event) = event
-            && matches!(
-                event.kind,
-                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-            )
-        {
-            for path in event.paths {
-                let _ = raw_tx.send(path);
-            }
-        }
-    })?;
-    let mut dirs: Vec<&PathBuf> = specs.iter().map(|s| &s.dir).collect();
-    dirs.sort();
-    dirs.dedup();
-    for dir in dirs {
-        if dir.is_dir() {
-            match watcher.watch(dir, RecursiveMode::NonRecursive) {
-                Ok(()) => tracing::debug!(dir = %dir.display(), "watching"),
-                Err(error) => tracing::warn!(dir = %dir.display(), %error, "cannot watch"),
-            }
-        }
-    }
+    let dirs: Vec<PathBuf> = specs.iter().map(|s| s.dir.clone()).collect();
+    let watcher = blocking::run(move || watch_dirs(dirs, raw_tx)).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(first) = raw_rx.recv().await {
@@ -143,7 +121,7 @@ pub fn start(
             {
                 pending.extend(targets_for(&specs, &path));
             }
-            pending.sort_by_key(|t| format!("{t:?}"));
+            pending.sort();
             pending.dedup();
             for target in pending {
                 if tx.send(target).is_err() {
@@ -155,12 +133,42 @@ pub fn start(
     Ok((watcher, rx))
 }
 
-/// Acts on watched changes: reruns probes, reloads the config (keeping the old one, and saying
-/// why, when the new file is invalid).
+/// Creates the watcher and watches every directory that exists. Blocks.
+fn watch_dirs(
+    mut dirs: Vec<PathBuf>,
+    raw_tx: mpsc::UnboundedSender<PathBuf>,
+) -> notify::Result<RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading a file is not a change (and the probes themselves read these files).
+        if let Ok(event) = event
+            && matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            )
+        {
+            for path in event.paths {
+                let _ = raw_tx.send(path);
+            }
+        }
+    })?;
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if dir.is_dir() {
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => tracing::debug!(dir = %dir.display(), "watching"),
+                Err(error) => tracing::warn!(dir = %dir.display(), %error, "cannot watch"),
+            }
+        }
+    }
+    Ok(watcher)
+}
+
+/// Acts on watched changes: reruns or refreshes probes, reloads the config (keeping the old
+/// one, and saying why, when the new file is invalid).
 pub async fn dispatch(
     mut targets: mpsc::UnboundedReceiver<Target>,
-    rerun: [Arc<Notify>; 5],
-    reboot: Arc<Notify>,
+    wakeups: Arc<Wakeups>,
     config_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     config: tokio::sync::watch::Sender<Arc<Config>>,
@@ -169,24 +177,28 @@ pub async fn dispatch(
     while let Some(target) = targets.recv().await {
         *reloads.entry(target).or_default() += 1;
         match target {
-            Target::Probe(kind) => {
-                tracing::debug!(probe = kind.name(), "watched files changed; rerunning");
-                rerun[kind as usize].notify_one();
+            Target::Rerun(id) => {
+                tracing::debug!(probe = id.name(), "watched files changed; rerunning");
+                wakeups.rerun(id);
             }
-            Target::RebootMarker => {
-                tracing::debug!("reboot marker changed; checking the reboot state");
-                reboot.notify_one();
+            Target::Refresh(id) => {
+                tracing::debug!(probe = id.name(), "watched files changed; refreshing");
+                wakeups.refresh(id);
             }
-            Target::Config => match Config::load(config_file.as_deref(), state_dir.as_deref()) {
-                Ok(new) if *config.borrow().as_ref() == new => {}
-                Ok(new) => {
-                    tracing::info!("configuration reloaded");
-                    config.send_replace(Arc::new(new));
+            Target::Config => {
+                let (file, dir) = (config_file.clone(), state_dir.clone());
+                match blocking::run(move || Config::load(file.as_deref(), dir.as_deref())).await {
+                    Ok(new) if *config.borrow().as_ref() == new => {}
+                    Ok(new) => {
+                        tracing::info!("configuration reloaded");
+                        config.send_replace(Arc::new(new));
+                    }
+                    Err(error) => tracing::warn!(
+                        error = %chain(&error),
+                        "configuration not reloaded; keeping the previous one"
+                    ),
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "configuration not reloaded; keeping the previous one")
-                }
-            },
+            }
         }
     }
 }
@@ -199,24 +211,26 @@ mod tests {
     fn events_map_to_the_probe_that_reads_the_file() {
         let mut config = Config::default();
         config.patch_settings.reboot_markers = vec!["/run/reboot-required".into()];
-        let specs = specs(&config, Some(Path::new("/etc/firstline/agent.toml")));
-        assert_eq!(
-            targets_for(&specs, Path::new("/run/reboot-required")),
-            [Target::RebootMarker]
+        let probes = ProbeSet::new();
+        let id = |name| probes.id(name).expect("probe");
+        let specs = specs(
+            &config,
+            Some(Path::new("/etc/firstline/agent.toml")),
+            &probes,
         );
-        assert!(targets_for(&specs, Path::new("/run/other-file")).is_empty());
-        assert_eq!(
-            targets_for(&specs, Path::new("/etc/firstline/agent.toml")),
-            [Target::Config]
-        );
-        assert_eq!(
-            targets_for(&specs, Path::new("/var/lib/dpkg/status")),
-            [Target::Probe(ProbeKind::Patches)]
-        );
-        assert!(targets_for(&specs, Path::new("/var/lib/dpkg/lock")).is_empty());
-        assert_eq!(
-            targets_for(&specs, Path::new("/var/lib/clamav/daily.cld")),
-            [Target::Probe(ProbeKind::Antivirus)]
-        );
+        let cases: [(&str, &[Target]); 6] = [
+            ("/run/reboot-required", &[Target::Refresh(id("patches"))]),
+            ("/run/other-file", &[]),
+            ("/etc/firstline/agent.toml", &[Target::Config]),
+            ("/var/lib/dpkg/status", &[Target::Rerun(id("patches"))]),
+            ("/var/lib/dpkg/lock", &[]),
+            (
+                "/var/lib/clamav/daily.cld",
+                &[Target::Rerun(id("antivirus"))],
+            ),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(targets_for(&specs, Path::new(path)), expected, "{path}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use firstline_collector::engine::Engine;
 use firstline_collector::ingest::ingest;
-use firstline_collector::report::Batch;
+use firstline_collector::report::{Batch, Entry};
 use firstline_collector::store::{CertKind, NewAgent, NewCertificate, Store, TokenRow};
 use firstline_proto::v1;
 
@@ -73,8 +73,15 @@ fn snapshot(seq: u64, at: i64, percent: u64) -> v1::Snapshot {
     }
 }
 
-fn batch(s: v1::Snapshot) -> Batch {
-    Batch::try_from(v1::ReportRequest { snapshots: vec![s] }).expect("valid")
+fn batch(s: v1::Snapshot, at: i64) -> Batch {
+    Batch::from_wire(
+        v1::ReportRequest {
+            snapshots: vec![s],
+            sent_at_ms: at,
+        },
+        at,
+    )
+    .expect("valid")
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -87,7 +94,9 @@ async fn main() {
     let t0 = 1_800_000_000_000i64;
 
     // Pure evaluation.
-    let one = batch(snapshot(1, t0, 50)).snapshots.remove(0);
+    let Some(Entry::Valid(one)) = batch(snapshot(1, t0, 50), t0).entries.pop() else {
+        panic!("the bench snapshot is valid");
+    };
     let rounds = 20_000u32;
     let start = Instant::now();
     let mut observations = 0usize;
@@ -130,6 +139,7 @@ async fn main() {
             &NewAgent {
                 agent_id: "a".into(),
                 hostname: "bench".into(),
+                machine_id: String::new(),
                 enrolled_at_ms: t0,
             },
             &NewCertificate {
@@ -147,9 +157,15 @@ async fn main() {
         // Every tenth report crosses the disk threshold and back, so tickets open and resolve.
         let percent = if seq % 10 == 0 { 92 } else { 50 };
         let at = t0 + i64::try_from(seq).unwrap_or(0) * 1000;
-        ingest(&store, &engine, "a", &batch(snapshot(seq, at, percent)), at)
-            .await
-            .expect("ingest");
+        ingest(
+            &store,
+            &engine,
+            "a",
+            &batch(snapshot(seq, at, percent), at),
+            at,
+        )
+        .await
+        .expect("ingest");
     }
     let elapsed = start.elapsed();
     let per = elapsed / u32::try_from(reports).unwrap_or(1);

@@ -94,18 +94,22 @@ struct RawTickets {
     kb_dir: Option<PathBuf>,
 }
 
-/// Response and resolve times per priority, e.g. `p1_response = "15m"`.
+/// Response, resolve and tier-2 times per priority, e.g. `p1_response = "15m"`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSla {
     p1_response: Option<String>,
     p1_resolve: Option<String>,
+    p1_tier2: Option<String>,
     p2_response: Option<String>,
     p2_resolve: Option<String>,
+    p2_tier2: Option<String>,
     p3_response: Option<String>,
     p3_resolve: Option<String>,
+    p3_tier2: Option<String>,
     p4_response: Option<String>,
     p4_resolve: Option<String>,
+    p4_tier2: Option<String>,
 }
 
 /// Values given on the command line; they win over the file.
@@ -120,12 +124,27 @@ const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// The data directory when neither the file nor a flag names one: systemd's `StateDirectory`
-/// when run as a service, else `./firstline-data`.
+/// Where packages put the collector's configuration and state.
+pub const PACKAGED_CONFIG: &str = "/etc/firstline/collector.toml";
+pub const PACKAGED_DATA_DIR: &str = "/var/lib/firstline-collector";
+
+/// The data directory when neither the file nor a flag (`--data-dir`, `FIRSTLINE_DATA_DIR`)
+/// names one: systemd's `StateDirectory` when run as a service, the packaged directory when it
+/// exists (an operator's shell on a packaged install), else `./firstline-data`.
 fn default_data_dir() -> PathBuf {
-    std::env::var_os("STATE_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("firstline-data"))
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        return PathBuf::from(dir);
+    }
+    if Path::new(PACKAGED_DATA_DIR).is_dir() {
+        return PathBuf::from(PACKAGED_DATA_DIR);
+    }
+    PathBuf::from("firstline-data")
+}
+
+/// The packaged configuration file, when no other is given and it exists.
+pub fn packaged_config() -> Option<PathBuf> {
+    let path = PathBuf::from(PACKAGED_CONFIG);
+    path.is_file().then_some(path)
 }
 
 impl Default for Config {
@@ -182,7 +201,7 @@ impl Config {
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
              [rules]\n# An operator's rule file over the shipped rules (`firstline-collector check-rules FILE`).\n# file = \"/etc/firstline/rules.toml\"\n\n\
              [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n# Reopened this soon after resolving: flapping; it then resolves only after staying clear this long.\nflap_window = \"{}\"\n# Knowledge-base articles (<name>.md) overriding the shipped ones.\n# kb_dir = \"/etc/firstline/kb\"\n\n\
-             [sla]\n{}",
+             [sla]\n# Per priority: acknowledge within `response`, resolve within `resolve` (else tier 2),\n# and escalate from tier 2 to tier 3 when still open `tier2` after reaching tier 2.\n{}",
             d.grpc_listen,
             humantime::format_duration(d.certificate_validity),
             humantime::format_duration(d.heartbeat),
@@ -190,9 +209,10 @@ impl Config {
             humantime::format_duration(d.engine.flap_window),
             (0..4)
                 .map(|i| format!(
-                    "p{n}_response = \"{}\"\np{n}_resolve = \"{}\"\n",
+                    "p{n}_response = \"{}\"\np{n}_resolve = \"{}\"\np{n}_tier2 = \"{}\"\n",
                     humantime::format_duration(d.engine.sla.response[i]),
                     humantime::format_duration(d.engine.sla.resolve[i]),
+                    humantime::format_duration(d.engine.sla.tier2[i]),
                     n = i + 1
                 ))
                 .collect::<String>(),
@@ -264,22 +284,26 @@ impl Config {
             );
         }
         let sla = raw.sla.unwrap_or_default();
-        let pairs = [
-            (sla.p1_response, "sla.p1_response", 0, false),
-            (sla.p1_resolve, "sla.p1_resolve", 0, true),
-            (sla.p2_response, "sla.p2_response", 1, false),
-            (sla.p2_resolve, "sla.p2_resolve", 1, true),
-            (sla.p3_response, "sla.p3_response", 2, false),
-            (sla.p3_resolve, "sla.p3_resolve", 2, true),
-            (sla.p4_response, "sla.p4_response", 3, false),
-            (sla.p4_resolve, "sla.p4_resolve", 3, true),
+        let times = [
+            (sla.p1_response, "sla.p1_response", 0, 0),
+            (sla.p1_resolve, "sla.p1_resolve", 0, 1),
+            (sla.p1_tier2, "sla.p1_tier2", 0, 2),
+            (sla.p2_response, "sla.p2_response", 1, 0),
+            (sla.p2_resolve, "sla.p2_resolve", 1, 1),
+            (sla.p2_tier2, "sla.p2_tier2", 1, 2),
+            (sla.p3_response, "sla.p3_response", 2, 0),
+            (sla.p3_resolve, "sla.p3_resolve", 2, 1),
+            (sla.p3_tier2, "sla.p3_tier2", 2, 2),
+            (sla.p4_response, "sla.p4_response", 3, 0),
+            (sla.p4_resolve, "sla.p4_resolve", 3, 1),
+            (sla.p4_tier2, "sla.p4_tier2", 3, 2),
         ];
-        for (value, key, i, resolve) in pairs {
+        for (value, key, i, which) in times {
             if let Some(v) = value {
-                let slot = if resolve {
-                    &mut self.engine.sla.resolve[i]
-                } else {
-                    &mut self.engine.sla.response[i]
+                let slot = match which {
+                    0 => &mut self.engine.sla.response[i],
+                    1 => &mut self.engine.sla.resolve[i],
+                    _ => &mut self.engine.sla.tier2[i],
                 };
                 set_duration(slot, key, &v, (SECOND, 365 * DAY), problems);
             }

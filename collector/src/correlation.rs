@@ -1,16 +1,13 @@
 //! Outage correlation: when the same rule fails for the same subject (one DNS name, one
 //! target) on many hosts within a short window, one outage ticket opens on the pseudo host
 //! `fleet` with the hosts linked, and the per-host tickets are suppressed under it. When the
-//! last linked host recovers, the outage resolves.
+//! last linked host recovers, the outage resolves. The SQL is in `store/outages.rs`.
 
 use std::time::Duration;
 
-use sqlx::Row;
-
-use crate::store::{NewTicket, StoreError, TicketRow, WriteTx, dedupe_key};
-
-/// The pseudo agent that owns outage tickets.
-pub const FLEET: &str = "fleet";
+use crate::store::{FLEET, NewTicket, StoreError, WriteTx};
+use crate::tickets::Ticket;
+use crate::tickets::lifecycle::ms;
 
 /// When host conditions become one outage.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,92 +51,6 @@ pub enum Placement {
     Under(i64),
 }
 
-impl WriteTx {
-    /// The open outage ticket for a rule and subject.
-    pub async fn open_outage(
-        &mut self,
-        rule_id: &str,
-        subject: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM tickets WHERE dedupe_key = $1 AND state IN ('new', 'acknowledged')",
-        )
-        .bind(dedupe_key(FLEET, rule_id, subject))
-        .fetch_optional(self.conn())
-        .await?;
-        Ok(id)
-    }
-
-    /// Open host tickets for a rule and subject opened since `since_ms`.
-    pub async fn recent_host_tickets(
-        &mut self,
-        rule_id: &str,
-        subject: &str,
-        since_ms: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM tickets WHERE rule_id = $1 AND subject = $2 AND agent_id <> 'fleet' \
-             AND state IN ('new', 'acknowledged') AND opened_at_ms >= $3",
-        )
-        .bind(rule_id)
-        .bind(subject)
-        .bind(since_ms)
-        .fetch_all(self.conn())
-        .await?;
-        Ok(ids)
-    }
-
-    /// Hosts that reported since `since_ms`.
-    pub async fn active_hosts(&mut self, since_ms: i64) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM agents WHERE agent_id <> 'fleet' AND last_seen_at_ms >= $1",
-        )
-        .bind(since_ms)
-        .fetch_one(self.conn())
-        .await?;
-        Ok(n)
-    }
-
-    /// Puts a host ticket under an outage.
-    pub async fn suppress(&mut self, id: i64, outage: i64, at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET state = 'suppressed', parent_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(outage)
-            .execute(self.conn())
-            .await?;
-        self.event_by(
-            id,
-            at_ms,
-            "suppressed",
-            "",
-            &format!("part of outage #{outage}"),
-        )
-        .await?;
-        self.event_by(outage, at_ms, "linked", "", &format!("host ticket #{id}"))
-            .await
-    }
-
-    /// Host tickets under an outage that are not resolved yet.
-    pub async fn unresolved_children(&mut self, outage: i64) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tickets WHERE parent_id = $1 AND state = 'suppressed'",
-        )
-        .bind(outage)
-        .fetch_one(self.conn())
-        .await?;
-        Ok(n)
-    }
-
-    /// The outage a host ticket is under.
-    pub async fn parent_of(&mut self, id: i64) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT parent_id FROM tickets WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.conn())
-            .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<i64>, _>(0).ok().flatten()))
-    }
-}
-
 /// Decides where a host's new ticket goes, opening the outage (and suppressing the host
 /// tickets already open for it) when this host makes the threshold.
 pub async fn place(
@@ -154,9 +65,8 @@ pub async fn place(
     if let Some(outage) = tx.open_outage(ticket.rule_id, ticket.subject).await? {
         return Ok(Placement::Under(outage));
     }
-    let window = i64::try_from(c.window.as_millis()).unwrap_or(i64::MAX);
     let others = tx
-        .recent_host_tickets(ticket.rule_id, ticket.subject, ticket.at_ms - window)
+        .recent_host_tickets(ticket.rule_id, ticket.subject, ticket.at_ms - ms(c.window))
         .await?;
     let active = tx.active_hosts(ticket.at_ms - 3_600_000).await?;
     if i64::try_from(others.len()).unwrap_or(i64::MAX) + 1 < c.threshold(active) {
@@ -178,10 +88,10 @@ pub async fn place(
 /// After a host ticket resolved: resolves its outage when no linked host is still failing.
 pub async fn after_resolve(
     tx: &mut WriteTx,
-    ticket: &TicketRow,
+    ticket: &Ticket,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let Some(outage) = tx.parent_of(ticket.id).await? else {
+    let Some(outage) = ticket.parent_id else {
         return Ok(());
     };
     if tx.unresolved_children(outage).await? == 0 {

@@ -1,23 +1,30 @@
-//! Ingest: one agent's validated batch goes into the store in a single transaction. For every
+//! Ingest: one agent's checked batch goes into the store in a single transaction. For every
 //! snapshot not stored before, the host's state is updated and the rules run on it, so a
-//! threshold crossing becomes a ticket in the same commit that stores the report. The returned
-//! sequence numbers are exactly the ones that are durably stored once this returns.
+//! threshold crossing becomes a ticket in the same commit that stores the report.
+//!
+//! Each snapshot is applied under its own savepoint: one that the store refuses for a reason
+//! that would repeat (a value out of range, a constraint) is rolled back and answered as
+//! rejected, and the others of the batch are stored. A failure that can pass (the store is
+//! down, a lock timed out) fails the whole batch, which the agent sends again.
 
 use crate::engine::Engine;
-use crate::report::Batch;
-use crate::store::{Store, StoreError};
+use crate::facts::Snapshot;
+use crate::report::{Batch, Entry};
+use crate::store::{Sequence, Store, StoreError, WriteTx};
 
-/// What one batch changed, for logs and metrics.
+/// What one batch changed, for the ack, logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Every sequence number of the batch that is now stored (new or from an earlier attempt).
     pub stored_seqs: Vec<u64>,
+    /// Snapshots refused for good, with the reason.
+    pub rejected: Vec<(u64, String)>,
     pub new_snapshots: usize,
     pub tickets_opened: usize,
     pub tickets_resolved: usize,
 }
 
-/// Stores a batch for `agent_id` and applies the rules; all or nothing.
+/// Stores a batch for `agent_id` and applies the rules.
 pub async fn ingest(
     store: &Store,
     engine: &Engine,
@@ -27,26 +34,84 @@ pub async fn ingest(
 ) -> Result<IngestOutcome, StoreError> {
     let mut tx = store.begin_write().await?;
     let mut outcome = IngestOutcome::default();
-    let mut last_seq = tx.last_seq(agent_id).await?;
-    for snapshot in &batch.snapshots {
-        if tx.insert_snapshot(agent_id, snapshot, now_ms).await? {
-            let newest = snapshot.seq > last_seq;
-            tx.apply_snapshot(agent_id, snapshot, newest, now_ms)
-                .await?;
-            outcome.new_snapshots += 1;
-            if newest {
-                last_seq = snapshot.seq;
-                tx.record_disk_samples(agent_id, snapshot).await?;
-                // Spooled reports arrive late; the ticket's times are when it happened, but
-                // never in the future of the collector's clock.
-                let at_ms = snapshot.taken_at_ms.min(now_ms);
-                let changes = engine.apply(&mut tx, agent_id, snapshot, at_ms).await?;
-                outcome.tickets_opened += changes.opened + changes.reopened;
-                outcome.tickets_resolved += changes.resolved;
+    let mut sequence = tx.sequence(agent_id).await?;
+    for entry in &batch.entries {
+        let snapshot = match entry {
+            Entry::Valid(s) => s,
+            Entry::Rejected { seq, reason } => {
+                tracing::warn!(agent_id, seq, reason = %reason, "snapshot rejected");
+                outcome.rejected.push((*seq, reason.clone()));
+                continue;
             }
+        };
+        let before = (sequence, outcome.clone());
+        tx.savepoint().await?;
+        match store_one(
+            &mut tx,
+            engine,
+            agent_id,
+            snapshot,
+            &mut sequence,
+            now_ms,
+            &mut outcome,
+        )
+        .await
+        {
+            Ok(()) => {
+                tx.release().await?;
+                outcome.stored_seqs.push(snapshot.seq);
+            }
+            Err(error) if error.is_permanent() => {
+                tx.rollback_to().await?;
+                (sequence, outcome) = before;
+                tracing::warn!(agent_id, seq = snapshot.seq, %error, "snapshot rejected by the store");
+                outcome.rejected.push((
+                    snapshot.seq,
+                    format!("snapshot seq {}: {error}", snapshot.seq),
+                ));
+            }
+            Err(error) => return Err(error),
         }
-        outcome.stored_seqs.push(snapshot.seq);
+    }
+    if let Some(skew) = batch.clock_skew_ms {
+        tx.set_clock_skew(agent_id, skew).await?;
     }
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Stores one snapshot and, when it is the newest of its agent, applies it.
+async fn store_one(
+    tx: &mut WriteTx,
+    engine: &Engine,
+    agent_id: &str,
+    snapshot: &Snapshot,
+    sequence: &mut Sequence,
+    now_ms: i64,
+    outcome: &mut IngestOutcome,
+) -> Result<(), StoreError> {
+    // A snapshot of a spool epoch never seen before starts a new numbering (the agent lost
+    // its spool, or its numbering ran out): it is the newest whatever its seq.
+    let newest = if snapshot.epoch == sequence.epoch {
+        snapshot.seq > sequence.last_seq
+    } else {
+        !tx.epoch_seen(agent_id, snapshot.epoch).await?
+    };
+    if !tx.insert_snapshot(agent_id, snapshot, now_ms).await? {
+        return Ok(());
+    }
+    tx.apply_snapshot(agent_id, snapshot, newest, now_ms)
+        .await?;
+    outcome.new_snapshots += 1;
+    if newest {
+        *sequence = Sequence {
+            epoch: snapshot.epoch,
+            last_seq: snapshot.seq,
+        };
+        tx.record_disk_samples(agent_id, snapshot).await?;
+        let changes = engine.apply(tx, agent_id, snapshot).await?;
+        outcome.tickets_opened += changes.opened + changes.reopened;
+        outcome.tickets_resolved += changes.resolved;
+    }
+    Ok(())
 }

@@ -1,21 +1,25 @@
 //! Firstline collector library: everything `firstline-collector` does, so tests drive the same
 //! code as the binary. See docs/ARCHITECTURE.md for the map.
 
-pub mod admin_client;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod correlation;
 pub mod engine;
+pub mod facts;
 pub mod grpc;
 pub mod ingest;
 pub mod kb;
-pub mod output;
 pub mod pki;
 pub mod report;
 pub mod rules;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod sweep;
+pub mod tickets;
 pub mod tokens;
 pub mod web;
+
+#[cfg(test)]
+mod tidy;

@@ -17,7 +17,10 @@ async fn main() -> ExitCode {
     match run(cli, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!(
+                "error: {}",
+                firstline_support::errors::chain(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

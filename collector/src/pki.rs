@@ -237,3 +237,66 @@ fn write_mode(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+    #[test]
+    fn an_agent_certificate_takes_only_the_public_key_from_the_csr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Authority::load_or_create(&dir.path().join("ca"), &[]).expect("ca");
+        // A request that asks for far more than a key: another name, a host, a CA.
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut asked = CertificateParams::new(vec!["collector.example".to_owned()]).expect("params");
+        asked.distinguished_name.push(DnType::CommonName, "operator:local-admin");
+        asked.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        asked.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let csr = asked.serialize_request(&key).expect("csr").pem().expect("pem");
+        let issued = ca
+            .sign_agent_csr(&csr, "agent-1", Duration::from_secs(3600))
+            .expect("signed");
+        let pem = rustls_pki_types::pem::PemObject::from_pem_slice(issued.cert_pem.as_bytes());
+        let der: rustls_pki_types::CertificateDer = pem.expect("pem certificate");
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).expect("x509");
+        let cn: Vec<&str> = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|c| c.as_str().ok())
+            .collect();
+        assert_eq!(cn, ["agent:agent-1"]);
+        let sans: Vec<String> = cert
+            .subject_alternative_name()
+            .expect("san")
+            .expect("present")
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                GeneralName::URI(u) => format!("uri {u}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sans, ["uri urn:firstline:agent:agent-1"]);
+        assert!(!cert.is_ca(), "the CA flag of the request is ignored");
+        let usage = cert.key_usage().expect("ku").expect("present").value;
+        assert!(usage.digital_signature() && !usage.key_cert_sign());
+        assert_eq!(
+            cert.public_key().raw,
+            rcgen::PublicKeyData::subject_public_key_info(&key).as_slice(),
+            "the request's key is the one certified"
+        );
+        let wrong = KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519");
+        let csr = CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .serialize_request(&wrong)
+            .expect("csr")
+            .pem()
+            .expect("pem");
+        assert!(matches!(
+            ca.sign_agent_csr(&csr, "agent-2", Duration::from_secs(60)),
+            Err(PkiError::CsrAlgorithm)
+        ));
+    }
+}

@@ -1,60 +1,37 @@
-//! Validated domain types for what agents upload. Wire messages become these through `TryFrom`,
-//! which is the one place where bounds and required fields are checked; nothing past this point
-//! sees a prost type from an agent.
+//! The edge between a report on the wire and the collector's own types (`facts`): every field is
+//! checked here (lengths, counts, finite and in-range numbers, plausible times), and nothing
+//! past this point sees a prost type from an agent.
+//!
+//! A batch whose shape is wrong (empty, too long, a sequence number twice) is refused whole. A
+//! single snapshot that is wrong is *rejected* on its own, with a reason: the agent drops it
+//! and the rest of the batch is stored, so one bad value can never wedge an agent's spool.
 
 use firstline_proto::limits;
 use firstline_proto::v1;
 use prost::Message;
 
-/// A batch of snapshots in ascending sequence order, each one checked.
+use crate::facts::{
+    AntivirusProduct, AntivirusState, Connectivity, Filesystem, GatewayCheck, HttpsCheck,
+    NamedCheck, PatchState, PendingUpdate, ProbeFacts, ProbeStatus, Snapshot, SystemFacts, Trigger,
+    UplinkDiagnosis, VpnInterface,
+};
+
+/// A batch in ascending sequence order: each entry is a valid snapshot or a rejection.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    pub snapshots: Vec<Snapshot>,
+    pub entries: Vec<Entry>,
+    /// The agent's clock minus the collector's at arrival, when the agent said when it sent.
+    pub clock_skew_ms: Option<i64>,
 }
 
-/// One validated snapshot from one agent.
+/// One snapshot of a batch.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub seq: u64,
-    pub taken_at_ms: i64,
-    pub trigger: &'static str,
-    pub hostname: String,
-    pub os: String,
-    pub agent_version: String,
-    pub dropped_snapshots: u64,
-    pub filesystems: Vec<Filesystem>,
-    /// The other probes' facts, checked; the collector keeps them as reported.
-    pub facts: ProbeFacts,
-    /// The snapshot as received, protobuf-encoded, kept as the record of what was reported.
-    pub payload: Vec<u8>,
+pub enum Entry {
+    Valid(Box<Snapshot>),
+    Rejected { seq: u64, reason: String },
 }
 
-/// The facts of the probes other than disk, bounds-checked. Rules that need them read them
-/// from here; the store keeps them encoded, merged over the previous ones.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProbeFacts {
-    pub system: Option<v1::SystemFacts>,
-    pub patches: Option<v1::PatchState>,
-    pub antivirus: Option<v1::AntivirusState>,
-    pub connectivity: Option<v1::Connectivity>,
-    pub probe_status: Vec<v1::ProbeStatus>,
-    pub uplink: Option<v1::UplinkDiagnosis>,
-}
-
-/// One filesystem as the disk probe saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filesystem {
-    pub mount_point: String,
-    pub device: String,
-    pub fs_type: String,
-    pub total_bytes: u64,
-    pub used_bytes: u64,
-    pub available_bytes: u64,
-    pub total_inodes: u64,
-    pub used_inodes: u64,
-}
-
-/// Why a report was refused. The message names the snapshot and the field.
+/// Why a whole batch was refused. The message names the snapshot and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidReport {
     #[error("batch is empty")]
@@ -63,115 +40,410 @@ pub enum InvalidReport {
     TooManySnapshots(usize),
     #[error("snapshot seq {0} appears twice in the batch")]
     DuplicateSeq(u64),
-    #[error("snapshot seq {seq}: {problem}")]
-    Snapshot { seq: u64, problem: String },
+    #[error("batch mixes spool epochs {0} and {1}; send one epoch per batch")]
+    MixedEpochs(u64, u64),
 }
 
-/// Latest sensible wall-clock time in a report (the year 2200), to refuse garbage timestamps.
+/// Largest sequence number, epoch or size accepted: it must fit the store's signed columns.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+/// Latest sensible wall-clock time in a report (the year 2200).
 const MAX_TIMESTAMP_MS: i64 = 7_258_118_400_000;
-/// Largest size value accepted; it must fit the store's signed 64-bit columns.
-const MAX_SIZE: u64 = i64::MAX as u64;
+/// A clock this far from the collector's is not trusted for time-driven work.
+pub const CLOCK_TOLERANCE_MS: i64 = 5 * 60_000;
+/// Largest per-snapshot drop or reject count (the collector adds them up).
+const MAX_COUNTER: u64 = 1 << 40;
+/// Short names, versions and states; paths, URLs and messages may be longer.
+const SHORT: usize = 255;
+const LONG: usize = limits::MAX_STRING_BYTES;
 
-impl TryFrom<v1::ReportRequest> for Batch {
-    type Error = InvalidReport;
-
-    fn try_from(request: v1::ReportRequest) -> Result<Self, Self::Error> {
+impl Batch {
+    /// Checks a request that arrived at `arrival_ms` on the collector's clock.
+    pub fn from_wire(request: v1::ReportRequest, arrival_ms: i64) -> Result<Self, InvalidReport> {
         if request.snapshots.is_empty() {
             return Err(InvalidReport::Empty);
         }
         if request.snapshots.len() > limits::MAX_BATCH_SNAPSHOTS {
             return Err(InvalidReport::TooManySnapshots(request.snapshots.len()));
         }
-        let mut snapshots = request
+        let mut seqs: Vec<u64> = request.snapshots.iter().map(|s| s.seq).collect();
+        seqs.sort_unstable();
+        if let Some(pair) = seqs.windows(2).find(|w| w[0] == w[1]) {
+            return Err(InvalidReport::DuplicateSeq(pair[0]));
+        }
+        let first_epoch = request.snapshots[0].spool_epoch;
+        if let Some(other) = request
+            .snapshots
+            .iter()
+            .find(|s| s.spool_epoch != first_epoch)
+        {
+            return Err(InvalidReport::MixedEpochs(first_epoch, other.spool_epoch));
+        }
+        let clock_skew_ms = (request.sent_at_ms > 0 && request.sent_at_ms <= MAX_TIMESTAMP_MS)
+            .then(|| request.sent_at_ms - arrival_ms);
+        let mut entries: Vec<Entry> = request
             .snapshots
             .into_iter()
-            .map(Snapshot::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        snapshots.sort_by_key(|s| s.seq);
-        if let Some(pair) = snapshots.windows(2).find(|w| w[0].seq == w[1].seq) {
-            return Err(InvalidReport::DuplicateSeq(pair[0].seq));
-        }
-        Ok(Self { snapshots })
-    }
-}
-
-impl TryFrom<v1::Snapshot> for Snapshot {
-    type Error = InvalidReport;
-
-    fn try_from(wire: v1::Snapshot) -> Result<Self, Self::Error> {
-        let seq = wire.seq;
-        let bad = |problem: String| InvalidReport::Snapshot { seq, problem };
-        if seq == 0 || seq > MAX_SIZE {
-            return Err(bad(format!("seq must be between 1 and {MAX_SIZE}")));
-        }
-        if wire.taken_at_ms <= 0 || wire.taken_at_ms > MAX_TIMESTAMP_MS {
-            return Err(bad(format!(
-                "taken_at_ms {} is not a plausible time",
-                wire.taken_at_ms
-            )));
-        }
-        if wire.dropped_snapshots > MAX_SIZE {
-            return Err(bad("dropped_snapshots is out of range".into()));
-        }
-        check_string("hostname", &wire.hostname, 255).map_err(bad)?;
-        check_string("os", &wire.os, 255).map_err(bad)?;
-        check_string("agent_version", &wire.agent_version, 64).map_err(bad)?;
-        if wire.filesystems.len() > limits::MAX_FILESYSTEMS {
-            return Err(bad(format!(
-                "{} filesystems, the limit is {}",
-                wire.filesystems.len(),
-                limits::MAX_FILESYSTEMS
-            )));
-        }
-        let payload = wire.encode_to_vec();
-        let facts = ProbeFacts {
-            system: wire.system,
-            patches: wire.patches,
-            antivirus: wire.antivirus,
-            connectivity: wire.connectivity,
-            probe_status: wire.probe_status,
-            uplink: wire.uplink,
-        };
-        facts.check().map_err(bad)?;
-        let trigger = match v1::Trigger::try_from(wire.trigger) {
-            Ok(v1::Trigger::Startup) => "startup",
-            Ok(v1::Trigger::Heartbeat) => "heartbeat",
-            Ok(v1::Trigger::Threshold) => "threshold",
-            Ok(v1::Trigger::Change) => "change",
-            Ok(v1::Trigger::Unspecified) | Err(_) => "unspecified",
-        };
-        let mut filesystems = Vec::with_capacity(wire.filesystems.len());
-        for fs in wire.filesystems {
-            let fs = Filesystem::try_from(fs).map_err(bad)?;
-            if filesystems
-                .iter()
-                .any(|f: &Filesystem| f.mount_point == fs.mount_point)
-            {
-                return Err(bad(format!(
-                    "mount point {:?} listed twice",
-                    fs.mount_point
-                )));
-            }
-            filesystems.push(fs);
-        }
+            .map(|wire| {
+                let seq = wire.seq;
+                match snapshot(wire, arrival_ms, clock_skew_ms) {
+                    Ok(s) => Entry::Valid(Box::new(s)),
+                    Err(problem) => Entry::Rejected {
+                        seq,
+                        reason: format!("snapshot seq {seq}: {problem}"),
+                    },
+                }
+            })
+            .collect();
+        entries.sort_by_key(Entry::seq);
         Ok(Self {
-            seq,
-            taken_at_ms: wire.taken_at_ms,
-            trigger,
-            hostname: wire.hostname,
-            os: wire.os,
-            agent_version: wire.agent_version,
-            dropped_snapshots: wire.dropped_snapshots,
-            filesystems,
-            facts,
-            payload,
+            entries,
+            clock_skew_ms,
         })
     }
 }
 
-/// Short names, versions and states; paths, URLs and messages may be longer.
-const SHORT: usize = 255;
-const LONG: usize = limits::MAX_STRING_BYTES;
+impl Entry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Valid(s) => s.seq,
+            Self::Rejected { seq, .. } => *seq,
+        }
+    }
+}
+
+/// When a snapshot happened on the collector's clock, and whether its own time was corrected.
+pub fn collector_time(taken_at_ms: i64, arrival_ms: i64, skew_ms: Option<i64>) -> (i64, bool) {
+    if taken_at_ms <= 0 || taken_at_ms > MAX_TIMESTAMP_MS {
+        return (arrival_ms, true);
+    }
+    match skew_ms {
+        Some(skew) if skew.abs() > CLOCK_TOLERANCE_MS => {
+            ((taken_at_ms.saturating_sub(skew)).min(arrival_ms), true)
+        }
+        Some(_) => (taken_at_ms.min(arrival_ms), false),
+        // Unknown skew: a time in the past may be a spooled snapshot and is kept; one in the
+        // future beyond the tolerance is the agent's clock running ahead.
+        None if taken_at_ms > arrival_ms + CLOCK_TOLERANCE_MS => (arrival_ms, true),
+        None => (taken_at_ms.min(arrival_ms), false),
+    }
+}
+
+fn snapshot(w: v1::Snapshot, arrival_ms: i64, skew: Option<i64>) -> Result<Snapshot, String> {
+    let payload = w.encode_to_vec();
+    if w.seq == 0 || w.seq > MAX_SEQ {
+        return Err(format!("seq must be between 1 and {MAX_SEQ}"));
+    }
+    if w.spool_epoch > MAX_SEQ {
+        return Err(format!("spool_epoch must be at most {MAX_SEQ}"));
+    }
+    counter("dropped_snapshots", w.dropped_snapshots)?;
+    counter("rejected_snapshots", w.rejected_snapshots)?;
+    check_string("hostname", &w.hostname, SHORT)?;
+    check_string("os", &w.os, SHORT)?;
+    check_string("agent_version", &w.agent_version, 64)?;
+    count("filesystems", w.filesystems.len(), limits::MAX_FILESYSTEMS)?;
+    let mut filesystems: Vec<Filesystem> = Vec::with_capacity(w.filesystems.len());
+    for fs in w.filesystems {
+        let fs = filesystem(fs)?;
+        if filesystems.iter().any(|f| f.mount_point == fs.mount_point) {
+            return Err(format!("mount point {:?} listed twice", fs.mount_point));
+        }
+        filesystems.push(fs);
+    }
+    let facts = probe_facts(
+        w.system,
+        w.patches,
+        w.antivirus,
+        w.connectivity,
+        w.probe_status,
+        w.uplink,
+    )?;
+    let (at_ms, clock_adjusted) = collector_time(w.taken_at_ms, arrival_ms, skew);
+    Ok(Snapshot {
+        seq: w.seq,
+        epoch: w.spool_epoch,
+        taken_at_ms: w.taken_at_ms,
+        at_ms,
+        clock_adjusted,
+        trigger: match v1::Trigger::try_from(w.trigger) {
+            Ok(v1::Trigger::Startup) => Trigger::Startup,
+            Ok(v1::Trigger::Heartbeat) => Trigger::Heartbeat,
+            Ok(v1::Trigger::Threshold) => Trigger::Threshold,
+            Ok(v1::Trigger::Change) => Trigger::Change,
+            Ok(v1::Trigger::Unspecified) | Err(_) => Trigger::Unspecified,
+        },
+        hostname: w.hostname,
+        os: w.os,
+        agent_version: w.agent_version,
+        dropped_snapshots: w.dropped_snapshots,
+        rejected_snapshots: w.rejected_snapshots,
+        filesystems,
+        facts,
+        payload,
+    })
+}
+
+/// The probe facts of a wire message (a snapshot's, or a host's as the admin API sends it),
+/// checked like a report's.
+pub fn probe_facts(
+    system: Option<v1::SystemFacts>,
+    patches: Option<v1::PatchState>,
+    antivirus: Option<v1::AntivirusState>,
+    connectivity: Option<v1::Connectivity>,
+    status: Vec<v1::ProbeStatus>,
+    uplink_diagnosis: Option<v1::UplinkDiagnosis>,
+) -> Result<ProbeFacts, String> {
+    Ok(ProbeFacts {
+        system: system.map(self::system).transpose()?,
+        patches: patches.map(self::patches).transpose()?,
+        antivirus: antivirus.map(self::antivirus).transpose()?,
+        connectivity: connectivity.map(self::connectivity).transpose()?,
+        probe_status: probe_status(status)?,
+        uplink: uplink_diagnosis.map(uplink).transpose()?,
+    })
+}
+
+/// A filesystem of a wire message, checked.
+pub fn filesystem(w: v1::Filesystem) -> Result<Filesystem, String> {
+    check_string("mount_point", &w.mount_point, LONG)?;
+    if w.mount_point.is_empty() {
+        return Err("mount_point is empty".into());
+    }
+    let at = &w.mount_point;
+    check_string("device", &w.device, LONG)?;
+    check_string("fs_type", &w.fs_type, 64)?;
+    for (name, value) in [
+        ("total_bytes", w.total_bytes),
+        ("used_bytes", w.used_bytes),
+        ("available_bytes", w.available_bytes),
+        ("total_inodes", w.total_inodes),
+        ("used_inodes", w.used_inodes),
+    ] {
+        if value > MAX_SEQ {
+            return Err(format!("{at}: {name} {value} is out of range"));
+        }
+    }
+    if w.used_bytes > w.total_bytes {
+        return Err(format!("{at}: used_bytes exceeds total_bytes"));
+    }
+    if w.available_bytes > w.total_bytes {
+        return Err(format!("{at}: available_bytes exceeds total_bytes"));
+    }
+    if w.used_inodes > w.total_inodes {
+        return Err(format!("{at}: used_inodes exceeds total_inodes"));
+    }
+    Ok(Filesystem {
+        mount_point: w.mount_point,
+        device: w.device,
+        fs_type: w.fs_type,
+        total_bytes: w.total_bytes,
+        used_bytes: w.used_bytes,
+        available_bytes: w.available_bytes,
+        total_inodes: w.total_inodes,
+        used_inodes: w.used_inodes,
+    })
+}
+
+fn system(s: v1::SystemFacts) -> Result<SystemFacts, String> {
+    for (name, v) in [
+        ("system.hostname", &s.hostname),
+        ("system.machine_id", &s.machine_id),
+        ("system.os_name", &s.os_name),
+        ("system.os_version", &s.os_version),
+        ("system.os_build", &s.os_build),
+        ("system.architecture", &s.architecture),
+        ("system.agent_version", &s.agent_version),
+    ] {
+        check_string(name, v, SHORT)?;
+    }
+    number("system.cpu_percent", s.cpu_percent, 0.0, 100.0)?;
+    if s.memory_used_bytes > s.memory_total_bytes {
+        return Err("system: memory_used_bytes exceeds memory_total_bytes".into());
+    }
+    Ok(SystemFacts {
+        hostname: s.hostname,
+        machine_id: s.machine_id,
+        os_name: s.os_name,
+        os_version: s.os_version,
+        os_build: s.os_build,
+        architecture: s.architecture,
+        uptime_seconds: s.uptime_seconds,
+        cpu_percent: s.cpu_percent,
+        memory_total_bytes: s.memory_total_bytes,
+        memory_used_bytes: s.memory_used_bytes,
+        agent_version: s.agent_version,
+        agent_rss_bytes: s.agent_rss_bytes,
+        agent_cpu_millis: s.agent_cpu_millis,
+    })
+}
+
+fn patches(p: v1::PatchState) -> Result<PatchState, String> {
+    check_string("patches.package_manager", &p.package_manager, SHORT)?;
+    check_string("patches.reboot_reason", &p.reboot_reason, LONG)?;
+    count("patches.updates", p.updates.len(), limits::MAX_UPDATES)?;
+    if p.security_count > p.pending_count {
+        return Err("patches: security_count exceeds pending_count".into());
+    }
+    time("patches.last_update_ms", p.last_update_ms)?;
+    let mut updates = Vec::with_capacity(p.updates.len());
+    for u in p.updates {
+        check_string("patches.updates.name", &u.name, LONG)?;
+        check_string(
+            "patches.updates.installed_version",
+            &u.installed_version,
+            SHORT,
+        )?;
+        check_string(
+            "patches.updates.candidate_version",
+            &u.candidate_version,
+            SHORT,
+        )?;
+        updates.push(PendingUpdate {
+            name: u.name,
+            installed_version: u.installed_version,
+            candidate_version: u.candidate_version,
+            security: u.security,
+        });
+    }
+    Ok(PatchState {
+        package_manager: p.package_manager,
+        pending_count: p.pending_count,
+        security_count: p.security_count,
+        updates,
+        updates_truncated: p.updates_truncated,
+        reboot_required: p.reboot_required,
+        reboot_reason: p.reboot_reason,
+        last_update_ms: p.last_update_ms,
+    })
+}
+
+fn antivirus(a: v1::AntivirusState) -> Result<AntivirusState, String> {
+    count("antivirus.products", a.products.len(), limits::MAX_ITEMS)?;
+    let mut products = Vec::with_capacity(a.products.len());
+    for p in a.products {
+        for (name, v) in [
+            ("antivirus.name", &p.name),
+            ("antivirus.vendor", &p.vendor),
+            ("antivirus.definitions_version", &p.definitions_version),
+            ("antivirus.engine_version", &p.engine_version),
+            ("antivirus.source", &p.source),
+        ] {
+            check_string(name, v, SHORT)?;
+        }
+        time("antivirus.definitions_updated_ms", p.definitions_updated_ms)?;
+        products.push(AntivirusProduct {
+            name: p.name,
+            vendor: p.vendor,
+            running: p.running,
+            realtime_protection: p.realtime_protection,
+            definitions_version: p.definitions_version,
+            definitions_updated_ms: p.definitions_updated_ms,
+            engine_version: p.engine_version,
+            source: p.source,
+        });
+    }
+    Ok(AntivirusState { products })
+}
+
+fn connectivity(c: v1::Connectivity) -> Result<Connectivity, String> {
+    count("connectivity.dns", c.dns.len(), limits::MAX_ITEMS)?;
+    count("connectivity.tcp", c.tcp.len(), limits::MAX_ITEMS)?;
+    count("connectivity.https", c.https.len(), limits::MAX_ITEMS)?;
+    count("connectivity.vpn", c.vpn.len(), limits::MAX_ITEMS)?;
+    let gateway = match c.gateway {
+        Some(g) => {
+            check_string("connectivity.gateway.address", &g.address, SHORT)?;
+            check_string("connectivity.gateway.interface", &g.interface, SHORT)?;
+            Some(GatewayCheck {
+                present: g.present,
+                address: g.address,
+                interface: g.interface,
+                reachable: g.reachable,
+            })
+        }
+        None => None,
+    };
+    let named = |list: Vec<v1::NamedCheck>| -> Result<Vec<NamedCheck>, String> {
+        list.into_iter().map(named_check).collect()
+    };
+    let mut https = Vec::with_capacity(c.https.len());
+    for h in c.https {
+        check_string("connectivity.https.url", &h.url, LONG)?;
+        check_string("connectivity.https.failure", &h.failure, SHORT)?;
+        check_string("connectivity.https.detail", &h.detail, LONG)?;
+        number("connectivity.https.millis", h.millis, 0.0, 1e7)?;
+        if h.status > 999 || h.certificate_days_left.abs() > 1_000_000 {
+            return Err("connectivity.https: status or certificate_days_left out of range".into());
+        }
+        https.push(HttpsCheck {
+            url: h.url,
+            ok: h.ok,
+            millis: h.millis,
+            status: h.status,
+            certificate_days_left: h.certificate_days_left,
+            failure: h.failure,
+            detail: h.detail,
+        });
+    }
+    let mut vpn = Vec::with_capacity(c.vpn.len());
+    for v in c.vpn {
+        check_string("connectivity.vpn.name", &v.name, SHORT)?;
+        vpn.push(VpnInterface {
+            name: v.name,
+            up: v.up,
+        });
+    }
+    Ok(Connectivity {
+        gateway,
+        dns: named(c.dns)?,
+        tcp: named(c.tcp)?,
+        https,
+        collector: c.collector.map(named_check).transpose()?,
+        vpn,
+    })
+}
+
+fn named_check(c: v1::NamedCheck) -> Result<NamedCheck, String> {
+    check_string("connectivity.target", &c.target, LONG)?;
+    check_string("connectivity.failure", &c.failure, SHORT)?;
+    check_string("connectivity.detail", &c.detail, LONG)?;
+    number("connectivity.millis", c.millis, 0.0, 1e7)?;
+    Ok(NamedCheck {
+        target: c.target,
+        ok: c.ok,
+        millis: c.millis,
+        failure: c.failure,
+        detail: c.detail,
+    })
+}
+
+fn probe_status(list: Vec<v1::ProbeStatus>) -> Result<Vec<ProbeStatus>, String> {
+    count("probe_status", list.len(), 16)?;
+    list.into_iter()
+        .map(|p| {
+            check_string("probe_status.probe", &p.probe, SHORT)?;
+            check_string("probe_status.state", &p.state, SHORT)?;
+            check_string("probe_status.message", &p.message, LONG)?;
+            Ok(ProbeStatus {
+                probe: p.probe,
+                state: p.state,
+                message: p.message,
+            })
+        })
+        .collect()
+}
+
+fn uplink(u: v1::UplinkDiagnosis) -> Result<UplinkDiagnosis, String> {
+    check_string("uplink.last_code", &u.last_code, SHORT)?;
+    check_string("uplink.last_error", &u.last_error, LONG)?;
+    time("uplink.failing_since_ms", u.failing_since_ms)?;
+    Ok(UplinkDiagnosis {
+        consecutive_failures: u.consecutive_failures,
+        failing_since_ms: u.failing_since_ms,
+        last_code: u.last_code,
+        last_error: u.last_error,
+    })
+}
 
 fn count(name: &str, n: usize, max: usize) -> Result<(), String> {
     if n > max {
@@ -180,182 +452,28 @@ fn count(name: &str, n: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-impl ProbeFacts {
-    /// Checks every string length and list length against the contract's limits.
-    fn check(&self) -> Result<(), String> {
-        if let Some(s) = &self.system {
-            for (name, v) in [
-                ("system.hostname", &s.hostname),
-                ("system.machine_id", &s.machine_id),
-                ("system.os_name", &s.os_name),
-                ("system.os_version", &s.os_version),
-                ("system.os_build", &s.os_build),
-                ("system.architecture", &s.architecture),
-                ("system.agent_version", &s.agent_version),
-            ] {
-                check_string(name, v, SHORT)?;
-            }
-            if !s.cpu_percent.is_finite() || s.memory_used_bytes > s.memory_total_bytes {
-                return Err("system: cpu_percent or memory values are out of range".into());
-            }
-        }
-        if let Some(p) = &self.patches {
-            check_string("patches.package_manager", &p.package_manager, SHORT)?;
-            check_string("patches.reboot_reason", &p.reboot_reason, LONG)?;
-            count("patches.updates", p.updates.len(), limits::MAX_UPDATES)?;
-            for u in &p.updates {
-                check_string("patches.updates.name", &u.name, LONG)?;
-                check_string(
-                    "patches.updates.installed_version",
-                    &u.installed_version,
-                    SHORT,
-                )?;
-                check_string(
-                    "patches.updates.candidate_version",
-                    &u.candidate_version,
-                    SHORT,
-                )?;
-            }
-            if p.security_count > p.pending_count {
-                return Err("patches: security_count exceeds pending_count".into());
-            }
-        }
-        if let Some(a) = &self.antivirus {
-            count("antivirus.products", a.products.len(), limits::MAX_ITEMS)?;
-            for p in &a.products {
-                for (name, v) in [
-                    ("antivirus.name", &p.name),
-                    ("antivirus.vendor", &p.vendor),
-                    ("antivirus.definitions_version", &p.definitions_version),
-                    ("antivirus.engine_version", &p.engine_version),
-                    ("antivirus.source", &p.source),
-                ] {
-                    check_string(name, v, SHORT)?;
-                }
-            }
-        }
-        if let Some(c) = &self.connectivity {
-            if let Some(g) = &c.gateway {
-                check_string("connectivity.gateway.address", &g.address, SHORT)?;
-                check_string("connectivity.gateway.interface", &g.interface, SHORT)?;
-            }
-            count("connectivity.dns", c.dns.len(), limits::MAX_ITEMS)?;
-            count("connectivity.tcp", c.tcp.len(), limits::MAX_ITEMS)?;
-            count("connectivity.https", c.https.len(), limits::MAX_ITEMS)?;
-            count("connectivity.vpn", c.vpn.len(), limits::MAX_ITEMS)?;
-            for check in c.dns.iter().chain(&c.tcp).chain(c.collector.as_ref()) {
-                check_string("connectivity.target", &check.target, LONG)?;
-                check_string("connectivity.failure", &check.failure, SHORT)?;
-                check_string("connectivity.detail", &check.detail, LONG)?;
-                if !check.millis.is_finite() {
-                    return Err("connectivity: millis is not a number".into());
-                }
-            }
-            for h in &c.https {
-                check_string("connectivity.https.url", &h.url, LONG)?;
-                check_string("connectivity.https.failure", &h.failure, SHORT)?;
-                check_string("connectivity.https.detail", &h.detail, LONG)?;
-            }
-            for v in &c.vpn {
-                check_string("connectivity.vpn.name", &v.name, SHORT)?;
-            }
-        }
-        count("probe_status", self.probe_status.len(), 16)?;
-        for p in &self.probe_status {
-            check_string("probe_status.probe", &p.probe, SHORT)?;
-            check_string("probe_status.state", &p.state, SHORT)?;
-            check_string("probe_status.message", &p.message, LONG)?;
-        }
-        if let Some(u) = &self.uplink {
-            check_string("uplink.last_code", &u.last_code, SHORT)?;
-            check_string("uplink.last_error", &u.last_error, LONG)?;
-        }
-        Ok(())
+fn counter(name: &str, value: u64) -> Result<(), String> {
+    if value > MAX_COUNTER {
+        return Err(format!("{name} {value} is out of range"));
     }
-
-    /// These facts laid over the previously stored ones (a probe absent from this snapshot
-    /// keeps its last facts; probe status and uplink diagnosis are replaced), encoded.
-    pub fn merged_over(&self, previous: Option<&[u8]>) -> Vec<u8> {
-        let mut merged = previous
-            .and_then(|bytes| v1::Snapshot::decode(bytes).ok())
-            .unwrap_or_default();
-        if self.system.is_some() {
-            merged.system.clone_from(&self.system);
-        }
-        if self.patches.is_some() {
-            merged.patches.clone_from(&self.patches);
-        }
-        if self.antivirus.is_some() {
-            merged.antivirus.clone_from(&self.antivirus);
-        }
-        if self.connectivity.is_some() {
-            merged.connectivity.clone_from(&self.connectivity);
-        }
-        merged.probe_status.clone_from(&self.probe_status);
-        merged.uplink.clone_from(&self.uplink);
-        merged.encode_to_vec()
-    }
+    Ok(())
 }
 
-impl TryFrom<v1::Filesystem> for Filesystem {
-    type Error = String;
-
-    fn try_from(wire: v1::Filesystem) -> Result<Self, String> {
-        check_string("mount_point", &wire.mount_point, limits::MAX_STRING_BYTES)?;
-        if wire.mount_point.is_empty() {
-            return Err("mount_point is empty".into());
-        }
-        let at = &wire.mount_point;
-        check_string("device", &wire.device, limits::MAX_STRING_BYTES)?;
-        check_string("fs_type", &wire.fs_type, 64)?;
-        for (name, value) in [
-            ("total_bytes", wire.total_bytes),
-            ("used_bytes", wire.used_bytes),
-            ("available_bytes", wire.available_bytes),
-            ("total_inodes", wire.total_inodes),
-            ("used_inodes", wire.used_inodes),
-        ] {
-            if value > MAX_SIZE {
-                return Err(format!("{at}: {name} {value} is out of range"));
-            }
-        }
-        if wire.used_bytes > wire.total_bytes {
-            return Err(format!("{at}: used_bytes exceeds total_bytes"));
-        }
-        if wire.available_bytes > wire.total_bytes {
-            return Err(format!("{at}: available_bytes exceeds total_bytes"));
-        }
-        if wire.used_inodes > wire.total_inodes {
-            return Err(format!("{at}: used_inodes exceeds total_inodes"));
-        }
-        Ok(Self {
-            mount_point: wire.mount_point,
-            device: wire.device,
-            fs_type: wire.fs_type,
-            total_bytes: wire.total_bytes,
-            used_bytes: wire.used_bytes,
-            available_bytes: wire.available_bytes,
-            total_inodes: wire.total_inodes,
-            used_inodes: wire.used_inodes,
-        })
+fn number(name: &str, value: f64, min: f64, max: f64) -> Result<(), String> {
+    if !value.is_finite() || value < min || value > max {
+        return Err(format!(
+            "{name} {value} is not a number between {min} and {max}"
+        ));
     }
+    Ok(())
 }
 
-impl Filesystem {
-    /// Used space as `df` shows it: used / (used + available), so blocks reserved for root
-    /// count as unavailable rather than free.
-    pub fn used_percent(&self) -> f64 {
-        used_percent(self.used_bytes, self.available_bytes)
+/// A time in milliseconds since the epoch: 0 (unknown) or a plausible time.
+fn time(name: &str, ms: i64) -> Result<(), String> {
+    if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
+        return Err(format!("{name} {ms} is not a plausible time"));
     }
-}
-
-/// `df`'s Use%: used / (used + available), 0 for an empty filesystem.
-pub fn used_percent(used: u64, available: u64) -> f64 {
-    let denominator = used.saturating_add(available);
-    if denominator == 0 {
-        return 0.0;
-    }
-    used as f64 * 100.0 / denominator as f64
+    Ok(())
 }
 
 fn check_string(name: &str, value: &str, max: usize) -> Result<(), String> {
@@ -365,160 +483,11 @@ fn check_string(name: &str, value: &str, max: usize) -> Result<(), String> {
             value.len()
         ));
     }
-    if value.chars().any(|c| c.is_control()) {
+    if value.chars().any(char::is_control) {
         return Err(format!("{name} contains control characters"));
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fs(mount: &str, total: u64, used: u64, avail: u64) -> v1::Filesystem {
-        v1::Filesystem {
-            mount_point: mount.into(),
-            device: "/dev/sda1".into(),
-            fs_type: "ext4".into(),
-            total_bytes: total,
-            used_bytes: used,
-            available_bytes: avail,
-            total_inodes: 100,
-            used_inodes: 10,
-        }
-    }
-
-    fn snap(seq: u64, filesystems: Vec<v1::Filesystem>) -> v1::Snapshot {
-        v1::Snapshot {
-            seq,
-            taken_at_ms: 1_700_000_000_000,
-            hostname: "pc-1".into(),
-            filesystems,
-            ..Default::default()
-        }
-    }
-
-    fn check(snapshots: Vec<v1::Snapshot>) -> Result<Batch, String> {
-        Batch::try_from(v1::ReportRequest { snapshots }).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn accepts_a_sane_batch_and_sorts_it() {
-        let batch =
-            check(vec![snap(2, vec![]), snap(1, vec![fs("/", 100, 50, 40)])]).expect("valid batch");
-        let seqs: Vec<u64> = batch.snapshots.iter().map(|s| s.seq).collect();
-        assert_eq!(seqs, [1, 2]);
-        let percent = batch.snapshots[0].filesystems[0].used_percent();
-        assert!((percent - 50.0 / 90.0 * 100.0).abs() < 1e-9, "{percent}");
-    }
-
-    #[test]
-    fn refuses_absurd_values_with_a_message_naming_them() {
-        let cases: Vec<(Vec<v1::Snapshot>, &str)> = vec![
-            (vec![], "batch is empty"),
-            (vec![snap(0, vec![])], "seq 0: seq must be"),
-            (
-                vec![snap(1, vec![]), snap(1, vec![])],
-                "seq 1 appears twice",
-            ),
-            (
-                vec![snap(3, vec![fs("/", 10, 11, 0)])],
-                "/: used_bytes exceeds total_bytes",
-            ),
-            (
-                vec![snap(3, vec![fs("/", u64::MAX, 1, 0)])],
-                "total_bytes 18446744073709551615 is out of range",
-            ),
-            (
-                vec![snap(3, vec![fs("", 10, 1, 1)])],
-                "mount_point is empty",
-            ),
-            (
-                vec![snap(3, vec![fs(&"x".repeat(5000), 10, 1, 1)])],
-                "mount_point is 5000 bytes",
-            ),
-            (
-                vec![snap(3, vec![fs("/a", 10, 1, 1), fs("/a", 10, 1, 1)])],
-                "listed twice",
-            ),
-            (
-                vec![snap(
-                    3,
-                    (0..300).map(|i| fs(&format!("/m{i}"), 10, 1, 1)).collect(),
-                )],
-                "300 filesystems",
-            ),
-            ((1..=65).map(|i| snap(i, vec![])).collect(), "65 snapshots"),
-        ];
-        for (input, expected) in cases {
-            let error = check(input).expect_err(expected);
-            assert!(
-                error.contains(expected),
-                "{error:?} should contain {expected:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn oversized_facts_are_refused() {
-        let mut s = snap(1, vec![]);
-        s.patches = Some(v1::PatchState {
-            updates: (0..limits::MAX_UPDATES + 1)
-                .map(|_| v1::PendingUpdate::default())
-                .collect(),
-            ..Default::default()
-        });
-        let error = check(vec![s]).expect_err("too many updates");
-        assert!(error.contains("patches.updates: 501 entries"), "{error}");
-        let mut s = snap(1, vec![]);
-        s.antivirus = Some(v1::AntivirusState {
-            products: vec![v1::AntivirusProduct {
-                name: "x".repeat(300),
-                ..Default::default()
-            }],
-        });
-        assert!(
-            check(vec![s])
-                .expect_err("long name")
-                .contains("antivirus.name is 300 bytes")
-        );
-    }
-
-    #[test]
-    fn facts_merge_over_the_previous_ones() {
-        let first = ProbeFacts {
-            patches: Some(v1::PatchState {
-                pending_count: 3,
-                ..Default::default()
-            }),
-            uplink: Some(v1::UplinkDiagnosis {
-                consecutive_failures: 2,
-                ..Default::default()
-            }),
-            ..ProbeFacts::default()
-        };
-        let stored = first.merged_over(None);
-        let second = ProbeFacts {
-            system: Some(v1::SystemFacts {
-                hostname: "pc".into(),
-                ..Default::default()
-            }),
-            ..ProbeFacts::default()
-        };
-        let merged =
-            v1::Snapshot::decode(second.merged_over(Some(&stored)).as_slice()).expect("decodes");
-        assert_eq!(
-            merged.patches.map(|p| p.pending_count),
-            Some(3),
-            "patches kept"
-        );
-        assert_eq!(merged.system.map(|s| s.hostname), Some("pc".to_owned()));
-        assert_eq!(merged.uplink, None, "the uplink diagnosis is replaced");
-    }
-
-    #[test]
-    fn zero_sized_filesystem_is_zero_percent() {
-        let f = Filesystem::try_from(fs("/x", 0, 0, 0)).expect("valid");
-        assert_eq!(f.used_percent(), 0.0);
-    }
-}
+mod tests;

@@ -22,6 +22,7 @@ use crate::clock::{now_ms, to_ms};
 use crate::config::Config;
 use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared, status_remap};
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
+use crate::service::Service;
 use crate::store::{CertKind, NewCertificate, Store};
 
 /// Name of the operator certificate the collector issues for local use.
@@ -62,13 +63,16 @@ impl Collector {
                 addr: config.grpc_listen,
                 source,
             })?;
-        let shared = Arc::new(Shared {
+        let service = Service::new(
             store,
+            Arc::new(config.engine.clone()),
+            config.kb_dir.clone(),
+        );
+        let shared = Arc::new(Shared {
+            service,
             authority,
-            engine: config.engine.clone(),
             certificate_validity: config.certificate_validity,
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
-            kb_dir: config.kb_dir.clone(),
         });
         let http = match config.http_listen {
             Some(addr) => {
@@ -100,7 +104,7 @@ impl Collector {
 
     /// The store this collector writes to.
     pub fn store(&self) -> Store {
-        self.shared.store.clone()
+        self.shared.store().clone()
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
@@ -120,13 +124,21 @@ impl Collector {
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let admin = AdminServer::new(AdminService::new(shared.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let addr = self.listener.local_addr().ok();
-        tracing::info!(?addr, "collector serving gRPC");
+        let addr = self
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(addr, "collector serving gRPC");
         let sweeper = tokio::spawn(sweep_loop(shared.clone(), shutdown.clone()));
         let web = self.http.map(|(listener, key)| {
-            let app = crate::web::router(shared.clone(), &key);
+            let app = crate::web::router(shared.service.clone(), &key);
             let stop = shutdown.clone();
-            tracing::info!(addr = ?listener.local_addr().ok(), "collector serving the HTTP API");
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(addr, "collector serving the HTTP API");
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
@@ -152,7 +164,7 @@ impl Collector {
         if let Some(web) = web {
             let _ = web.await;
         }
-        shared.store.close().await;
+        shared.store().close().await;
         tracing::info!("collector stopped");
         Ok(())
     }
@@ -170,7 +182,8 @@ async fn sweep_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        match crate::sweep::sweep(&shared.store, &shared.engine, silent_after, now_ms()).await {
+        let engine = shared.service.engine();
+        match crate::sweep::sweep(shared.store(), engine, silent_after, now_ms()).await {
             Ok(o) if o.escalated + o.silent_opened > 0 => {
                 tracing::info!(
                     escalated = o.escalated,

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 /// A configuration error, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Read {
         file: String,
         source: std::io::Error,

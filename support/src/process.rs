@@ -1,5 +1,9 @@
 //! Process plumbing shared by both binaries: logging to stderr (filter from `RUST_LOG`, default
-//! `info`), and SIGINT/SIGTERM (Ctrl-C elsewhere) turned into one cancellation.
+//! `info`, colour only on a terminal), and SIGINT/SIGTERM (Ctrl-C elsewhere) turned into one
+//! cancellation.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -12,12 +16,27 @@ pub fn init_logging() {
     let spec = std::env::var("RUST_LOG").unwrap_or_default();
     let (filter, invalid) = parse_filter(&spec);
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(colour_wanted(std::io::stderr().is_terminal())),
+        )
         .with(filter)
         .init();
     if invalid {
         tracing::warn!(rust_log = spec, "RUST_LOG not understood; logging at info");
     }
+}
+
+/// Whether output that is (`is_terminal`) or is not a terminal gets ANSI colours: only a
+/// terminal does, and not when `NO_COLOR` is set to a non-empty value (no-color.org).
+pub fn colour_wanted(is_terminal: bool) -> bool {
+    colour_allowed(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// [`colour_wanted`] with the value of `NO_COLOR` given.
+pub fn colour_allowed(is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 /// The log filter for a `RUST_LOG` value, and whether the value was invalid. The plain
@@ -73,5 +92,23 @@ mod tests {
         let (t, invalid) = parse_filter("");
         assert!(!invalid && t.would_enable("anything", &tracing::Level::INFO));
         assert!(parse_filter("=nonsense=").1);
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let cases = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, expected) in cases {
+            assert_eq!(
+                colour_allowed(terminal, no_color.map(OsStr::new)),
+                expected,
+                "terminal {terminal}, NO_COLOR {no_color:?}"
+            );
+        }
     }
 }

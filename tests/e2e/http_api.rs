@@ -72,6 +72,7 @@ async fn the_http_api_needs_its_key_and_answers_in_json() {
     AgentClient::new(channel(&identity).expect("channel"))
         .report(ReportRequest {
             snapshots: vec![snapshot],
+            sent_at_ms: now_ms(),
         })
         .await
         .expect("report");
@@ -193,4 +194,180 @@ async fn the_http_api_needs_its_key_and_answers_in_json() {
     assert_eq!(again.0, 409, "{}", again.1);
     assert_eq!(handoff.0, 200);
     assert_eq!(handoff.1["critical_open"].as_array().map(Vec::len), Some(1));
+}
+
+/// Runs the collector binary as the CLI against an in-process collector.
+fn cli(c: &InProcess, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(firstline_tests::bins::collector())
+        .arg("--data-dir")
+        .arg(&c.data_dir)
+        .args(args)
+        .args(["--collector", &c.url()])
+        .output()
+        .expect("run the CLI")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_route_answers_and_every_door_shows_one_ticket_schema() {
+    let (c, http) = InProcess::start_with_http().await;
+    let key = std::fs::read_to_string(c.data_dir.join("api.key")).expect("api.key");
+    let key = key.trim().to_owned();
+    let identity = c.enroll("pc-1").await;
+    let snapshot = Snapshot {
+        seq: 1,
+        taken_at_ms: now_ms(),
+        hostname: "pc-1".into(),
+        filesystems: vec![Filesystem {
+            mount_point: "/".into(),
+            total_bytes: 100,
+            used_bytes: 93,
+            available_bytes: 7,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    AgentClient::new(channel(&identity).expect("channel"))
+        .report(ReportRequest {
+            snapshots: vec![snapshot],
+            sent_at_ms: now_ms(),
+        })
+        .await
+        .expect("report");
+    let k = key.clone();
+    let (doc, answers, unknown) = tokio::task::spawn_blocking(move || {
+        let k = Some(k.as_str());
+        let (status, doc) = call(http, "GET", "/api/openapi.json", None, None);
+        assert_eq!(status, 200);
+        let mut answers = Vec::new();
+        for (path, methods) in doc["paths"].as_object().expect("paths") {
+            for method in methods.as_object().expect("methods").keys() {
+                let concrete = path.replace("{id}", "1").replace("{host}", "pc-1");
+                let body = (method != "get" && method != "delete").then_some("{}");
+                let answer = call(http, &method.to_uppercase(), &concrete, k, body);
+                answers.push((format!("{method} {path}"), answer));
+            }
+        }
+        let unknown = call(http, "GET", "/api/nope", k, None);
+        (doc, answers, unknown)
+    })
+    .await
+    .expect("join");
+    assert!(answers.len() >= 13, "{answers:?}");
+    for (route, (status, body)) in &answers {
+        assert_ne!(
+            body["error"].as_str(),
+            Some(firstline_collector::web::openapi::NO_SUCH_ROUTE),
+            "{route} is documented but not served ({status})"
+        );
+        assert_ne!(*status, 405, "{route}: {body}");
+    }
+    assert_eq!(unknown.0, 404);
+    assert_eq!(
+        unknown.1["error"],
+        firstline_collector::web::openapi::NO_SUCH_ROUTE
+    );
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    // One ticket, three doors: the HTTP API, `ticket show --json` (through gRPC) and the
+    // gRPC message itself carry the same fields under the same names.
+    let k = key.clone();
+    let http_detail =
+        tokio::task::spawn_blocking(move || call(http, "GET", "/api/tickets/1", Some(&k), None))
+            .await
+            .expect("join");
+    assert_eq!(http_detail.0, 200, "{}", http_detail.1);
+    let shown = cli(&c, &["ticket", "show", "1", "--json"]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let cli_detail: Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(
+        cli_detail, http_detail.1,
+        "ticket show --json is the HTTP document"
+    );
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let wire = serde_json::to_value(firstline_proto::v1::Ticket::default()).expect("json");
+    assert_eq!(keys(&http_detail.1["ticket"]), keys(&wire));
+    for field in [
+        "assignee",
+        "tier",
+        "flapping",
+        "response_due_ms",
+        "resolve_due_ms",
+    ] {
+        assert!(http_detail.1["ticket"].get(field).is_some(), "{field}");
+    }
+    // Short verbs are aliases everywhere: `ticket ack` on the CLI, "ack" over HTTP.
+    let acked = cli(&c, &["ticket", "ack", "1", "--json"]);
+    assert!(
+        acked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acked.stderr)
+    );
+    let k = key.clone();
+    let (hosts, labelled, tickets_by_name, bad_host, events, silence, ended) =
+        tokio::task::spawn_blocking(move || {
+            let k = Some(k.as_str());
+            let hosts = call(http, "GET", "/api/hosts", k, None);
+            let labelled = call(
+                http,
+                "PUT",
+                "/api/hosts/pc-1/labels",
+                k,
+                Some(r#"{"labels":["lab"]}"#),
+            );
+            let by_name = call(http, "GET", "/api/tickets?host=pc-1", k, None);
+            let bad_host = call(http, "GET", "/api/tickets?host=nosuchhost", k, None);
+            let events = call(http, "GET", "/api/events?cursor=0&limit=10", k, None);
+            let end = now_ms() + 3_600_000;
+            let silence = call(
+                http,
+                "POST",
+                "/api/silences",
+                k,
+                Some(&format!(r#"{{"host":"pc-1","ends_at_ms":{end}}}"#)),
+            );
+            let id = silence.1["id"].as_i64().unwrap_or(0);
+            let ended = call(http, "DELETE", &format!("/api/silences/{id}"), k, None);
+            (hosts, labelled, by_name, bad_host, events, silence, ended)
+        })
+        .await
+        .expect("join");
+    assert_eq!(hosts.0, 200);
+    assert_eq!(labelled.0, 200, "{}", labelled.1);
+    assert_eq!(labelled.1["labels"][0], "lab");
+    assert_eq!(
+        tickets_by_name.1.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        tickets_by_name.1
+    );
+    assert_eq!(bad_host.0, 404, "{}", bad_host.1);
+    let kinds: Vec<&str> = events.1["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["opened", "acknowledged"], "{}", events.1);
+    assert_eq!(silence.0, 200, "{}", silence.1);
+    assert_eq!(ended.0, 200, "{}", ended.1);
+    assert!(ended.1["ends_at_ms"].as_i64() <= Some(now_ms()));
+    let hosts_cli = cli(&c, &["hosts", "--json"]);
+    assert!(
+        hosts_cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hosts_cli.stderr)
+    );
+    let hosts_cli: Value = serde_json::from_slice(&hosts_cli.stdout).expect("json");
+    assert_eq!(
+        hosts_cli[0]["labels"][0], "lab",
+        "labels show in hosts --json"
+    );
 }

@@ -2,8 +2,10 @@
 //! filesystems, a real PostgreSQL server, gRPC over loopback with mutual TLS.
 
 mod agent_behaviour;
+mod agent_cli;
 mod bad_input;
 mod cli;
+mod collector_core;
 mod disk_tickets;
 mod http_api;
 mod outage;

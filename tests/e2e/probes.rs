@@ -1,10 +1,12 @@
 //! The probes against real parts: a real clamd with a database the test built, a real apt with a
 //! local repository, the reboot marker seen through the file watcher, and connectivity checks in
 //! network namespaces the test created. Facts are read where a user would read them: the
-//! collector's `hosts --json` (through the whole report path) or `firstline-agent check --json`.
+//! collector's admin API (through the whole report path; as JSON in the wire contract's field
+//! names) or `firstline-agent check --json`.
 
 use std::time::{Duration, Instant};
 
+use firstline_tests::admin::Admin;
 use firstline_tests::clamav::Clamd;
 use firstline_tests::netns::NetLab;
 use firstline_tests::procs::{AgentProc, CollectorProc};
@@ -13,17 +15,12 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn host(collector: &CollectorProc, agent_id: &str) -> Option<Value> {
-    let hosts = collector.json(&["hosts", "--json"]);
-    hosts
-        .as_array()?
-        .iter()
-        .find(|h| h["agent_id"] == agent_id)
-        .cloned()
+fn host(admin: &mut Admin, agent_id: &str) -> Option<Value> {
+    admin.host_json(agent_id)
 }
 
-fn clamav(collector: &CollectorProc, agent_id: &str) -> Option<Value> {
-    let h = host(collector, agent_id)?;
+fn clamav(admin: &mut Admin, agent_id: &str) -> Option<Value> {
+    let h = host(admin, agent_id)?;
     h["antivirus"]["products"]
         .as_array()?
         .iter()
@@ -41,6 +38,7 @@ fn clamd_running_and_stopped_is_reported_with_its_database() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let collector = CollectorProc::start(dir.path(), "[report]\nheartbeat = \"1s\"\n");
+    let mut admin = collector.admin();
     let mut agent = AgentProc::new(
         dir.path(),
         &format!(
@@ -52,7 +50,7 @@ fn clamd_running_and_stopped_is_reported_with_its_database() {
     agent.start();
     let agent_id = agent.agent_id();
     let running = wait_for("ClamAV reported running", LIMIT, || {
-        clamav(&collector, &agent_id).filter(|p| p["running"] == true)
+        clamav(&mut admin, &agent_id).filter(|p| p["running"] == true)
     });
     assert_eq!(running["definitions_version"], "27462", "{running}");
     assert_eq!(running["source"], "clamd-socket");
@@ -71,7 +69,7 @@ fn clamd_running_and_stopped_is_reported_with_its_database() {
 
     clamd.stop();
     let stopped = wait_for("ClamAV reported stopped", LIMIT, || {
-        clamav(&collector, &agent_id).filter(|p| p["running"] == false)
+        clamav(&mut admin, &agent_id).filter(|p| p["running"] == false)
     });
     assert_eq!(stopped["source"], "clamav-db-header");
     assert_eq!(
@@ -109,6 +107,7 @@ fn apt_pending_updates_and_the_reboot_marker() {
     let dir = tempfile::tempdir().expect("tempdir");
     let marker = dir.path().join("reboot-required");
     let collector = CollectorProc::start(dir.path(), "[report]\nheartbeat = \"1s\"\n");
+    let mut admin = collector.admin();
     // An hour between patch runs: only the file watcher can explain a quick reboot report.
     let mut agent = AgentProc::new(
         dir.path(),
@@ -122,7 +121,7 @@ fn apt_pending_updates_and_the_reboot_marker() {
     agent.start_with_env(&[("APT_CONFIG", &apt_conf)]);
     let agent_id = agent.agent_id();
     let patches = wait_for("patches reported", LIMIT, || {
-        host(&collector, &agent_id)
+        host(&mut admin, &agent_id)
             .map(|h| h["patches"].clone())
             .filter(|p| p.is_object())
     });
@@ -166,7 +165,7 @@ fn apt_pending_updates_and_the_reboot_marker() {
     let created = Instant::now();
     std::fs::write(&marker, "*** System restart required ***\n").expect("create marker");
     let reported = wait_for("the reboot marker to be reported", LIMIT, || {
-        host(&collector, &agent_id).filter(|h| h["patches"]["reboot_required"] == true)
+        host(&mut admin, &agent_id).filter(|h| h["patches"]["reboot_required"] == true)
     });
     eprintln!("reboot marker reported after {:?}", created.elapsed());
     assert!(

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use firstline_collector::engine::Engine;
 use firstline_collector::ingest::ingest;
-use firstline_collector::report::Batch;
-use firstline_collector::store::{Store, TicketAction, TicketFilter};
+use firstline_collector::store::{Store, TicketFilter};
 use firstline_collector::sweep::sweep;
+use firstline_collector::tickets::Sla;
+use firstline_collector::tickets::TicketAction;
 use firstline_proto::v1;
 use proptest::prelude::*;
 
@@ -86,8 +87,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     filesystems,
                     ..Default::default()
                 };
-                let batch =
-                    Batch::try_from(v1::ReportRequest { snapshots: vec![s] }).expect("valid");
+                let batch = firstline_tests::fixtures::batch(vec![s], now);
                 ingest(&store, &engine, &format!("h{host}"), &batch, now)
                     .await
                     .expect("ingest");
@@ -116,7 +116,9 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                         _ => TicketAction::Close,
                     };
                     // Refused actions are fine; they must change nothing.
-                    let _ = store.act(t.id, &action, "alice", now).await;
+                    let _ = store
+                        .act(t.id, &action, "alice", now, &Sla::default())
+                        .await;
                 }
             }
         }
@@ -167,7 +169,7 @@ async fn check(store: &Store) -> Result<(), TestCaseError> {
         if let Some(resolved_at) = t.resolved_at_ms {
             let escalated_after = timeline
                 .iter()
-                .any(|e| e.kind == "escalated" && e.at_ms > resolved_at);
+                .any(|e| e.kind.as_str() == "escalated" && e.at_ms > resolved_at);
             prop_assert!(
                 !escalated_after,
                 "ticket {} escalated after it resolved",

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use firstline_collector::engine::Engine;
 use firstline_collector::ingest::ingest;
-use firstline_collector::report::Batch;
 use firstline_collector::store::Matcher;
-use firstline_collector::store::{
-    CountedTable, Store, StoreError, TicketAction, TicketFilter, TicketRow,
-};
+use firstline_collector::store::{CountedTable, Store, StoreError, TicketFilter};
 use firstline_collector::sweep::sweep;
+use firstline_collector::tickets::Sla;
+use firstline_collector::tickets::{Ticket, TicketAction};
 use firstline_proto::v1;
 use firstline_tests::pg::TempPostgres;
 
@@ -101,11 +100,11 @@ async fn report(
         ..Default::default()
     };
     facts(&mut s);
-    let batch = Batch::try_from(v1::ReportRequest { snapshots: vec![s] }).expect("valid");
+    let batch = firstline_tests::fixtures::batch(vec![s], at);
     ingest(store, engine, id, &batch, at).await.expect("ingest");
 }
 
-async fn open_for(store: &Store, rule: &str) -> Vec<TicketRow> {
+async fn open_for(store: &Store, rule: &str) -> Vec<Ticket> {
     let all = store
         .list_tickets(&TicketFilter {
             open: Some(true),
@@ -122,7 +121,7 @@ async fn kinds(store: &Store, id: i64) -> Vec<String> {
         .await
         .expect("timeline")
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.as_str().to_owned())
         .collect()
 }
 
@@ -325,11 +324,23 @@ async fn operator_actions_and_their_timeline(store: Store) {
         .await
         .expect("count");
     store
-        .act(id, &TicketAction::Acknowledge, "alice", T0 + 1)
+        .act(
+            id,
+            &TicketAction::Acknowledge,
+            "alice",
+            T0 + 1,
+            &Sla::default(),
+        )
         .await
         .expect("ack");
     store
-        .act(id, &TicketAction::Assign("bob".into()), "alice", T0 + 2)
+        .act(
+            id,
+            &TicketAction::Assign("bob".into()),
+            "alice",
+            T0 + 2,
+            &Sla::default(),
+        )
         .await
         .expect("assign");
     store
@@ -338,11 +349,18 @@ async fn operator_actions_and_their_timeline(store: Store) {
             &TicketAction::Comment("cleaning /var/log".into()),
             "bob",
             T0 + 3,
+            &Sla::default(),
         )
         .await
         .expect("comment");
     let again = store
-        .act(id, &TicketAction::Acknowledge, "bob", T0 + 4)
+        .act(
+            id,
+            &TicketAction::Acknowledge,
+            "bob",
+            T0 + 4,
+            &Sla::default(),
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     store
@@ -351,21 +369,30 @@ async fn operator_actions_and_their_timeline(store: Store) {
             &TicketAction::Resolve("freed 20 GB".into()),
             "bob",
             T0 + 5,
+            &Sla::default(),
         )
         .await
         .expect("resolve");
     store
-        .act(id, &TicketAction::Close, "bob", T0 + 6)
+        .act(id, &TicketAction::Close, "bob", T0 + 6, &Sla::default())
         .await
         .expect("close");
     assert!(matches!(
-        store.act(999_999, &TicketAction::Close, "bob", T0).await,
+        store
+            .act(999_999, &TicketAction::Close, "bob", T0, &Sla::default())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     let timeline = store.timeline(id).await.expect("timeline");
     let got: Vec<(String, String, String)> = timeline
         .iter()
-        .map(|e| (e.kind.clone(), e.actor.clone(), e.detail.clone()))
+        .map(|e| {
+            (
+                e.kind.as_str().to_owned(),
+                e.actor.clone(),
+                e.detail.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         got[1..],
@@ -396,11 +423,21 @@ async fn operator_actions_and_their_timeline(store: Store) {
 async fn antivirus_rules(store: Store) {
     let engine = Engine::default();
     agent(&store, "a").await;
-    let av = |products: Vec<v1::AntivirusProduct>| {
-        move |s: &mut v1::Snapshot| s.antivirus = Some(v1::AntivirusState { products })
+    agent(&store, "b").await;
+    let av = |os: &'static str, products: Vec<v1::AntivirusProduct>| {
+        move |s: &mut v1::Snapshot| {
+            s.os = os.into();
+            s.antivirus = Some(v1::AntivirusState { products });
+        }
     };
-    report(&store, &engine, "a", 1, T0, av(vec![])).await;
-    assert_eq!(open_for(&store, "antivirus.none").await[0].priority, 1);
+    const WINDOWS: &str = "Microsoft Windows 11 Pro";
+    const LINUX: &str = "Debian GNU/Linux 12";
+    // Windows requires an antivirus; a Linux workstation without one opens nothing.
+    report(&store, &engine, "a", 1, T0, av(WINDOWS, vec![])).await;
+    report(&store, &engine, "b", 1, T0, av(LINUX, vec![])).await;
+    let none = open_for(&store, "antivirus.none").await;
+    assert_eq!(none.len(), 1, "{none:?}");
+    assert_eq!((none[0].agent_id.as_str(), none[0].priority), ("a", 1));
     let clam = |running: bool, age_days: i64| v1::AntivirusProduct {
         name: "ClamAV".into(),
         running,
@@ -408,13 +445,50 @@ async fn antivirus_rules(store: Store) {
         definitions_updated_ms: T0 - age_days * DAY,
         ..Default::default()
     };
-    report(&store, &engine, "a", 2, T0 + 1000, av(vec![clam(false, 1)])).await;
-    assert!(open_for(&store, "antivirus.none").await.is_empty());
+    report(
+        &store,
+        &engine,
+        "b",
+        2,
+        T0 + 1000,
+        av(LINUX, vec![clam(false, 1)]),
+    )
+    .await;
     assert_eq!(open_for(&store, "antivirus.off").await[0].subject, "ClamAV");
-    report(&store, &engine, "a", 3, T0 + 2000, av(vec![clam(true, 5)])).await;
+    // On Linux a running on-demand scanner protects, real-time or not.
+    report(
+        &store,
+        &engine,
+        "b",
+        3,
+        T0 + 2000,
+        av(LINUX, vec![clam(true, 5)]),
+    )
+    .await;
     assert!(open_for(&store, "antivirus.off").await.is_empty());
     let old = open_for(&store, "antivirus.definitions").await;
     assert_eq!((old.len(), old[0].priority), (1, 2));
+    // On Windows a product with real-time protection off is not protecting.
+    let defender = v1::AntivirusProduct {
+        name: "Microsoft Defender".into(),
+        running: true,
+        realtime_protection: false,
+        source: "defender".into(),
+        definitions_updated_ms: T0,
+        ..Default::default()
+    };
+    report(
+        &store,
+        &engine,
+        "a",
+        2,
+        T0 + 1000,
+        av(WINDOWS, vec![defender]),
+    )
+    .await;
+    assert!(open_for(&store, "antivirus.none").await.is_empty());
+    let off = open_for(&store, "antivirus.off").await;
+    assert_eq!((off.len(), off[0].agent_id.as_str()), (1, "a"));
 }
 
 async fn storm_of_500_hosts_is_one_outage(store: Store) {
@@ -451,14 +525,14 @@ async fn storm_of_500_hosts_is_one_outage(store: Store) {
         })
         .await
         .expect("tickets");
-    let outages: Vec<&TicketRow> = all.iter().filter(|t| t.agent_id == "fleet").collect();
+    let outages: Vec<&Ticket> = all.iter().filter(|t| t.agent_id == "fleet").collect();
     assert_eq!(outages.len(), 1, "exactly one outage ticket");
     let outage = outages[0];
     assert_eq!(
         (outage.state.as_str(), outage.subject.as_str()),
         ("new", "dns intranet")
     );
-    let host_tickets: Vec<&TicketRow> = all.iter().filter(|t| t.agent_id != "fleet").collect();
+    let host_tickets: Vec<&Ticket> = all.iter().filter(|t| t.agent_id != "fleet").collect();
     assert_eq!(host_tickets.len(), 500);
     assert!(
         host_tickets

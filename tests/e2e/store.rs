@@ -10,8 +10,9 @@ use firstline_collector::ingest::ingest;
 use firstline_collector::report::Batch;
 use firstline_collector::store::{
     CertKind, CountedTable, NewAgent, NewCertificate, NewTicket, Store, StoreError, TicketFilter,
-    TicketState, TokenRow,
+    TokenRow,
 };
+use firstline_collector::tickets::TicketState;
 use firstline_proto::v1;
 use firstline_tests::pg::TempPostgres;
 
@@ -75,6 +76,7 @@ fn agent(id: &str) -> NewAgent {
     NewAgent {
         agent_id: id.into(),
         hostname: format!("host-{id}"),
+        machine_id: String::new(),
         enrolled_at_ms: NOW,
     }
 }
@@ -109,7 +111,15 @@ fn batch(snapshots: Vec<(u64, Vec<(&str, u64)>)>) -> Batch {
             ..Default::default()
         })
         .collect();
-    Batch::try_from(v1::ReportRequest { snapshots }).expect("valid batch")
+    // Arrives after every snapshot was taken (a spooled batch); the times are the agent's.
+    Batch::from_wire(
+        v1::ReportRequest {
+            snapshots,
+            sent_at_ms: 0,
+        },
+        NOW + 100_000,
+    )
+    .expect("valid batch")
 }
 
 async fn enrollment(store: Store) {
@@ -277,7 +287,7 @@ async fn ticket_lifecycle(store: Store) {
                 .await
                 .expect("events")
                 .into_iter()
-                .map(|e| e.kind)
+                .map(|e| e.kind.as_str())
                 .collect::<Vec<_>>()
         }
     };

@@ -1,6 +1,8 @@
 //! Store-level fixtures shared by the store, scenario and property tests.
 
+use firstline_collector::report::Batch;
 use firstline_collector::store::{CertKind, NewAgent, NewCertificate, Store, TokenRow};
+use firstline_proto::v1;
 
 /// Enrolls agent `id` (host name `hostname`) directly in the store at `at_ms`, through a
 /// one-use token, as the Enroll RPC would; its certificate fingerprint is `fp-<id>`.
@@ -24,6 +26,7 @@ pub async fn enroll_agent(store: &Store, id: &str, hostname: &str, at_ms: i64) {
             &NewAgent {
                 agent_id: id.into(),
                 hostname: hostname.into(),
+                machine_id: String::new(),
                 enrolled_at_ms: at_ms,
             },
             &NewCertificate {
@@ -36,4 +39,17 @@ pub async fn enroll_agent(store: &Store, id: &str, hostname: &str, at_ms: i64) {
         )
         .await
         .expect("enroll");
+}
+
+/// A checked batch of snapshots as it arrives at `arrival_ms` from an agent whose clock is
+/// right (it says it sent the request at that time).
+pub fn batch(snapshots: Vec<v1::Snapshot>, arrival_ms: i64) -> Batch {
+    Batch::from_wire(
+        v1::ReportRequest {
+            snapshots,
+            sent_at_ms: arrival_ms,
+        },
+        arrival_ms,
+    )
+    .expect("a well-formed batch")
 }

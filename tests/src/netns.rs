@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,7 +43,9 @@ impl NetLab {
             rustix::process::geteuid().is_root(),
             "network namespace tests must run as root (scripts/test.sh does)"
         );
-        let tag = std::process::id() % 100_000;
+        // Unique per lab, also between labs of one test process that run in parallel.
+        static LABS: AtomicU32 = AtomicU32::new(0);
+        let tag = (std::process::id() % 100_000) * 100 + LABS.fetch_add(1, Ordering::Relaxed) % 100;
         let n = u8::try_from(tag % 200 + 20).unwrap_or(20);
         let lab = Self {
             client: format!("flc{tag}"),

@@ -1,20 +1,28 @@
 //! The collector and the agent as real child processes, configured through their TOML files and
-//! driven through their command lines, as an operator would.
+//! driven through their command lines, as an operator would. The collector binds port 0 and the
+//! port it got is read from its log, so parallel tests never race for a port.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{bins, free_port, wait_for};
+use crate::admin::Admin;
+use crate::{bins, wait_for};
+
+/// The collector's log message that carries its bound gRPC address.
+const SERVING_GRPC: &str = "collector serving gRPC";
 
 /// A `firstline-collector serve` process with its own data directory and port.
 pub struct CollectorProc {
     child: Option<Child>,
     pub data_dir: PathBuf,
     pub config: PathBuf,
+    /// The port the collector bound on its first start; restarts bind it again.
     pub port: u16,
+    extra: String,
 }
 
 /// A `firstline-agent` with its own state directory and config; `run` is started on demand.
@@ -23,6 +31,9 @@ pub struct AgentProc {
     pub state_dir: PathBuf,
     pub config: PathBuf,
 }
+
+/// How long a process gets to start; a safety net, not a performance assertion.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs a command to completion and returns its output.
 fn output(cmd: &mut Command) -> Output {
@@ -39,43 +50,139 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Parses the address out of the collector's log line with `message`: `addr=127.0.0.1:PORT`,
+/// or `addr=Some(127.0.0.1:PORT)` as an `Option` prints in `Debug`; colours and quotes ignored.
+pub fn logged_addr(log: &str, message: &str) -> Option<SocketAddr> {
+    let plain = strip_ansi(log);
+    plain
+        .lines()
+        .filter(|l| l.contains(message))
+        .find_map(|line| {
+            let value = &line[line.find("addr=")? + "addr=".len()..];
+            let token = value.split_whitespace().next()?.trim_matches('"');
+            let token = token
+                .strip_prefix("Some(")
+                .and_then(|t| t.strip_suffix(')'))
+                .unwrap_or(token);
+            token.trim_matches('"').parse().ok()
+        })
+}
+
+/// `text` without ANSI escape sequences (ESC [ ... final byte).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Live processes (zombies aside) whose environment holds `marker` (`NAME=value`): what a
+/// command started with that variable left running, its children's children included.
+pub fn processes_with_env(marker: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .filter(|pid| {
+            // The state follows the command name in parentheses; Z and X are gone.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']))
+            })
+        })
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            (pid, String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        })
+        .collect()
+}
+
 impl CollectorProc {
-    /// Writes a config (listen port, data dir, plus `extra` TOML) in `dir` and starts serving.
+    /// Writes a config (data dir, plus `extra` TOML, listening on port 0) in `dir` and starts
+    /// serving; the config is then rewritten with the port the collector got, so the CLI (which
+    /// finds the collector through the config) and restarts use it.
     pub fn start(dir: &Path, extra: &str) -> Self {
-        let port = free_port();
-        let data_dir = dir.join("collector");
-        let config = dir.join("collector.toml");
-        let text = format!(
-            "data_dir = {:?}\n{extra}\n[grpc]\nlisten = \"127.0.0.1:{port}\"\n",
-            data_dir.display().to_string()
-        );
-        std::fs::write(&config, text).expect("write collector config");
         let mut me = Self {
             child: None,
-            data_dir,
-            config,
-            port,
+            data_dir: dir.join("collector"),
+            config: dir.join("collector.toml"),
+            port: 0,
+            extra: extra.to_owned(),
         };
         me.restart();
         me
     }
 
-    /// Starts (again) on the same port and data directory; returns once the admin API answers.
+    /// Starts (again) with the same data directory, on the port of the first start (the
+    /// enrolled agents know it); returns once the admin API answers.
     pub fn restart(&mut self) {
-        let log = std::fs::File::create(self.config.with_extension("log")).expect("log file");
+        self.write_config();
+        let log = std::fs::File::create(self.log_path()).expect("log file");
         let child = Command::new(bins::collector())
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start collector");
+        // Kept in `self` first, so a panic below still stops it (on drop).
         self.child = Some(child);
-        wait_for("the collector to answer", Duration::from_secs(60), || {
+        let log_path = self.log_path();
+        let addr = wait_for("the collector's gRPC address in its log", LIMIT, || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("the collector exited ({status}) before serving:\n{log}");
+            }
+            logged_addr(&log, SERVING_GRPC)
+        });
+        if self.port == 0 {
+            self.port = addr.port();
+            self.write_config();
+        }
+        assert_eq!(
+            addr.port(),
+            self.port,
+            "the collector did not bind its port"
+        );
+        wait_for("the collector to answer", LIMIT, || {
             self.cli(&["hosts"]).status.success().then_some(())
         });
+    }
+
+    fn write_config(&self) {
+        let text = format!(
+            "data_dir = {:?}\n{}\n[grpc]\nlisten = \"127.0.0.1:{}\"\n",
+            self.data_dir.display().to_string(),
+            self.extra,
+            self.port
+        );
+        std::fs::write(&self.config, text).expect("write collector config");
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.config.with_extension("log")
     }
 
     /// Stops the process (SIGTERM) and waits for it.
@@ -128,7 +235,12 @@ impl CollectorProc {
 
     /// The collector's log so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A client of the admin API (what the CLI uses), for typed reads of hosts and tickets.
+    pub fn admin(&self) -> Admin {
+        Admin::connect(&self.url(), &self.data_dir)
     }
 }
 
@@ -247,5 +359,31 @@ impl AgentProc {
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_address_is_read_from_the_log_in_either_form() {
+        let addr: SocketAddr = "127.0.0.1:40123".parse().expect("addr");
+        let cases = [
+            "2025-01-01T00:00:00Z  INFO firstline_collector::server: collector serving gRPC addr=127.0.0.1:40123",
+            "2025-01-01T00:00:00Z  INFO firstline_collector::server: collector serving gRPC addr=Some(127.0.0.1:40123)",
+            "\u{1b}[2m2025\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m collector serving gRPC \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0mSome(127.0.0.1:40123)",
+            "collector serving gRPC addr=\"127.0.0.1:40123\" tls=true",
+        ];
+        for line in cases {
+            let log =
+                format!("starting\n{line}\ncollector serving the HTTP API addr=127.0.0.1:1\n");
+            assert_eq!(logged_addr(&log, SERVING_GRPC), Some(addr), "{line}");
+        }
+        assert_eq!(logged_addr("collector starting\n", SERVING_GRPC), None);
+        assert_eq!(
+            logged_addr("collector serving gRPC addr=None\n", SERVING_GRPC),
+            None
+        );
     }
 }

@@ -21,7 +21,8 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Whether `program` is on PATH.
+/// Whether `program` is on PATH. Blocks (a `stat` per PATH entry): call it through the probe's
+/// `Offload`.
 pub fn available(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))

@@ -1,6 +1,8 @@
 //! System probe: host name, the OS's machine identity, OS name/version/build, uptime, CPU and
 //! memory use, and the agent's own footprint. Values come from `sysinfo` (all platforms); the
-//! machine id and the OS release file are parsed by pure functions tested on fixtures.
+//! machine id and the OS release file are parsed by pure functions tested on fixtures. Every
+//! function here blocks (it reads `/proc`, `/etc` or runs `reg`/`ioreg`): call it from the
+//! blocking pool.
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
@@ -45,7 +47,7 @@ impl SystemProbe {
     /// Measures now.
     pub fn collect(&mut self) -> SystemFacts {
         let mut facts = SystemFacts {
-            hostname: System::host_name().unwrap_or_default(),
+            hostname: hostname(),
             machine_id: machine_id(),
             os_name: System::name().unwrap_or_default(),
             os_version: System::os_version().unwrap_or_default(),
@@ -75,6 +77,11 @@ impl SystemProbe {
         }
         facts
     }
+}
+
+/// The host name as the OS reports it; empty when it cannot be read.
+pub fn hostname() -> String {
+    System::host_name().unwrap_or_default()
 }
 
 fn os_build() -> String {
@@ -151,7 +158,7 @@ fn windows_build(current: &str) -> String {
 
 /// The OS's machine identity; empty when it cannot be read.
 #[cfg(target_os = "linux")]
-fn machine_id() -> String {
+pub fn machine_id() -> String {
     ["/etc/machine-id", "/var/lib/dbus/machine-id"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
@@ -160,7 +167,7 @@ fn machine_id() -> String {
 }
 
 #[cfg(target_os = "macos")]
-fn machine_id() -> String {
+pub fn machine_id() -> String {
     std::process::Command::new("ioreg")
         .args(["-rd1", "-c", "IOPlatformExpertDevice"])
         .output()
@@ -170,7 +177,7 @@ fn machine_id() -> String {
 }
 
 #[cfg(windows)]
-fn machine_id() -> String {
+pub fn machine_id() -> String {
     std::process::Command::new("reg")
         .args([
             "query",
@@ -185,7 +192,7 @@ fn machine_id() -> String {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-fn machine_id() -> String {
+pub fn machine_id() -> String {
     String::new()
 }
 

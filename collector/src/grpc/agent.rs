@@ -1,11 +1,12 @@
 //! `Agent/Report`: a batch of spooled snapshots from an enrolled agent. The caller is the agent
-//! named by its client certificate; the batch is validated whole, stored in one transaction and
-//! acknowledged with the sequence numbers now stored.
+//! named by its client certificate; the batch is checked (`report.rs`), stored in one
+//! transaction, and acknowledged with the sequence numbers now stored and those rejected for
+//! good, each with its reason.
 
-use firstline_proto::v1::{ReportAck, ReportRequest, agent_server::Agent};
+use firstline_proto::v1::{RejectedSnapshot, ReportAck, ReportRequest, agent_server::Agent};
 use tonic::{Request, Response, Status};
 
-use super::{State, caller};
+use super::{State, caller, store_status};
 use crate::clock::now_ms;
 use crate::ingest::ingest;
 use crate::report::Batch;
@@ -25,23 +26,26 @@ impl AgentService {
 #[tonic::async_trait]
 impl Agent for AgentService {
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
-        let agent_id = caller(&self.state.store, &request, CertKind::Agent).await?;
-        let batch = Batch::try_from(request.into_inner()).map_err(|error| {
+        let agent_id = caller(self.state.store(), &request, CertKind::Agent).await?;
+        let now = now_ms();
+        let batch = Batch::from_wire(request.into_inner(), now).map_err(|error| {
             tracing::warn!(%error, agent_id, "report refused");
             Status::invalid_argument(error.to_string())
         })?;
         let outcome = ingest(
-            &self.state.store,
-            &self.state.engine,
+            self.state.store(),
+            self.state.service.engine(),
             &agent_id,
             &batch,
-            now_ms(),
+            now,
         )
-        .await?;
+        .await
+        .map_err(store_status)?;
         tracing::debug!(
             agent_id,
-            snapshots = batch.snapshots.len(),
+            snapshots = batch.entries.len(),
             new = outcome.new_snapshots,
+            rejected = outcome.rejected.len(),
             opened = outcome.tickets_opened,
             resolved = outcome.tickets_resolved,
             "report stored"
@@ -49,6 +53,11 @@ impl Agent for AgentService {
         Ok(Response::new(ReportAck {
             stored_seqs: outcome.stored_seqs,
             policy: Some(self.state.policy()),
+            rejected: outcome
+                .rejected
+                .into_iter()
+                .map(|(seq, reason)| RejectedSnapshot { seq, reason })
+                .collect(),
         }))
     }
 }

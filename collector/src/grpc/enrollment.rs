@@ -48,6 +48,12 @@ impl Enrollment for EnrollmentService {
                 "hostname must be 1 to 255 printable characters",
             ));
         }
+        let machine_id = req.machine_id.trim();
+        if machine_id.len() > 255 || machine_id.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "machine_id must be at most 255 printable characters",
+            ));
+        }
         let agent_id = uuid::Uuid::new_v4().to_string();
         let issued = self
             .state
@@ -57,19 +63,23 @@ impl Enrollment for EnrollmentService {
                 PkiError::BadCsr(_) | PkiError::CsrAlgorithm => {
                     Status::invalid_argument(e.to_string())
                 }
-                other => Status::internal(other.to_string()),
+                other => {
+                    tracing::error!(error = %other, "cannot sign an agent certificate");
+                    Status::internal(other.to_string())
+                }
             })?;
         let now = now_ms();
         let not_after_ms = to_ms(issued.not_after);
         let result = self
             .state
-            .store
+            .store()
             .enroll(
                 &hash_token(&req.token),
                 now,
                 &NewAgent {
                     agent_id: agent_id.clone(),
                     hostname: hostname.to_owned(),
+                    machine_id: machine_id.to_owned(),
                     enrolled_at_ms: now,
                 },
                 &NewCertificate {
@@ -81,16 +91,35 @@ impl Enrollment for EnrollmentService {
                 },
             )
             .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, ?peer, hostname, "enrollment refused");
-            return Err(error.into());
-        }
-        tracing::info!(agent_id, hostname, ?peer, "agent enrolled");
+        let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+        let enrolled = match result {
+            Ok(enrolled) => enrolled,
+            Err(error) => {
+                tracing::warn!(%error, peer, hostname, "enrollment refused");
+                return Err(super::store_status(error));
+            }
+        };
+        let warning = if enrolled.same_machine_as.is_empty() {
+            String::new()
+        } else {
+            let others: Vec<String> = enrolled
+                .same_machine_as
+                .iter()
+                .map(|(id, host)| format!("{id} ({host})"))
+                .collect();
+            tracing::warn!(agent_id, hostname, others = %others.join(", "), "machine enrolled again");
+            format!(
+                "this machine is already enrolled as {}; revoke the stale agent with                  `firstline-collector revoke AGENT_ID` unless both are meant to run",
+                others.join(", ")
+            )
+        };
+        tracing::info!(agent_id, hostname, peer, "agent enrolled");
         Ok(Response::new(EnrollResponse {
             agent_id,
             certificate_pem: issued.cert_pem,
             ca_certificate_pem: self.state.authority.ca_cert_pem().to_owned(),
             policy: Some(self.state.policy()),
+            warning,
         }))
     }
 }

@@ -1,9 +1,11 @@
 //! The collector's gRPC services: enrollment (no client certificate), agent reports and admin
-//! reads (client certificate required). Prost types stop here: requests become domain types,
-//! and the single mapping from store errors to gRPC codes lives in this module.
+//! calls (client certificate required). Prost types stop here: requests become domain types
+//! (`report.rs` for reports, `convert` for the rest), admin calls go to the service layer, and
+//! the one mapping from service and store errors to gRPC codes lives in this module.
 
 mod admin;
 mod agent;
+pub mod convert;
 mod enrollment;
 pub mod status_remap;
 
@@ -11,43 +13,59 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-pub use admin::{AdminService, host_to_wire, silence_from, silence_to_wire, ticket_to_wire};
+pub use admin::AdminService;
 pub use agent::AgentService;
 pub use enrollment::EnrollmentService;
 
-use crate::engine::Engine;
 use crate::pki::{Authority, fingerprint};
+use crate::service::{Service, ServiceError};
 use crate::store::{CertKind, Store, StoreError};
 
 /// What every service needs.
 pub struct Shared {
-    pub store: Store,
+    pub service: Service,
     pub authority: Authority,
-    pub engine: Engine,
     pub certificate_validity: std::time::Duration,
     pub heartbeat_seconds: u32,
-    /// The operator's knowledge-base directory, overriding shipped articles.
-    pub kb_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared state handle passed to each service.
 pub type State = Arc<Shared>;
 
-impl From<StoreError> for Status {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::TokenUnknown => Status::unauthenticated(error.to_string()),
-            StoreError::TokenExpired | StoreError::TokenUsedUp => {
-                Status::permission_denied(error.to_string())
-            }
-            StoreError::OutOfRange(_) => Status::invalid_argument(error.to_string()),
-            StoreError::NotFound(_) => Status::not_found(error.to_string()),
-            StoreError::Conflict(_) => Status::failed_precondition(error.to_string()),
-            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::UnsupportedUrl(_) => {
-                tracing::error!(%error, "store failure");
-                Status::unavailable("the collector's store is unavailable, retry later")
-            }
+impl Shared {
+    pub fn store(&self) -> &Store {
+        self.service.store()
+    }
+
+    /// The report policy that rides on every enrollment response and ack.
+    pub fn policy(&self) -> firstline_proto::v1::ReportPolicy {
+        firstline_proto::v1::ReportPolicy {
+            disk_thresholds_percent: self.service.engine().disk_thresholds(),
+            heartbeat_seconds: self.heartbeat_seconds,
         }
+    }
+}
+
+/// The gRPC status of a service error.
+pub fn service_status(error: ServiceError) -> Status {
+    match error {
+        ServiceError::Invalid(m) => Status::invalid_argument(m),
+        ServiceError::NotFound(m) => Status::not_found(m),
+        ServiceError::Conflict(m) => Status::failed_precondition(m),
+        ServiceError::Internal(m) => Status::internal(m),
+        e @ ServiceError::Unavailable(_) => Status::unavailable(e.to_string()),
+    }
+}
+
+/// The gRPC status of a store error: only failures that can pass are UNAVAILABLE (the agent
+/// retries those for ever); the rest say what is wrong.
+pub fn store_status(error: StoreError) -> Status {
+    match error {
+        StoreError::TokenUnknown => Status::unauthenticated(error.to_string()),
+        StoreError::TokenExpired | StoreError::TokenUsedUp => {
+            Status::permission_denied(error.to_string())
+        }
+        other => service_status(ServiceError::from(other)),
     }
 }
 
@@ -65,9 +83,13 @@ pub async fn caller<T>(
         .first()
         .ok_or_else(|| Status::unauthenticated("a client certificate is required for this call"))?;
     let fp = fingerprint(leaf.as_ref());
-    let identity = store.identity(&fp).await?.ok_or_else(|| {
-        Status::unauthenticated("client certificate was not issued by this collector")
-    })?;
+    let identity = store
+        .identity(&fp)
+        .await
+        .map_err(store_status)?
+        .ok_or_else(|| {
+            Status::unauthenticated("client certificate was not issued by this collector")
+        })?;
     if identity.revoked {
         return Err(Status::unauthenticated(format!(
             "client certificate of {} is revoked",
@@ -81,14 +103,4 @@ pub async fn caller<T>(
         )));
     }
     Ok(identity.subject)
-}
-
-impl Shared {
-    /// The report policy that rides on every enrollment response and ack.
-    pub fn policy(&self) -> firstline_proto::v1::ReportPolicy {
-        firstline_proto::v1::ReportPolicy {
-            disk_thresholds_percent: self.engine.disk_thresholds(),
-            heartbeat_seconds: self.heartbeat_seconds,
-        }
-    }
 }

@@ -35,6 +35,8 @@ struct RawRule {
     max_age_days: Option<f64>,
     consecutive: Option<u32>,
     horizon_hours: Option<f64>,
+    os: Option<Vec<String>>,
+    realtime_required_on: Option<Vec<String>>,
 }
 
 /// Loads the rule set: the defaults, with the file (if any) laid over them.
@@ -151,7 +153,19 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
         ("updates_pending", _) => RuleKind::UpdatesPending,
         ("reboot_pending", _) => RuleKind::RebootPending,
         ("no_antivirus", _) => RuleKind::NoAntivirus,
-        ("antivirus_off", _) => RuleKind::AntivirusOff,
+        ("antivirus_off", b) => {
+            let base = match b {
+                Some(RuleKind::AntivirusOff {
+                    realtime_required_on,
+                }) => realtime_required_on,
+                _ => super::defaults::realtime_required_on(),
+            };
+            let list = r.realtime_required_on.clone().unwrap_or(base);
+            os_list(say, "realtime_required_on", &list);
+            RuleKind::AntivirusOff {
+                realtime_required_on: list,
+            }
+        }
         ("definitions_old", b) => {
             let d = match b {
                 Some(RuleKind::DefinitionsOld { max_age_days }) => max_age_days,
@@ -205,6 +219,10 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
             format!("{kb:?} must be an article name (letters, digits, dashes)"),
         );
     }
+    let os =
+        r.os.or(base.as_ref().map(|b| b.os.clone()))
+            .unwrap_or_default();
+    os_list(say, "os", &os);
     Some(Rule {
         id: base.map(|b| b.id).or(r.id).unwrap_or_default(),
         kind,
@@ -212,7 +230,20 @@ fn build(r: RawRule, base: Option<Rule>, say: &mut dyn FnMut(&str, String)) -> O
         hold_for,
         title,
         kb,
+        os,
     })
+}
+
+/// Records a problem for every entry that is not an OS family.
+fn os_list(say: &mut dyn FnMut(&str, String), key: &str, list: &[String]) {
+    for os in list {
+        if !super::OS_FAMILIES.contains(&os.as_str()) {
+            say(
+                key,
+                format!("{os:?} is not one of {}", super::OS_FAMILIES.join(", ")),
+            );
+        }
+    }
 }
 
 /// Records a problem when `value` lies outside `lo..=hi`.

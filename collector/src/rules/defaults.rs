@@ -22,7 +22,22 @@ fn rule(
         hold_for,
         title: title.into(),
         kb: kb.into(),
+        os: Vec::new(),
     }
+}
+
+/// Where common policy requires an antivirus product: Windows and macOS. Linux workstations
+/// commonly run none, so a fresh install does not open a P1 on every Linux machine; list
+/// `"linux"` in the rule's `os` to require one there too.
+pub fn antivirus_required_on() -> Vec<String> {
+    vec!["windows".into(), "macos".into()]
+}
+
+/// Where a running product with real-time protection off is not protecting: Windows and macOS
+/// (Defender, XProtect and the like work on access). On Linux the usual scanner, clamd, scans
+/// on demand, so a running one counts as protecting.
+pub fn realtime_required_on() -> Vec<String> {
+    antivirus_required_on()
 }
 
 /// The default rule set.
@@ -86,17 +101,22 @@ pub fn rules() -> Vec<Rule> {
             "Reboot pending on {host} for over 3 days",
             "reboot-pending",
         ),
-        rule(
-            "antivirus.none",
-            RuleKind::NoAntivirus,
-            1,
-            Duration::ZERO,
-            "No antivirus on {host}",
-            "antivirus-missing",
-        ),
+        Rule {
+            os: antivirus_required_on(),
+            ..rule(
+                "antivirus.none",
+                RuleKind::NoAntivirus,
+                1,
+                Duration::ZERO,
+                "No antivirus on {host}",
+                "antivirus-missing",
+            )
+        },
         rule(
             "antivirus.off",
-            RuleKind::AntivirusOff,
+            RuleKind::AntivirusOff {
+                realtime_required_on: realtime_required_on(),
+            },
             1,
             Duration::ZERO,
             "{subject} not protecting {host}",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::report::Snapshot;
+use crate::facts::{Snapshot, os_family};
 
 /// A configured rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub struct Rule {
     pub title: String,
     /// Knowledge-base article name (a markdown file in `docs/kb/`).
     pub kb: String,
+    /// The OS families the rule applies to; empty: every host.
+    pub os: Vec<String>,
 }
 
 /// What a rule checks, with its parameters.
@@ -46,9 +48,9 @@ pub enum RuleKind {
     RebootPending,
     /// The antivirus probe found no product at all.
     NoAntivirus,
-    /// A product is not running or has real-time protection off (ClamAV's clamd is an
-    /// on-demand scanner and counts as protecting when it runs).
-    AntivirusOff,
+    /// A product is not running, or has real-time protection off on an OS family listed in
+    /// `realtime_required_on` (elsewhere a running on-demand scanner counts as protecting).
+    AntivirusOff { realtime_required_on: Vec<String> },
     /// A product's definitions are older than `max_age_days`.
     DefinitionsOld { max_age_days: f64 },
     /// DNS, gateway, TCP, HTTPS or collector checks failing on `consecutive` reports in a row.
@@ -168,14 +170,18 @@ impl RuleKind {
                 let a = facts.antivirus.as_ref()?;
                 Some(vec![flag("antivirus", a.products.is_empty(), 0.0)])
             }
-            Self::AntivirusOff => {
+            Self::AntivirusOff {
+                realtime_required_on,
+            } => {
                 let a = facts.antivirus.as_ref()?;
+                let family = os_family(&s.os, facts);
+                let realtime_needed = realtime_required_on.iter().any(|o| o == family);
                 Some(
                     a.products
                         .iter()
                         .map(|p| {
                             let protecting =
-                                p.running && (p.realtime_protection || p.source == "clamd-socket");
+                                p.running && (p.realtime_protection || !realtime_needed);
                             flag(&p.name, !protecting, 0.0)
                         })
                         .collect(),
@@ -232,7 +238,7 @@ impl RuleKind {
             Self::UpdatesPending => "updates_pending",
             Self::RebootPending => "reboot_pending",
             Self::NoAntivirus => "no_antivirus",
-            Self::AntivirusOff => "antivirus_off",
+            Self::AntivirusOff { .. } => "antivirus_off",
             Self::DefinitionsOld { .. } => "definitions_old",
             Self::ConnectivityFailure { .. } => "connectivity_failure",
         }
@@ -240,6 +246,12 @@ impl RuleKind {
 }
 
 impl Rule {
+    /// Whether the rule applies to a host of this OS family ("" when unknown: only rules for
+    /// every OS apply).
+    pub fn applies_to(&self, family: &str) -> bool {
+        self.os.is_empty() || self.os.iter().any(|o| o == family)
+    }
+
     /// The ticket title for a subject.
     pub fn title_for(&self, host: &str, subject: &str, value: f64) -> String {
         self.title
@@ -261,9 +273,18 @@ mod tests {
             ..Default::default()
         };
         f(&mut s);
-        let batch = crate::report::Batch::try_from(v1::ReportRequest { snapshots: vec![s] })
-            .expect("valid");
-        batch.snapshots.into_iter().next().expect("one")
+        let batch = crate::report::Batch::from_wire(
+            v1::ReportRequest {
+                snapshots: vec![s],
+                sent_at_ms: 0,
+            },
+            1_800_000_000_000,
+        )
+        .expect("valid");
+        match batch.entries.into_iter().next() {
+            Some(crate::report::Entry::Valid(s)) => *s,
+            other => panic!("not a valid snapshot: {other:?}"),
+        }
     }
 
     fn verdicts(kind: &RuleKind, s: &Snapshot) -> Option<Vec<(String, Verdict)>> {

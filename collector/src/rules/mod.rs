@@ -12,6 +12,9 @@ pub mod kinds;
 
 pub use kinds::{Observation, Rule, RuleKind, Verdict};
 
+/// The OS families a rule can be limited to (`os = [...]` in a rule file).
+pub const OS_FAMILIES: [&str; 3] = ["linux", "windows", "macos"];
+
 /// What a rule decides for one subject (for example one mount point) after a new measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

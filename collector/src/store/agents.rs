@@ -38,7 +38,16 @@ pub struct TokenRow {
 pub struct NewAgent {
     pub agent_id: String,
     pub hostname: String,
+    /// The OS machine id the agent sent; empty when unknown.
+    pub machine_id: String,
     pub enrolled_at_ms: i64,
+}
+
+/// What enrolling found out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enrolled {
+    /// Agents already enrolled with the same machine id, with their host names.
+    pub same_machine_as: Vec<(String, String)>,
 }
 
 /// A certificate the CA just issued.
@@ -109,7 +118,7 @@ impl Store {
         now_ms: i64,
         agent: &NewAgent,
         cert: &NewCertificate,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Enrolled, StoreError> {
         let mut w = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT expires_at_ms, uses_left FROM enrollment_tokens WHERE token_hash = $1",
@@ -132,14 +141,28 @@ impl Store {
             .bind(token_hash)
             .execute(&mut *w.tx)
             .await?;
-        sqlx::query("INSERT INTO agents (agent_id, hostname, enrolled_at_ms) VALUES ($1, $2, $3)")
-            .bind(&agent.agent_id)
-            .bind(&agent.hostname)
-            .bind(agent.enrolled_at_ms)
-            .execute(&mut *w.tx)
-            .await?;
+        let same_machine_as: Vec<(String, String)> = if agent.machine_id.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT agent_id, hostname FROM agents WHERE machine_id = $1 ORDER BY agent_id LIMIT 100",
+            )
+            .bind(&agent.machine_id)
+            .fetch_all(&mut *w.tx)
+            .await?
+        };
+        sqlx::query(
+            "INSERT INTO agents (agent_id, hostname, machine_id, enrolled_at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&agent.agent_id)
+        .bind(&agent.hostname)
+        .bind(&agent.machine_id)
+        .bind(agent.enrolled_at_ms)
+        .execute(&mut *w.tx)
+        .await?;
         insert_certificate(&mut w, cert).await?;
-        w.commit().await
+        w.commit().await?;
+        Ok(Enrolled { same_machine_as })
     }
 
     /// Records a certificate issued outside enrollment (operator certificates).
@@ -161,10 +184,16 @@ impl Store {
         let kind: String = row.try_get(0)?;
         let revoked: Option<i64> = row.try_get(2)?;
         Ok(Some(Identity {
-            kind: if kind == "operator" {
-                CertKind::Operator
-            } else {
-                CertKind::Agent
+            kind: match kind.as_str() {
+                "operator" => CertKind::Operator,
+                "agent" => CertKind::Agent,
+                other => {
+                    return Err(StoreError::corrupt(
+                        "certificate",
+                        fingerprint,
+                        format!("unknown kind {other:?}"),
+                    ));
+                }
             },
             subject: row.try_get(1)?,
             revoked: revoked.is_some(),
@@ -196,6 +225,30 @@ impl Store {
         };
         let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
         Ok(n)
+    }
+}
+
+impl super::WriteTx {
+    /// Agents whose last report is older than `cutoff_ms`, that have no open ticket of
+    /// `rule_id` and a valid certificate: (agent id, host name, last seen).
+    pub async fn silent_agents(
+        &mut self,
+        cutoff_ms: i64,
+        rule_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT a.agent_id, a.hostname, a.last_seen_at_ms FROM agents a \
+             WHERE a.last_seen_at_ms > 0 AND a.last_seen_at_ms < $1 \
+             AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.agent_id = a.agent_id AND t.rule_id = $2 \
+                             AND t.state IN ('new', 'acknowledged')) \
+             AND EXISTS (SELECT 1 FROM certificates c WHERE c.subject = a.agent_id AND c.revoked_at_ms IS NULL) \
+             LIMIT 10000",
+        )
+        .bind(cutoff_ms)
+        .bind(rule_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows)
     }
 }
 

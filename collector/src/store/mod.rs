@@ -7,8 +7,11 @@
 
 mod agents;
 mod conditions;
+mod events;
+mod outages;
 mod reports;
 mod silences;
+mod ticket_writes;
 mod tickets;
 
 use std::borrow::Cow;
@@ -18,13 +21,13 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 
-pub use agents::{CertKind, CountedTable, Identity, NewAgent, NewCertificate, TokenRow};
+pub use agents::{CertKind, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow};
 pub use conditions::Condition;
-pub use reports::{DiskSample, FilesystemRow, HostRow};
+pub use events::{AlertEvent, EventFilter};
+pub use outages::FLEET;
+pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
 pub use silences::{Matcher, Silence};
-pub use tickets::{
-    NewTicket, TicketAction, TicketEvent, TicketFilter, TicketRow, TicketState, dedupe_key,
-};
+pub use tickets::{HandoffRows, NewTicket, TicketFilter};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,59 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A stored row that cannot be read back; names what and which.
+    #[error("stored {what} {key} cannot be read: {detail}")]
+    Corrupt {
+        what: &'static str,
+        key: String,
+        detail: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: &'static str, key: impl ToString, e: impl ToString) -> Self {
+        Self::Corrupt {
+            what,
+            key: key.to_string(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Whether the same input would fail the same way again (a value the store refuses, a
+    /// constraint), as opposed to a failure that can pass (the store is down or busy).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => {
+                use sqlx::error::ErrorKind;
+                let data_exception = e.code().is_some_and(|c| c.starts_with("22"));
+                // SQLite: SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20),
+                // SQLITE_RANGE (25) and their extended codes.
+                let sqlite_refusal = e
+                    .code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25));
+                matches!(
+                    e.kind(),
+                    ErrorKind::UniqueViolation
+                        | ErrorKind::ForeignKeyViolation
+                        | ErrorKind::NotNullViolation
+                        | ErrorKind::CheckViolation
+                ) || data_exception
+                    || sqlite_refusal
+            }
+            Self::Database(
+                sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. },
+            ) => true,
+            Self::Database(_) | Self::Migrate(_) | Self::UnsupportedUrl(_) => false,
+            Self::TokenUnknown
+            | Self::TokenExpired
+            | Self::TokenUsedUp
+            | Self::OutOfRange(_)
+            | Self::NotFound(_)
+            | Self::Conflict(_)
+            | Self::Corrupt { .. } => true,
+        }
+    }
 }
 
 /// A handle to the store; cheap to clone (it is a connection pool).
@@ -67,6 +123,9 @@ pub struct Store {
 /// busy timeout instead of failing when a reader upgrades.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    backend: Backend,
+    /// Whether this transaction holds the event-log lock (see `events`).
+    holds_event_lock: bool,
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -100,6 +159,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "disk samples",
         include_str!("../../migrations/sqlite/0006_disk_samples.sql"),
     ),
+    (
+        7,
+        "core",
+        include_str!("../../migrations/sqlite/0007_core.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -132,6 +196,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "disk samples",
         include_str!("../../migrations/postgres/0006_disk_samples.sql"),
     ),
+    (
+        7,
+        "core",
+        include_str!("../../migrations/postgres/0007_core.sql"),
+    ),
 ];
 
 impl Backend {
@@ -156,12 +225,15 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 // One writer at a time is SQLite's model; a few readers beside it.
+                // `synchronous = FULL`: a commit is on disk before it is acknowledged, so an
+                // acknowledged report survives power loss (NORMAL in WAL mode may lose the
+                // last commits).
                 options
                     .max_connections(4)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                                  PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
                             )
                             .await?;
@@ -211,7 +283,11 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx })
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            holds_event_lock: false,
+        })
     }
 
     /// Closes every connection; pending writes are already committed.
@@ -239,13 +315,30 @@ impl Store {
 }
 
 impl WriteTx {
-    /// The transaction's connection, for queries written outside the store module.
-    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
-    }
-
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a point to go back to when one part of the transaction fails (one snapshot of a
+    /// batch): see [`WriteTx::rollback_to`] and [`WriteTx::release`].
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.tx.execute("SAVEPOINT part").await?;
+        Ok(())
+    }
+
+    /// Undoes everything since the savepoint; the transaction goes on.
+    pub async fn rollback_to(&mut self) -> Result<(), StoreError> {
+        self.tx.execute("ROLLBACK TO SAVEPOINT part").await?;
+        self.tx.execute("RELEASE SAVEPOINT part").await?;
+        // A lock taken after the savepoint is released with it.
+        self.holds_event_lock = false;
+        Ok(())
+    }
+
+    /// Keeps everything since the savepoint.
+    pub async fn release(&mut self) -> Result<(), StoreError> {
+        self.tx.execute("RELEASE SAVEPOINT part").await?;
         Ok(())
     }
 }

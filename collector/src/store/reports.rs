@@ -1,10 +1,12 @@
 //! Snapshots as received (keyed by agent and sequence, which makes ingest idempotent), each
 //! host's latest facts, and the read side the admin API lists.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{Store, StoreError, WriteTx, to_i64, to_u64};
-use crate::report::{Filesystem, Snapshot};
+use crate::facts::{Filesystem, ProbeFacts, Snapshot};
 
 /// A host as the admin API shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,15 +15,23 @@ pub struct HostRow {
     pub hostname: String,
     pub os: String,
     pub agent_version: String,
+    pub machine_id: String,
     pub enrolled_at_ms: i64,
     pub last_seen_at_ms: i64,
+    pub spool_epoch: u64,
     pub last_seq: u64,
     pub snapshots_stored: u64,
     pub dropped_snapshots: u64,
+    pub rejected_snapshots: u64,
+    pub clock_adjusted_snapshots: u64,
+    pub clock_skew_ms: i64,
     pub revoked: bool,
+    pub labels: Vec<String>,
+    /// Other agents that reported the same OS machine id.
+    pub same_machine_as: Vec<String>,
     pub filesystems: Vec<FilesystemRow>,
-    /// The latest probe facts, encoded (see `ProbeFacts::merged_over`); empty when none.
-    pub facts: Vec<u8>,
+    /// The latest facts of each probe.
+    pub facts: ProbeFacts,
 }
 
 /// A filesystem's latest facts.
@@ -31,9 +41,19 @@ pub struct FilesystemRow {
     pub updated_at_ms: i64,
 }
 
+/// Where an agent's numbering stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sequence {
+    pub epoch: u64,
+    pub last_seq: u64,
+}
+
+/// Counters are kept below this, so adding to them can never overflow a column.
+const COUNTER_CAP: i64 = 1 << 62;
+
 impl WriteTx {
-    /// Stores a snapshot unless this agent already sent that sequence number. Returns whether
-    /// it was new.
+    /// Stores a snapshot unless this agent already sent it (same epoch and sequence number).
+    /// Returns whether it was new.
     pub async fn insert_snapshot(
         &mut self,
         agent_id: &str,
@@ -41,28 +61,45 @@ impl WriteTx {
         received_at_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO snapshots (agent_id, seq, taken_at_ms, received_at_ms, trigger_kind, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agent_id, seq) DO NOTHING",
+            "INSERT INTO snapshots (agent_id, epoch, seq, taken_at_ms, received_at_ms, trigger_kind, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agent_id, epoch, seq) DO NOTHING",
         )
         .bind(agent_id)
+        .bind(to_i64(snapshot.epoch, "epoch")?)
         .bind(to_i64(snapshot.seq, "seq")?)
         .bind(snapshot.taken_at_ms)
         .bind(received_at_ms)
-        .bind(snapshot.trigger)
+        .bind(snapshot.trigger.as_str())
         .bind(snapshot.payload.clone())
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// The highest sequence number stored for an agent so far.
-    pub async fn last_seq(&mut self, agent_id: &str) -> Result<u64, StoreError> {
-        let seq: Option<i64> =
-            sqlx::query_scalar("SELECT last_seq FROM agents WHERE agent_id = $1")
+    /// The agent's current spool epoch and the highest sequence number stored in it.
+    pub async fn sequence(&mut self, agent_id: &str) -> Result<Sequence, StoreError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT spool_epoch, last_seq FROM agents WHERE agent_id = $1")
                 .bind(agent_id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        to_u64(seq.unwrap_or(0), "last_seq")
+        let (epoch, last_seq) = row.unwrap_or((0, 0));
+        Ok(Sequence {
+            epoch: to_u64(epoch, "spool_epoch")?,
+            last_seq: to_u64(last_seq, "last_seq")?,
+        })
+    }
+
+    /// Whether any snapshot of this agent was stored under `epoch` (then it is not new).
+    pub async fn epoch_seen(&mut self, agent_id: &str, epoch: u64) -> Result<bool, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM snapshots WHERE agent_id = $1 AND epoch = $2 LIMIT 1",
+        )
+        .bind(agent_id)
+        .bind(to_i64(epoch, "epoch")?)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(n.is_some())
     }
 
     /// Counts a newly stored snapshot on its host and, when it is the newest one, takes its
@@ -76,27 +113,35 @@ impl WriteTx {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE agents SET snapshots_stored = snapshots_stored + 1, \
-             dropped_snapshots = dropped_snapshots + $2, \
-             last_seen_at_ms = CASE WHEN last_seen_at_ms > $3 THEN last_seen_at_ms ELSE $3 END \
+             dropped_snapshots = CASE WHEN dropped_snapshots > $5 - $2 THEN $5 ELSE dropped_snapshots + $2 END, \
+             rejected_snapshots = CASE WHEN rejected_snapshots > $5 - $3 THEN $5 ELSE rejected_snapshots + $3 END, \
+             clock_adjusted_snapshots = clock_adjusted_snapshots + $6, \
+             last_seen_at_ms = CASE WHEN last_seen_at_ms > $4 THEN last_seen_at_ms ELSE $4 END \
              WHERE agent_id = $1",
         )
         .bind(agent_id)
         .bind(to_i64(snapshot.dropped_snapshots, "dropped_snapshots")?)
+        .bind(to_i64(snapshot.rejected_snapshots, "rejected_snapshots")?)
         .bind(received_at_ms)
+        .bind(COUNTER_CAP)
+        .bind(i64::from(snapshot.clock_adjusted))
         .execute(&mut *self.tx)
         .await?;
         if !newest {
             return Ok(());
         }
+        let machine_id = snapshot.facts.system.as_ref().map(|s| s.machine_id.clone());
         sqlx::query(
-            "UPDATE agents SET last_seq = $2, hostname = $3, os = $4, agent_version = $5 \
-             WHERE agent_id = $1",
+            "UPDATE agents SET spool_epoch = $2, last_seq = $3, hostname = $4, os = $5, agent_version = $6, \
+             machine_id = CASE WHEN $7 = '' THEN machine_id ELSE $7 END WHERE agent_id = $1",
         )
         .bind(agent_id)
+        .bind(to_i64(snapshot.epoch, "epoch")?)
         .bind(to_i64(snapshot.seq, "seq")?)
         .bind(&snapshot.hostname)
         .bind(&snapshot.os)
         .bind(&snapshot.agent_version)
+        .bind(machine_id.unwrap_or_default())
         .execute(&mut *self.tx)
         .await?;
         let previous: Option<Vec<u8>> = sqlx::query_scalar(
@@ -105,16 +150,40 @@ impl WriteTx {
         .bind(agent_id)
         .fetch_optional(&mut *self.tx)
         .await?;
+        let previous = previous
+            .map(|bytes| decode_facts(agent_id, &bytes))
+            .transpose()?;
+        let merged = snapshot.facts.merged_over(previous);
+        let encoded = serde_json::to_vec(&merged)
+            .map_err(|e| StoreError::corrupt("host facts", agent_id, e))?;
         sqlx::query(
             "INSERT INTO host_facts (agent_id, kind, payload, updated_at_ms) VALUES ($1, 'facts', $2, $3) \
              ON CONFLICT (agent_id, kind) DO UPDATE SET payload = excluded.payload, \
              updated_at_ms = excluded.updated_at_ms",
         )
         .bind(agent_id)
-        .bind(snapshot.facts.merged_over(previous.as_deref()))
-        .bind(snapshot.taken_at_ms)
+        .bind(encoded)
+        .bind(snapshot.at_ms)
         .execute(&mut *self.tx)
         .await?;
+        self.replace_filesystems(agent_id, snapshot).await
+    }
+
+    /// Records the agent's clock skew, measured on a report that said when it was sent.
+    pub async fn set_clock_skew(&mut self, agent_id: &str, skew_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET clock_skew_ms = $2 WHERE agent_id = $1")
+            .bind(agent_id)
+            .bind(skew_ms)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_filesystems(
+        &mut self,
+        agent_id: &str,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM filesystems WHERE agent_id = $1")
             .bind(agent_id)
             .execute(&mut *self.tx)
@@ -134,7 +203,7 @@ impl WriteTx {
             .bind(to_i64(fs.available_bytes, "available_bytes")?)
             .bind(to_i64(fs.total_inodes, "total_inodes")?)
             .bind(to_i64(fs.used_inodes, "used_inodes")?)
-            .bind(snapshot.taken_at_ms)
+            .bind(snapshot.at_ms)
             .execute(&mut *self.tx)
             .await?;
         }
@@ -142,45 +211,89 @@ impl WriteTx {
     }
 }
 
+/// Stored host facts; a row that cannot be read is an error naming the host.
+fn decode_facts(agent_id: &str, bytes: &[u8]) -> Result<ProbeFacts, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt("host facts", agent_id, e))
+}
+
 impl Store {
     /// Every enrolled host with its current filesystems, by host name.
     pub async fn list_hosts(&self) -> Result<Vec<HostRow>, StoreError> {
+        self.hosts_where("").await
+    }
+
+    /// One host by agent id.
+    pub async fn host(&self, agent_id: &str) -> Result<Option<HostRow>, StoreError> {
+        let mut hosts = self.hosts_where(agent_id).await?;
+        Ok(hosts.pop())
+    }
+
+    /// Agent ids whose agent id is `name` or whose host name is `name` (any case).
+    pub async fn find_hosts(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT agent_id FROM agents WHERE agent_id <> 'fleet' \
+             AND (agent_id = $1 OR LOWER(hostname) = LOWER($1)) ORDER BY agent_id LIMIT 100",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Hosts, all (`agent_id` empty) or one.
+    async fn hosts_where(&self, agent_id: &str) -> Result<Vec<HostRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.agent_id, a.hostname, a.os, a.agent_version, a.enrolled_at_ms, \
              a.last_seen_at_ms, a.last_seq, a.snapshots_stored, a.dropped_snapshots, \
              (SELECT COUNT(*) FROM certificates c WHERE c.subject = a.agent_id \
-                AND c.revoked_at_ms IS NULL) \
-             FROM agents a WHERE a.agent_id <> 'fleet' ORDER BY a.hostname, a.agent_id",
+                AND c.revoked_at_ms IS NULL), \
+             a.labels, a.machine_id, a.spool_epoch, a.rejected_snapshots, a.clock_adjusted_snapshots, \
+             a.clock_skew_ms \
+             FROM agents a WHERE a.agent_id <> 'fleet' AND ($1 = '' OR a.agent_id = $1) \
+             ORDER BY a.hostname, a.agent_id",
         )
+        .bind(agent_id)
         .fetch_all(&self.pool)
         .await?;
         let mut hosts = Vec::with_capacity(rows.len());
+        let mut index = HashMap::with_capacity(rows.len());
         for r in rows {
             let valid_certs: i64 = r.try_get(9)?;
+            let labels: String = r.try_get(10)?;
+            let id: String = r.try_get(0)?;
+            index.insert(id.clone(), hosts.len());
             hosts.push(HostRow {
-                agent_id: r.try_get(0)?,
+                agent_id: id,
                 hostname: r.try_get(1)?,
                 os: r.try_get(2)?,
                 agent_version: r.try_get(3)?,
+                machine_id: r.try_get(11)?,
                 enrolled_at_ms: r.try_get(4)?,
                 last_seen_at_ms: r.try_get(5)?,
+                spool_epoch: to_u64(r.try_get(12)?, "spool_epoch")?,
                 last_seq: to_u64(r.try_get(6)?, "last_seq")?,
                 snapshots_stored: to_u64(r.try_get(7)?, "snapshots_stored")?,
                 dropped_snapshots: to_u64(r.try_get(8)?, "dropped_snapshots")?,
+                rejected_snapshots: to_u64(r.try_get(13)?, "rejected_snapshots")?,
+                clock_adjusted_snapshots: to_u64(r.try_get(14)?, "clock_adjusted_snapshots")?,
+                clock_skew_ms: r.try_get(15)?,
                 revoked: valid_certs == 0,
+                labels: split_labels(&labels),
+                same_machine_as: Vec::new(),
                 filesystems: Vec::new(),
-                facts: Vec::new(),
+                facts: ProbeFacts::default(),
             });
         }
         let fs_rows = sqlx::query(
             "SELECT agent_id, mount_point, device, fs_type, total_bytes, used_bytes, \
              available_bytes, total_inodes, used_inodes, updated_at_ms \
-             FROM filesystems ORDER BY agent_id, mount_point",
+             FROM filesystems WHERE ($1 = '' OR agent_id = $1) ORDER BY agent_id, mount_point",
         )
+        .bind(agent_id)
         .fetch_all(&self.pool)
         .await?;
         for r in fs_rows {
-            let agent_id: String = r.try_get(0)?;
+            let id: String = r.try_get(0)?;
             let row = FilesystemRow {
                 fs: Filesystem {
                     mount_point: r.try_get(1)?,
@@ -194,20 +307,66 @@ impl Store {
                 },
                 updated_at_ms: r.try_get(9)?,
             };
-            if let Some(host) = hosts.iter_mut().find(|h| h.agent_id == agent_id) {
-                host.filesystems.push(row);
+            if let Some(&i) = index.get(&id) {
+                hosts[i].filesystems.push(row);
             }
         }
-        let facts: Vec<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT agent_id, payload FROM host_facts WHERE kind = 'facts'")
-                .fetch_all(&self.pool)
-                .await?;
-        for (agent_id, payload) in facts {
-            if let Some(host) = hosts.iter_mut().find(|h| h.agent_id == agent_id) {
-                host.facts = payload;
+        let facts: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT agent_id, payload FROM host_facts WHERE kind = 'facts' AND ($1 = '' OR agent_id = $1)",
+        )
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, payload) in facts {
+            if let Some(&i) = index.get(&id) {
+                hosts[i].facts = decode_facts(&id, &payload)?;
             }
+        }
+        let mut by_machine: HashMap<&str, Vec<&str>> = HashMap::new();
+        for h in hosts.iter().filter(|h| !h.machine_id.is_empty()) {
+            by_machine
+                .entry(&h.machine_id)
+                .or_default()
+                .push(&h.agent_id);
+        }
+        let twins: Vec<Vec<String>> = hosts
+            .iter()
+            .map(|h| match by_machine.get(h.machine_id.as_str()) {
+                Some(ids) if !h.machine_id.is_empty() => ids
+                    .iter()
+                    .filter(|id| **id != h.agent_id)
+                    .map(|id| (*id).to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        for (h, t) in hosts.iter_mut().zip(twins) {
+            h.same_machine_as = t;
+        }
+        if !agent_id.is_empty()
+            && let Some(h) = hosts.first_mut()
+            && !h.machine_id.is_empty()
+        {
+            h.same_machine_as = self.same_machine(&h.machine_id, &h.agent_id).await?;
         }
         Ok(hosts)
+    }
+
+    /// Other agents that reported `machine_id`.
+    pub async fn same_machine(
+        &self,
+        machine_id: &str,
+        except: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT agent_id FROM agents WHERE machine_id = $1 AND agent_id <> $2 AND machine_id <> '' \
+             ORDER BY agent_id LIMIT 100",
+        )
+        .bind(machine_id)
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
     }
 
     /// One stored snapshot as received (protobuf-encoded), for inspection and replay.
@@ -217,7 +376,7 @@ impl Store {
         seq: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let payload: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT payload FROM snapshots WHERE agent_id = $1 AND seq = $2")
+            sqlx::query_scalar("SELECT payload FROM snapshots WHERE agent_id = $1 AND seq = $2 ORDER BY epoch DESC LIMIT 1")
                 .bind(agent_id)
                 .bind(to_i64(seq, "seq")?)
                 .fetch_optional(&self.pool)
@@ -225,10 +384,10 @@ impl Store {
         Ok(payload)
     }
 
-    /// The sequence numbers stored for one agent, ascending.
+    /// The sequence numbers stored for one agent, ascending (all epochs).
     pub async fn stored_seqs(&self, agent_id: &str) -> Result<Vec<u64>, StoreError> {
         let seqs: Vec<i64> =
-            sqlx::query_scalar("SELECT seq FROM snapshots WHERE agent_id = $1 ORDER BY seq")
+            sqlx::query_scalar("SELECT seq FROM snapshots WHERE agent_id = $1 ORDER BY epoch, seq")
                 .bind(agent_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -262,7 +421,7 @@ impl WriteTx {
                 .bind(agent_id)
                 .fetch_one(&mut *self.tx)
                 .await?;
-        if latest.is_some_and(|l| snapshot.taken_at_ms - l < SAMPLE_EVERY_MS) {
+        if latest.is_some_and(|l| snapshot.at_ms - l < SAMPLE_EVERY_MS) {
             return Ok(());
         }
         for fs in &snapshot.filesystems {
@@ -272,7 +431,7 @@ impl WriteTx {
             )
             .bind(agent_id)
             .bind(&fs.mount_point)
-            .bind(snapshot.taken_at_ms)
+            .bind(snapshot.at_ms)
             .bind(to_i64(fs.used_bytes, "used_bytes")?)
             .bind(to_i64(fs.available_bytes, "available_bytes")?)
             .execute(&mut *self.tx)
@@ -280,7 +439,7 @@ impl WriteTx {
         }
         sqlx::query("DELETE FROM disk_samples WHERE agent_id = $1 AND at_ms < $2")
             .bind(agent_id)
-            .bind(snapshot.taken_at_ms - SAMPLES_KEPT_MS)
+            .bind(snapshot.at_ms - SAMPLES_KEPT_MS)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -312,4 +471,13 @@ impl WriteTx {
             })
             .collect()
     }
+}
+
+/// Labels as stored (comma-separated).
+pub(super) fn split_labels(stored: &str) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -36,12 +36,24 @@ impl Matcher {
         }
     }
 
-    fn from_parts(kind: &str, value: String) -> Self {
-        match kind {
+    fn from_parts(id: i64, kind: &str, value: String) -> Result<Self, StoreError> {
+        Ok(match kind {
+            "host" => Self::Host(value),
             "label" => Self::Label(value),
             "rule" => Self::Rule(value),
-            _ => Self::Host(value),
-        }
+            other => {
+                return Err(StoreError::corrupt(
+                    "silence",
+                    id,
+                    format!("unknown matcher kind {other:?}"),
+                ));
+            }
+        })
+    }
+
+    /// The matcher's kind and value, as the interfaces name them.
+    pub fn kind_and_value(&self) -> (&'static str, &str) {
+        self.parts()
     }
 
     /// Whether this matcher covers a condition of `rule_id` on a host.
@@ -56,9 +68,10 @@ impl Matcher {
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Silence, StoreError> {
     let kind: String = r.try_get(1)?;
+    let id: i64 = r.try_get(0)?;
     Ok(Silence {
-        id: r.try_get(0)?,
-        matcher: Matcher::from_parts(&kind, r.try_get(2)?),
+        id,
+        matcher: Matcher::from_parts(id, &kind, r.try_get(2)?)?,
         starts_at_ms: r.try_get(3)?,
         ends_at_ms: r.try_get(4)?,
         reason: r.try_get(5)?,
@@ -106,6 +119,27 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Ends a silence now; returns it, or `None` when there is no such silence still running.
+    pub async fn end_silence(&self, id: i64, now_ms: i64) -> Result<Option<Silence>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE silences SET ends_at_ms = $2, starts_at_ms = CASE WHEN starts_at_ms > $2 \
+             THEN $2 ELSE starts_at_ms END WHERE id = $1 AND ends_at_ms > $2",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let sql = format!("SELECT {COLUMNS} FROM silences WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        from_row(&row).map(Some)
+    }
+
     /// Sets a host's labels (comma-separated in storage).
     pub async fn set_labels(&self, agent_id: &str, labels: &[String]) -> Result<bool, StoreError> {
         let done = sqlx::query(
@@ -126,7 +160,7 @@ impl WriteTx {
             format!("SELECT {COLUMNS} FROM silences WHERE starts_at_ms <= $1 AND ends_at_ms > $1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(at_ms)
-            .fetch_all(self.conn())
+            .fetch_all(&mut *self.tx)
             .await?;
         rows.iter().map(from_row).collect()
     }
@@ -136,13 +170,8 @@ impl WriteTx {
         let labels: Option<String> =
             sqlx::query_scalar("SELECT labels FROM agents WHERE agent_id = $1")
                 .bind(agent_id)
-                .fetch_optional(self.conn())
+                .fetch_optional(&mut *self.tx)
                 .await?;
-        Ok(labels
-            .unwrap_or_default()
-            .split(',')
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
+        Ok(super::reports::split_labels(&labels.unwrap_or_default()))
     }
 }

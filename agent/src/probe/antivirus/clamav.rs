@@ -106,7 +106,7 @@ pub fn parse_clamd_conf(text: &str) -> ClamdConf {
 }
 
 /// The newest `daily` database header in a directory (daily.cld, daily.cvd or daily.cud),
-/// falling back to `main`.
+/// falling back to `main`. Blocks (reads files).
 pub fn newest_db_header(dir: &Path) -> Option<DbHeader> {
     let read = |name: &str| -> Option<DbHeader> {
         let mut buf = vec![0u8; 512];

@@ -1,30 +1,38 @@
 //! The Linux shell of the antivirus probe: clamd over its socket (or, when it is down, ClamAV's
-//! database headers), `mdatp health`, and EDR agents by process name.
+//! database headers), `mdatp health`, and EDR agents by process name. Local files are read in
+//! one go on the probe's `Offload`; the socket and `mdatp` are asked afterwards.
 
 use std::time::Duration;
 
+use super::clamav::{ClamdConf, DbHeader};
 use super::{AvProduct, AvSettings, clamav, edr, mdatp};
 use crate::probe::command::{available, run};
+use crate::probe::{Offload, ProbeError};
 
 const CLAMD_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn collect(settings: &AvSettings) -> Vec<AvProduct> {
-    let installed: Vec<&str> = edr::INSTALL_MARKERS
-        .iter()
-        .filter(|(path, _)| std::path::Path::new(path).exists())
-        .map(|(_, name)| *name)
-        .collect();
-    // Reading the process table costs about a millisecond: only when something needs it.
-    let processes = if installed.is_empty() {
-        Vec::new()
-    } else {
-        process_names()
-    };
+/// What the probe reads from local files before it asks anything over a socket or a pipe.
+struct Local {
+    /// EDR products whose installation is present.
+    installed: Vec<&'static str>,
+    processes: Vec<String>,
+    conf: ClamdConf,
+    /// The database directory's newest header.
+    header: Option<DbHeader>,
+    mdatp: bool,
+}
+
+pub async fn collect(
+    settings: &AvSettings,
+    offload: &Offload,
+) -> Result<Vec<AvProduct>, ProbeError> {
+    let settings = settings.clone();
+    let local = offload.run(move || read_local(&settings)).await?;
     let mut products = Vec::new();
-    if let Some(clam) = clamav_product(settings).await {
+    if let Some(clam) = clamav_product(&local).await {
         products.push(clam);
     }
-    if available("mdatp")
+    if local.mdatp
         && let Ok(out) = run(
             "mdatp",
             &["health", "--output", "json"],
@@ -36,18 +44,30 @@ pub async fn collect(settings: &AvSettings) -> Vec<AvProduct> {
     {
         products.push(p);
     }
-    let running = edr::detect(&processes);
-    let stopped = edr::installed_not_running(&installed, &running);
+    let running = edr::detect(&local.processes);
+    let stopped = edr::installed_not_running(&local.installed, &running);
     for p in running.into_iter().chain(stopped) {
         // Defender is already reported from a better source.
         if !products.iter().any(|q| q.vendor == p.vendor) {
             products.push(p);
         }
     }
-    products
+    Ok(products)
 }
 
-async fn clamav_product(settings: &AvSettings) -> Option<AvProduct> {
+/// Reads installation markers, the process table (only when an EDR product is installed: it
+/// costs about a millisecond), clamd.conf and the ClamAV database headers. Blocks.
+fn read_local(settings: &AvSettings) -> Local {
+    let installed: Vec<&'static str> = edr::INSTALL_MARKERS
+        .iter()
+        .filter(|(path, _)| std::path::Path::new(path).exists())
+        .map(|(_, name)| *name)
+        .collect();
+    let processes = if installed.is_empty() {
+        Vec::new()
+    } else {
+        process_names()
+    };
     let conf = std::fs::read_to_string(&settings.clamd_conf)
         .map(|t| clamav::parse_clamd_conf(&t))
         .unwrap_or_default();
@@ -55,7 +75,18 @@ async fn clamav_product(settings: &AvSettings) -> Option<AvProduct> {
         .database_directory
         .clone()
         .unwrap_or_else(|| settings.clamav_db_dir.clone());
-    let header = clamav::newest_db_header(&db_dir);
+    Local {
+        installed,
+        processes,
+        header: clamav::newest_db_header(&db_dir),
+        conf,
+        mdatp: available("mdatp"),
+    }
+}
+
+async fn clamav_product(local: &Local) -> Option<AvProduct> {
+    let conf = &local.conf;
+    let header = local.header.as_ref();
     let mut version = None;
     let mut running = false;
     if let Some(socket) = &conf.local_socket
@@ -74,7 +105,7 @@ async fn clamav_product(settings: &AvSettings) -> Option<AvProduct> {
     let definitions_version = version
         .as_ref()
         .and_then(|v| v.db_version)
-        .or(header.as_ref().map(|h| h.version))
+        .or(header.map(|h| h.version))
         .map(|v| v.to_string())
         .unwrap_or_default();
     Some(AvProduct {
@@ -84,7 +115,7 @@ async fn clamav_product(settings: &AvSettings) -> Option<AvProduct> {
         // clamd scans on request; real-time protection is clamonacc, configured in clamd.conf.
         realtime_protection: running && conf.on_access,
         definitions_version,
-        definitions_updated_ms: clamav::definitions_ms(header.as_ref(), version.as_ref()),
+        definitions_updated_ms: clamav::definitions_ms(header, version.as_ref()),
         engine_version: version.map(|v| v.engine).unwrap_or_default(),
         source: if running {
             "clamd-socket".into()

@@ -16,6 +16,8 @@ mod other_os;
 
 use std::path::PathBuf;
 
+use crate::probe::Offload;
+
 /// One antivirus or EDR product.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AvProduct {
@@ -50,18 +52,27 @@ impl Default for AvSettings {
 
 /// Runs the antivirus probe for this OS.
 #[cfg(target_os = "linux")]
-pub async fn collect(settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
-    Ok(linux::collect(settings).await)
+pub async fn collect(
+    settings: &AvSettings,
+    offload: &Offload,
+) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
+    linux::collect(settings, offload).await
 }
 
 /// Runs the probe on Windows and macOS through their thin shells in `other_os`.
 #[cfg(any(windows, target_os = "macos"))]
-pub async fn collect(_settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
-    other_os::collect().await
+pub async fn collect(
+    _settings: &AvSettings,
+    offload: &Offload,
+) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
+    other_os::collect(offload).await
 }
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
-pub async fn collect(_settings: &AvSettings) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
+pub async fn collect(
+    _settings: &AvSettings,
+    _offload: &Offload,
+) -> Result<Vec<AvProduct>, crate::probe::ProbeError> {
     Err(crate::probe::ProbeError::Unsupported(
         "antivirus probe on this OS",
     ))

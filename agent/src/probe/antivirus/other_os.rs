@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use super::AvProduct;
-use crate::probe::ProbeError;
 use crate::probe::command::run;
+use crate::probe::{Offload, ProbeError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(windows)]
-pub async fn collect() -> Result<Vec<AvProduct>, ProbeError> {
+pub async fn collect(_offload: &Offload) -> Result<Vec<AvProduct>, ProbeError> {
     let ps = |script: &'static str| {
         run(
             "powershell.exe",
@@ -36,16 +36,22 @@ pub async fn collect() -> Result<Vec<AvProduct>, ProbeError> {
 }
 
 #[cfg(target_os = "macos")]
-pub async fn collect() -> Result<Vec<AvProduct>, ProbeError> {
-    let versions: Vec<String> = super::macos::XPROTECT_PLISTS
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|xml| super::macos::xprotect_version(&xml))
-        .collect();
+pub async fn collect(offload: &Offload) -> Result<Vec<AvProduct>, ProbeError> {
+    // The property lists and PATH are files: read them off the async threads.
+    let (versions, mdatp) = offload
+        .run(|| {
+            let versions: Vec<String> = super::macos::XPROTECT_PLISTS
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .filter_map(|xml| super::macos::xprotect_version(&xml))
+                .collect();
+            (versions, crate::probe::command::available("mdatp"))
+        })
+        .await?;
     let mut products: Vec<AvProduct> = super::macos::xprotect_product(&versions)
         .into_iter()
         .collect();
-    if crate::probe::command::available("mdatp")
+    if mdatp
         && let Ok(out) = run("mdatp", &["health", "--output", "json"], TIMEOUT).await
         && let Some(p) = super::mdatp::parse_health_json(&out.stdout)
     {

@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::{Resolver, TokioResolver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -62,21 +62,12 @@ fn failed(target: &str, started: Instant, failure: &str, detail: String) -> Chec
     }
 }
 
-/// Resolves `name` (A/AAAA) with the given servers, or the system's configuration.
-pub async fn dns(name: &str, servers: &[IpAddr], timeout: Duration) -> CheckResult {
-    let started = Instant::now();
+/// A resolver for the DNS checks: the given servers, or the system's configuration. Blocks
+/// (it reads `/etc/resolv.conf` and `/etc/hosts`): build it through the probe's `Offload`. The
+/// error is the detail every DNS check reports.
+pub fn resolver(servers: &[IpAddr], timeout: Duration) -> Result<TokioResolver, String> {
     let builder = if servers.is_empty() {
-        match Resolver::builder_tokio() {
-            Ok(b) => b,
-            Err(e) => {
-                return failed(
-                    name,
-                    started,
-                    "dns_error",
-                    format!("no resolver configuration: {e}"),
-                );
-            }
-        }
+        Resolver::builder_tokio().map_err(|e| format!("no resolver configuration: {e}"))?
     } else {
         let config = ResolverConfig::from_parts(
             None,
@@ -92,9 +83,22 @@ pub async fn dns(name: &str, servers: &[IpAddr], timeout: Duration) -> CheckResu
     options.timeout = timeout;
     options.attempts = 1;
     options.cache_size = 0;
-    let resolver = match builder.with_options(options).build() {
+    builder
+        .with_options(options)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves `name` (A/AAAA) with `resolver` (see [`resolver`]).
+pub async fn dns(
+    name: &str,
+    resolver: &Result<TokioResolver, String>,
+    timeout: Duration,
+) -> CheckResult {
+    let started = Instant::now();
+    let resolver = match resolver {
         Ok(r) => r,
-        Err(e) => return failed(name, started, "dns_error", e.to_string()),
+        Err(detail) => return failed(name, started, "dns_error", detail.clone()),
     };
     let lookup = tokio::time::timeout(
         timeout + Duration::from_millis(500),

@@ -1,7 +1,9 @@
 //! Connectivity probe: default gateway (present, and reachable by its ARP entry), DNS lookups
 //! of configured names, TCP connects to configured targets, HTTPS checks (status and
 //! certificate days left), the collector itself, and VPN interfaces. Every check has a timeout
-//! and reports why it failed (NXDOMAIN vs timeout, refused vs unreachable, TLS error).
+//! and reports why it failed (NXDOMAIN vs timeout, refused vs unreachable, TLS error). The
+//! route, ARP and interface files and the resolver configuration are read on the probe's
+//! `Offload`, never on the async threads.
 
 pub mod checks;
 pub mod route;
@@ -9,7 +11,10 @@ pub mod route;
 use std::net::IpAddr;
 
 use futures_util::future::join_all;
+use hickory_resolver::TokioResolver;
 use std::time::Duration;
+
+use crate::probe::{Offload, ProbeError};
 
 /// What the connectivity probe reports.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,13 +85,32 @@ impl Default for ConnSettings {
     }
 }
 
+/// What the probe reads from local files first, in one call on the blocking pool.
+struct Local {
+    gateway: Option<(String, std::net::Ipv4Addr, bool)>,
+    vpn: Vec<(String, bool)>,
+    resolver: Option<Result<TokioResolver, String>>,
+}
+
 /// Runs every check concurrently; the round takes at most about one timeout.
-pub async fn collect(settings: &ConnSettings) -> ConnFacts {
+pub async fn collect(settings: &ConnSettings, offload: &Offload) -> Result<ConnFacts, ProbeError> {
+    let (servers, timeout) = (settings.dns_servers.clone(), settings.timeout);
+    let wants_dns = !settings.dns_names.is_empty();
+    let local = offload
+        .run(move || Local {
+            gateway: route::read_gateway(),
+            vpn: route::vpn_interfaces(),
+            resolver: wants_dns.then(|| checks::resolver(&servers, timeout)),
+        })
+        .await?;
+    let resolver = local
+        .resolver
+        .unwrap_or_else(|| Err("no names to resolve".into()));
     let dns = join_all(
         settings
             .dns_names
             .iter()
-            .map(|n| checks::dns(n, &settings.dns_servers, settings.timeout)),
+            .map(|n| checks::dns(n, &resolver, settings.timeout)),
     );
     let tcp = join_all(
         settings
@@ -106,14 +130,19 @@ pub async fn collect(settings: &ConnSettings) -> ConnFacts {
             None => None,
         }
     };
-    let (dns, tcp, https, collector, gateway) =
-        tokio::join!(dns, tcp, https, collector, route::gateway());
-    ConnFacts {
+    let (dns, tcp, https, collector, gateway) = tokio::join!(
+        dns,
+        tcp,
+        https,
+        collector,
+        route::gateway(local.gateway, offload)
+    );
+    Ok(ConnFacts {
         gateway,
         dns,
         tcp,
         https,
         collector,
-        vpn: route::vpn_interfaces(),
-    }
+        vpn: local.vpn,
+    })
 }

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 
 use super::Gateway;
+use crate::probe::Offload;
 
 /// Interface name prefixes that are VPN tunnels.
 const VPN_PREFIXES: &[&str] = &[
@@ -80,28 +81,47 @@ pub fn is_vpn_name(name: &str) -> bool {
     VPN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// The default gateway, and whether its link-layer address is known (Linux).
+/// The default route's interface and gateway, and whether the gateway's link-layer address
+/// is known (Linux: /proc/net/route and /proc/net/arp). Blocks.
 #[cfg(target_os = "linux")]
-pub async fn gateway() -> Gateway {
-    let Some((interface, ip)) = std::fs::read_to_string("/proc/net/route")
+pub fn read_gateway() -> Option<(String, Ipv4Addr, bool)> {
+    let (interface, ip) = std::fs::read_to_string("/proc/net/route")
         .ok()
-        .and_then(|t| parse_proc_route(&t))
-    else {
+        .and_then(|t| parse_proc_route(&t))?;
+    Some((interface, ip, arp_resolved(ip)))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn read_gateway() -> Option<(String, Ipv4Addr, bool)> {
+    None
+}
+
+/// Whether the kernel knows `ip`'s link-layer address. Blocks (reads /proc/net/arp).
+#[cfg(target_os = "linux")]
+pub fn arp_resolved(ip: Ipv4Addr) -> bool {
+    std::fs::read_to_string("/proc/net/arp")
+        .map(|t| arp_complete(&t, ip))
+        .unwrap_or(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn arp_resolved(_ip: Ipv4Addr) -> bool {
+    false
+}
+
+/// The default gateway from what [`read_gateway`] found; when its address is not resolved yet,
+/// asks the kernel to resolve it and looks again (through `offload`).
+pub async fn gateway(found: Option<(String, Ipv4Addr, bool)>, offload: &Offload) -> Gateway {
+    let Some((interface, ip, mut reachable)) = found else {
         return Gateway::default();
     };
-    let arp = || {
-        std::fs::read_to_string("/proc/net/arp")
-            .map(|t| arp_complete(&t, ip))
-            .unwrap_or(false)
-    };
-    let mut reachable = arp();
     if !reachable {
         // Any datagram to the gateway makes the kernel resolve its address; the discard port
         // costs the gateway nothing.
         if let Ok(sock) = tokio::net::UdpSocket::bind("0.0.0.0:0").await {
             let _ = sock.send_to(&[0], (ip, 9)).await;
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            reachable = arp();
+            reachable = offload.run(move || arp_resolved(ip)).await.unwrap_or(false);
         }
     }
     Gateway {
@@ -112,12 +132,7 @@ pub async fn gateway() -> Gateway {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-pub async fn gateway() -> Gateway {
-    Gateway::default()
-}
-
-/// VPN interfaces and whether each is up (Linux: /sys/class/net/<if>/operstate and flags).
+/// VPN interfaces and whether each is up (Linux: /sys/class/net/<if>/flags). Blocks.
 #[cfg(target_os = "linux")]
 pub fn vpn_interfaces() -> Vec<(String, bool)> {
     let Ok(entries) = std::fs::read_dir("/sys/class/net") else {

@@ -1,109 +1,164 @@
 //! The Linux shell of the patch probe: finds the package manager, runs it with timeouts, reads
-//! the reboot markers and kernel files. All interpretation is in the sibling parsers.
+//! the reboot markers and kernel files. All interpretation is in the sibling parsers; every
+//! file look-up runs through the probe's `Offload`.
 
 use std::time::Duration;
 
 use super::{PatchFacts, PatchSettings, apt, dnf, kernel, pacman, zypper};
 use crate::clock::local_to_epoch_ms;
-use crate::probe::ProbeError;
 use crate::probe::command::{available, run};
+use crate::probe::{Offload, ProbeError};
 
 /// A package manager gets this long for one query (dnf may refresh metadata).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn collect(settings: &PatchSettings) -> Result<PatchFacts, ProbeError> {
-    let mut facts = if available("apt-get") {
-        let out = run(
-            "apt-get",
-            &["-s", "-o", "Debug::NoLocking=1", "dist-upgrade"],
-            TOOL_TIMEOUT,
-        )
-        .await?;
-        if out.code != Some(0) {
-            return Err(ProbeError::Failed(format!(
-                "apt-get -s dist-upgrade failed: {}",
-                first_line(&out.stderr)
-            )));
+/// The package manager found on PATH, in order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Manager {
+    Apt,
+    /// `dnf` or `yum`; whether `needs-restarting` is there too.
+    Dnf(&'static str, bool),
+    Zypper,
+    /// `checkupdates` when installed (it does not touch pacman's database), else `pacman`.
+    Pacman(bool),
+    None,
+}
+
+pub async fn collect(
+    settings: &PatchSettings,
+    offload: &Offload,
+) -> Result<PatchFacts, ProbeError> {
+    let manager = offload.run(find_manager).await?;
+    let mut facts = match manager {
+        Manager::Apt => apt_updates().await?,
+        Manager::Dnf(tool, needs_restarting) => dnf_updates(tool, needs_restarting).await?,
+        Manager::Zypper => zypper_updates().await?,
+        Manager::Pacman(checkupdates) => {
+            let out = if checkupdates {
+                run("checkupdates", &[], TOOL_TIMEOUT).await?
+            } else {
+                run("pacman", &["-Qu"], TOOL_TIMEOUT).await?
+            };
+            PatchFacts::from_updates("pacman", pacman::parse_updates(&out.stdout))
         }
-        let mut facts = PatchFacts::from_updates("apt", apt::parse_simulation(&out.stdout));
-        if let Ok(history) = std::fs::read_to_string(&settings.apt_history) {
-            facts.last_update_ms = apt::last_upgrade_end(&history)
-                .and_then(local_to_epoch_ms)
-                .unwrap_or(0);
-        }
-        facts
-    } else if available("dnf") || available("yum") {
-        let tool = if available("dnf") { "dnf" } else { "yum" };
-        let out = run(tool, &["-q", "check-update"], TOOL_TIMEOUT).await?;
-        if !matches!(out.code, Some(0) | Some(100)) {
-            return Err(ProbeError::Failed(format!(
-                "{tool} check-update failed: {}",
-                first_line(&out.stderr)
-            )));
-        }
-        let mut updates = dnf::parse_check_update(&out.stdout);
-        if let Ok(sec) = run(
-            tool,
-            &["-q", "updateinfo", "list", "--security"],
-            TOOL_TIMEOUT,
-        )
-        .await
-        {
-            dnf::mark_security(&mut updates, &dnf::parse_security_advisories(&sec.stdout));
-        }
-        let mut facts = PatchFacts::from_updates(tool, updates);
-        if available("needs-restarting")
-            && let Ok(nr) = run("needs-restarting", &["-r"], TOOL_TIMEOUT).await
-            && dnf::needs_restarting_says_reboot(&nr.stdout)
-        {
-            facts.reboot_required = true;
-            facts.reboot_reason = "needs-restarting -r".into();
-        }
-        facts
-    } else if available("zypper") {
-        let out = run(
-            "zypper",
-            &["--non-interactive", "--xmlout", "list-updates"],
-            TOOL_TIMEOUT,
-        )
-        .await?;
-        let mut facts = PatchFacts::from_updates("zypper", zypper::parse_list_updates(&out.stdout));
-        if let Ok(p) = run(
-            "zypper",
-            &[
-                "--non-interactive",
-                "--xmlout",
-                "list-patches",
-                "--category",
-                "security",
-            ],
-            TOOL_TIMEOUT,
-        )
-        .await
-        {
-            facts.security_count = zypper::count_security_patches(&p.stdout);
-        }
-        facts
-    } else if available("pacman") {
-        let out = if available("checkupdates") {
-            run("checkupdates", &[], TOOL_TIMEOUT).await?
-        } else {
-            run("pacman", &["-Qu"], TOOL_TIMEOUT).await?
-        };
-        PatchFacts::from_updates("pacman", pacman::parse_updates(&out.stdout))
-    } else {
-        PatchFacts::default()
+        Manager::None => PatchFacts::default(),
     };
-    if !facts.reboot_required
-        && let Some(reason) = reboot_reason(settings)
-    {
+    let settings = settings.clone();
+    let wants_history = manager == Manager::Apt;
+    let wants_reboot = !facts.reboot_required;
+    let (history, reboot) = offload
+        .run(move || {
+            let history = wants_history
+                .then(|| std::fs::read_to_string(&settings.apt_history).ok())
+                .flatten();
+            (
+                history,
+                wants_reboot.then(|| reboot_reason(&settings)).flatten(),
+            )
+        })
+        .await?;
+    if let Some(history) = history {
+        facts.last_update_ms = apt::last_upgrade_end(&history)
+            .and_then(local_to_epoch_ms)
+            .unwrap_or(0);
+    }
+    if let Some(reason) = reboot {
         facts.reboot_required = true;
         facts.reboot_reason = reason;
     }
     Ok(facts)
 }
 
-/// A reboot marker file, or a kernel newer than the running one.
+fn find_manager() -> Manager {
+    if available("apt-get") {
+        Manager::Apt
+    } else if available("dnf") || available("yum") {
+        let tool = if available("dnf") { "dnf" } else { "yum" };
+        Manager::Dnf(tool, available("needs-restarting"))
+    } else if available("zypper") {
+        Manager::Zypper
+    } else if available("pacman") {
+        Manager::Pacman(available("checkupdates"))
+    } else {
+        Manager::None
+    }
+}
+
+async fn apt_updates() -> Result<PatchFacts, ProbeError> {
+    let out = run(
+        "apt-get",
+        &["-s", "-o", "Debug::NoLocking=1", "dist-upgrade"],
+        TOOL_TIMEOUT,
+    )
+    .await?;
+    if out.code != Some(0) {
+        return Err(ProbeError::Failed(format!(
+            "apt-get -s dist-upgrade failed: {}",
+            first_line(&out.stderr)
+        )));
+    }
+    Ok(PatchFacts::from_updates(
+        "apt",
+        apt::parse_simulation(&out.stdout),
+    ))
+}
+
+async fn dnf_updates(tool: &'static str, needs_restarting: bool) -> Result<PatchFacts, ProbeError> {
+    let out = run(tool, &["-q", "check-update"], TOOL_TIMEOUT).await?;
+    if !matches!(out.code, Some(0) | Some(100)) {
+        return Err(ProbeError::Failed(format!(
+            "{tool} check-update failed: {}",
+            first_line(&out.stderr)
+        )));
+    }
+    let mut updates = dnf::parse_check_update(&out.stdout);
+    if let Ok(sec) = run(
+        tool,
+        &["-q", "updateinfo", "list", "--security"],
+        TOOL_TIMEOUT,
+    )
+    .await
+    {
+        dnf::mark_security(&mut updates, &dnf::parse_security_advisories(&sec.stdout));
+    }
+    let mut facts = PatchFacts::from_updates(tool, updates);
+    if needs_restarting
+        && let Ok(nr) = run("needs-restarting", &["-r"], TOOL_TIMEOUT).await
+        && dnf::needs_restarting_says_reboot(&nr.stdout)
+    {
+        facts.reboot_required = true;
+        facts.reboot_reason = "needs-restarting -r".into();
+    }
+    Ok(facts)
+}
+
+async fn zypper_updates() -> Result<PatchFacts, ProbeError> {
+    let out = run(
+        "zypper",
+        &["--non-interactive", "--xmlout", "list-updates"],
+        TOOL_TIMEOUT,
+    )
+    .await?;
+    let mut facts = PatchFacts::from_updates("zypper", zypper::parse_list_updates(&out.stdout));
+    if let Ok(p) = run(
+        "zypper",
+        &[
+            "--non-interactive",
+            "--xmlout",
+            "list-patches",
+            "--category",
+            "security",
+        ],
+        TOOL_TIMEOUT,
+    )
+    .await
+    {
+        facts.security_count = zypper::count_security_patches(&p.stdout);
+    }
+    Ok(facts)
+}
+
+/// A reboot marker file, or a kernel newer than the running one. Blocks (file checks).
 pub fn reboot_reason(settings: &PatchSettings) -> Option<String> {
     if let Some(marker) = settings.reboot_markers.iter().find(|p| p.exists()) {
         return Some(format!("{} exists", marker.display()));

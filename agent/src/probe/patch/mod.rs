@@ -18,6 +18,8 @@ mod other_os;
 
 use firstline_proto::limits;
 
+use crate::probe::Offload;
+
 /// What the patch probe reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatchFacts {
@@ -87,12 +89,16 @@ impl PatchFacts {
 
 /// Runs the patch probe for this OS.
 #[cfg(target_os = "linux")]
-pub async fn collect(settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
-    linux::collect(settings).await
+pub async fn collect(
+    settings: &PatchSettings,
+    offload: &Offload,
+) -> Result<PatchFacts, crate::probe::ProbeError> {
+    linux::collect(settings, offload).await
 }
 
-/// Re-evaluates only whether a reboot is required (a few file checks), keeping the package
-/// facts of the last full run: what the file watcher does when a reboot marker appears.
+/// Re-evaluates only whether a reboot is required (a few file checks, so it blocks), keeping
+/// the package facts of the last full run: what the file watcher does when a reboot marker
+/// appears.
 #[cfg(target_os = "linux")]
 pub fn refresh_reboot(facts: &mut PatchFacts, settings: &PatchSettings) {
     let from_tool = facts.reboot_required && facts.reboot_reason == "needs-restarting -r";
@@ -108,12 +114,18 @@ pub fn refresh_reboot(_facts: &mut PatchFacts, _settings: &PatchSettings) {}
 
 /// Runs the probe on Windows and macOS through their thin shells in `other_os`.
 #[cfg(any(windows, target_os = "macos"))]
-pub async fn collect(_settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
+pub async fn collect(
+    _settings: &PatchSettings,
+    _offload: &Offload,
+) -> Result<PatchFacts, crate::probe::ProbeError> {
     other_os::collect().await
 }
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
-pub async fn collect(_settings: &PatchSettings) -> Result<PatchFacts, crate::probe::ProbeError> {
+pub async fn collect(
+    _settings: &PatchSettings,
+    _offload: &Offload,
+) -> Result<PatchFacts, crate::probe::ProbeError> {
     Err(crate::probe::ProbeError::Unsupported(
         "patch probe on this OS",
     ))

@@ -10,15 +10,19 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use crate::pki::{CA_CERT_FILE, OPERATOR_CERT_FILE, OPERATOR_KEY_FILE};
 
-/// Errors reaching the admin API.
+/// Errors reaching the admin API. Each says its own context; the cause is its source, and
+/// `main` prints the chain once.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{path}: {source} (has `firstline-collector serve` run with this data directory?)")]
+    #[error(
+        "cannot read {path} (has `firstline-collector serve` run with this data directory? \
+         set --data-dir or FIRSTLINE_DATA_DIR)"
+    )]
     Credentials {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot reach the collector at {url}: {source}")]
+    #[error("cannot reach the collector at {url} (is `firstline-collector serve` running?)")]
     Connect {
         url: String,
         source: tonic::transport::Error,

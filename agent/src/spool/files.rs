@@ -1,0 +1,164 @@
+//! The spool's files: entry names, the small number files beside them, and the scan that
+//! indexes a spool directory. Entries are `<epoch>-<seq>.pb` (both 20 digits, so names sort
+//! like the numbers); spools from before epochs hold `<seq>.pb`, read as epoch 0.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use firstline_support::files;
+
+use super::SpoolError;
+
+/// The epoch of the current numbering.
+pub const EPOCH: &str = "epoch";
+/// The highest sequence number used in the epoch, when no entry file shows it.
+pub const LAST_SEQ: &str = "last_seq";
+/// Snapshots the collector rejected that no snapshot has reported yet.
+pub const REJECTED: &str = "rejected_count";
+/// Where entries that cannot be read or decoded are set aside for inspection.
+pub const UNREADABLE: &str = "unreadable";
+
+const SUFFIX: &str = ".pb";
+
+/// An entry file found on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub epoch: u64,
+    pub seq: u64,
+    /// Named `<seq>.pb`, from before epochs.
+    pub legacy: bool,
+    pub len: u64,
+}
+
+/// What a number file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Number {
+    Missing,
+    Value(u64),
+    /// Present but not a number (a damaged disk, a hand edit).
+    Corrupt,
+}
+
+/// The file name of an entry.
+pub fn entry_name(epoch: u64, seq: u64, legacy: bool) -> String {
+    if legacy {
+        format!("{seq:020}{SUFFIX}")
+    } else {
+        format!("{epoch:020}-{seq:020}{SUFFIX}")
+    }
+}
+
+/// (epoch, seq, legacy) from an entry file name.
+pub fn parse_name(name: &str) -> Option<(u64, u64, bool)> {
+    let stem = name.strip_suffix(SUFFIX)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match stem.split_once('-') {
+        Some((epoch, seq)) if digits(epoch) && digits(seq) => {
+            Some((epoch.parse().ok()?, seq.parse().ok()?, false))
+        }
+        None if digits(stem) => Some((0, stem.parse().ok()?, true)),
+        _ => None,
+    }
+}
+
+/// Indexes the entries in `dir`; optionally removes temporary files a crash left behind.
+pub fn scan(dir: &Path, remove_tmp: bool) -> Result<Vec<Found>, SpoolError> {
+    let mut found = Vec::new();
+    for item in fs::read_dir(dir).map_err(io("list", dir))? {
+        let item = item.map_err(io("list", dir))?;
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp") {
+            if remove_tmp {
+                let _ = fs::remove_file(item.path());
+            }
+            continue;
+        }
+        let Some((epoch, seq, legacy)) = parse_name(&name) else {
+            continue;
+        };
+        match item.metadata() {
+            Ok(meta) if meta.is_file() => found.push(Found {
+                epoch,
+                seq,
+                legacy,
+                len: meta.len(),
+            }),
+            Ok(_) => {}
+            // Acknowledged and deleted by the running agent while we looked.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("read", &item.path())(e)),
+        }
+    }
+    Ok(found)
+}
+
+/// Reads a number file.
+pub fn read_number(path: &Path) -> Result<Number, SpoolError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .trim()
+            .parse()
+            .map(Number::Value)
+            .unwrap_or(Number::Corrupt)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Number::Missing),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Number::Corrupt),
+        Err(e) => Err(io("read", path)(e)),
+    }
+}
+
+/// Replaces a number file atomically (synced; the directory entry is synced by the caller).
+pub fn write_number(path: &Path, value: u64) -> Result<(), SpoolError> {
+    files::write_atomic(path, value.to_string().as_bytes(), 0o600).map_err(io("write", path))
+}
+
+/// Makes the directory's new, renamed and removed entries durable.
+pub fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    files::sync_dir(dir).map_err(io("sync", dir))
+}
+
+/// Maps an I/O error on `path` during `op` to a spool error.
+pub fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(io::Error) -> SpoolError + 'a {
+    move |source| SpoolError::Io {
+        op,
+        path: PathBuf::from(path),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_round_trip_and_sort_like_numbers() {
+        let cases = [(7, 1, false), (0, 42, true), (u64::MAX, u64::MAX, false)];
+        for (epoch, seq, legacy) in cases {
+            let name = entry_name(epoch, seq, legacy);
+            assert_eq!(parse_name(&name), Some((epoch, seq, legacy)), "{name}");
+        }
+        assert!(entry_name(3, 9, false) < entry_name(3, 10, false));
+        assert_eq!(entry_name(0, 5, true), "00000000000000000005.pb");
+    }
+
+    #[test]
+    fn other_names_are_not_entries() {
+        for name in [
+            "last_seq", "epoch", "5.tmp", "x.pb", "-5.pb", "5-.pb", "1-2-3.pb", "+5.pb", ".pb",
+        ] {
+            assert_eq!(parse_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn number_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n");
+        assert_eq!(read_number(&path).expect("read"), Number::Missing);
+        write_number(&path, 42).expect("write");
+        assert_eq!(read_number(&path).expect("read"), Number::Value(42));
+        fs::write(&path, "forty-two").expect("write");
+        assert_eq!(read_number(&path).expect("read"), Number::Corrupt);
+    }
+}

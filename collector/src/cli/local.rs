@@ -1,0 +1,158 @@
+//! Commands that work on the store and files directly, without the running collector: tokens,
+//! revocation, configuration and rule checks.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+
+use super::TokenCommand;
+use super::output;
+use crate::clock::{from_ms, now_ms};
+use crate::config::Config;
+use crate::store::{Store, TokenRow};
+use crate::tokens;
+
+/// A token's state for people: valid, used up or expired.
+pub fn token_state(t: &TokenRow, now: SystemTime) -> &'static str {
+    if from_ms(t.expires_at_ms) <= now {
+        "expired"
+    } else if t.uses_left <= 0 {
+        "used up"
+    } else {
+        "valid"
+    }
+}
+
+pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
+    let store = open_store(config).await?;
+    match cmd {
+        TokenCommand::Create {
+            uses,
+            ttl,
+            label,
+            json,
+        } => {
+            let created = tokens::create_token(&store, &label, ttl, uses).await?;
+            if json {
+                let value = serde_json::json!({
+                    "token": created.secret,
+                    "uses": uses,
+                    "expires_at_ms": created.row.expires_at_ms,
+                    "label": label,
+                });
+                println!("{value}");
+            } else {
+                println!("{}", created.secret);
+            }
+        }
+        TokenCommand::List { json } => {
+            let now = SystemTime::now();
+            let list = store.list_tokens().await?;
+            if json {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "hash": t.token_hash, "label": t.label, "uses_left": t.uses_left,
+                            "uses_total": t.uses_total, "created_at_ms": t.created_at_ms,
+                            "expires_at_ms": t.expires_at_ms, "state": token_state(t, now),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.token_hash.chars().take(12).collect(),
+                            t.label.clone(),
+                            format!("{}/{}", t.uses_left, t.uses_total),
+                            humantime::format_rfc3339_seconds(from_ms(t.expires_at_ms)).to_string(),
+                            token_state(t, now).to_owned(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(&["HASH", "LABEL", "USES LEFT", "EXPIRES", "STATE"], &rows)
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn revoke(config: &Config, agent_id: &str) -> Result<()> {
+    let store = open_store(config).await?;
+    let n = store.revoke_subject(agent_id, now_ms()).await?;
+    store.close().await;
+    if n == 0 {
+        bail!("no valid certificate found for agent {agent_id}");
+    }
+    println!("revoked {n} certificate(s) of {agent_id}");
+    Ok(())
+}
+
+pub fn check_config(config: &Config, file: Option<&Path>) {
+    println!("configuration is valid");
+    println!(
+        "file = {}",
+        file.map_or("none (built-in defaults)".into(), |f| f
+            .display()
+            .to_string())
+    );
+    println!("data_dir = {}", config.data_dir.display());
+    println!("grpc.listen = {}", config.grpc_listen);
+    println!("store = {}", config.effective_store_url());
+    println!(
+        "rules = {} ({} rules)",
+        config
+            .rules_file
+            .as_ref()
+            .map_or("shipped defaults".into(), |f| f.display().to_string()),
+        config.engine.rules.len()
+    );
+}
+
+pub fn check_rules(file: &Path) -> Result<()> {
+    let rules = crate::rules::config::load(Some(file))?;
+    let rows: Vec<Vec<String>> = rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.kind.name().to_owned(),
+                format!("P{}", r.priority),
+                humantime::format_duration(r.hold_for).to_string(),
+                if r.os.is_empty() {
+                    "all".into()
+                } else {
+                    r.os.join(",")
+                },
+                r.kb.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["RULE", "KIND", "PRIO", "FOR", "OS", "KB"], &rows)
+    );
+    Ok(())
+}
+
+/// Opens the store for commands that work on it directly, creating the data directory when
+/// the store is the default SQLite file in it, so `token create` works before the first
+/// `serve`.
+async fn open_store(config: &Config) -> Result<Store> {
+    if config.store_url.is_empty() {
+        firstline_support::files::create_private_dir(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let url = config.effective_store_url();
+    Store::open(&url)
+        .await
+        .with_context(|| format!("opening store {url}"))
+}

@@ -1,0 +1,161 @@
+//! Host operations: the fleet list, naming a host by agent id or host name, and labels.
+
+use serde::Serialize;
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::facts::{ProbeFacts, used_percent};
+use crate::store::HostRow;
+
+/// Most labels on one host, and the longest label.
+const MAX_LABELS: usize = 32;
+const MAX_LABEL_BYTES: usize = 64;
+
+/// A host as every interface shows it (field names as in the gRPC `Host` message).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    pub agent_id: String,
+    pub hostname: String,
+    pub os: String,
+    pub agent_version: String,
+    pub enrolled_at_ms: i64,
+    pub last_seen_at_ms: Option<i64>,
+    pub last_seq: u64,
+    pub spool_epoch: u64,
+    pub snapshots_stored: u64,
+    pub dropped_snapshots: u64,
+    pub rejected_snapshots: u64,
+    pub clock_adjusted_snapshots: u64,
+    /// The agent's clock minus the collector's, when measured.
+    pub clock_skew_ms: i64,
+    pub revoked: bool,
+    pub labels: Vec<String>,
+    /// Other agent ids that reported the same OS machine id.
+    pub same_machine_as: Vec<String>,
+    pub filesystems: Vec<FilesystemView>,
+    #[serde(flatten)]
+    pub facts: ProbeFacts,
+}
+
+/// A filesystem with its usage as `df` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilesystemView {
+    pub mount_point: String,
+    pub device: String,
+    pub fs_type: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+    pub used_percent: f64,
+    pub total_inodes: u64,
+    pub used_inodes: u64,
+    pub updated_at_ms: i64,
+}
+
+impl From<HostRow> for Host {
+    fn from(h: HostRow) -> Self {
+        Self {
+            agent_id: h.agent_id,
+            hostname: h.hostname,
+            os: h.os,
+            agent_version: h.agent_version,
+            enrolled_at_ms: h.enrolled_at_ms,
+            last_seen_at_ms: (h.last_seen_at_ms > 0).then_some(h.last_seen_at_ms),
+            last_seq: h.last_seq,
+            spool_epoch: h.spool_epoch,
+            snapshots_stored: h.snapshots_stored,
+            dropped_snapshots: h.dropped_snapshots,
+            rejected_snapshots: h.rejected_snapshots,
+            clock_adjusted_snapshots: h.clock_adjusted_snapshots,
+            clock_skew_ms: h.clock_skew_ms,
+            revoked: h.revoked,
+            labels: h.labels,
+            same_machine_as: h.same_machine_as,
+            filesystems: h
+                .filesystems
+                .into_iter()
+                .map(|f| FilesystemView {
+                    used_percent: used_percent(f.fs.used_bytes, f.fs.available_bytes),
+                    mount_point: f.fs.mount_point,
+                    device: f.fs.device,
+                    fs_type: f.fs.fs_type,
+                    total_bytes: f.fs.total_bytes,
+                    used_bytes: f.fs.used_bytes,
+                    available_bytes: f.fs.available_bytes,
+                    total_inodes: f.fs.total_inodes,
+                    used_inodes: f.fs.used_inodes,
+                    updated_at_ms: f.updated_at_ms,
+                })
+                .collect(),
+            facts: h.facts,
+        }
+    }
+}
+
+impl Service {
+    /// Every enrolled host, by host name.
+    pub async fn list_hosts(&self) -> ServiceResult<Vec<Host>> {
+        let rows = self.store.list_hosts().await?;
+        Ok(rows.into_iter().map(Host::from).collect())
+    }
+
+    /// One host, named by agent id or host name.
+    pub async fn host(&self, name: &str) -> ServiceResult<Host> {
+        let id = self.resolve_host(name).await?;
+        let row = self
+            .store
+            .host(&id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no host {name:?}")))?;
+        Ok(Host::from(row))
+    }
+
+    /// The agent id of a host named by agent id or host name; an unknown or ambiguous name is
+    /// an error that says so.
+    pub async fn resolve_host(&self, name: &str) -> ServiceResult<String> {
+        super::short_text("host", name, 255)?;
+        let ids = self.store.find_hosts(name).await?;
+        if let Some(exact) = ids.iter().find(|id| *id == name) {
+            return Ok(exact.clone());
+        }
+        match ids.as_slice() {
+            [] => Err(ServiceError::NotFound(format!(
+                "no host {name:?}: not an agent id or host name of an enrolled host"
+            ))),
+            [one] => Ok(one.clone()),
+            many => Err(ServiceError::Invalid(format!(
+                "host name {name:?} matches {} agents ({}); name one by its agent id",
+                many.len(),
+                many.join(", ")
+            ))),
+        }
+    }
+
+    /// Replaces a host's labels; returns the host.
+    pub async fn set_labels(&self, name: &str, labels: &[String]) -> ServiceResult<Host> {
+        if labels.len() > MAX_LABELS {
+            return Err(ServiceError::Invalid(format!(
+                "a host has at most {MAX_LABELS} labels"
+            )));
+        }
+        for l in labels {
+            let ok = !l.is_empty()
+                && l.len() <= MAX_LABEL_BYTES
+                && l.chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+            if !ok {
+                return Err(ServiceError::Invalid(format!(
+                    "label {l:?}: 1 to {MAX_LABEL_BYTES} letters, digits, - _ . : /"
+                )));
+            }
+        }
+        let id = self.resolve_host(name).await?;
+        let mut unique: Vec<String> = Vec::with_capacity(labels.len());
+        for l in labels {
+            if !unique.contains(l) {
+                unique.push(l.clone());
+            }
+        }
+        self.store.set_labels(&id, &unique).await?;
+        self.host(&id).await
+    }
+}

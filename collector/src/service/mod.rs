@@ -1,0 +1,111 @@
+//! The service layer: every operation a person or a program can ask of the collector, validated
+//! once. The gRPC admin service, the HTTP JSON API and the CLI translate their requests into
+//! these calls and the answers back; none of them checks a request on its own, so the same
+//! request gets the same answer whichever door it came in by. Domain types in, domain types out.
+
+mod events;
+mod handoff;
+mod hosts;
+mod silences;
+mod tickets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use events::{AlertEventView, EventPage, EventQuery};
+pub use handoff::Handoff;
+pub use hosts::{FilesystemView, Host};
+pub use silences::{SilenceRequest, SilenceView};
+pub use tickets::{TicketDetail, TicketQuery};
+
+use crate::engine::Engine;
+use crate::store::{Store, StoreError};
+
+/// What the service layer works with.
+#[derive(Debug, Clone)]
+pub struct Service {
+    store: Store,
+    engine: Arc<Engine>,
+    kb_dir: Option<PathBuf>,
+}
+
+/// Why a request was not done. Each interface maps these to its own codes (gRPC status, HTTP
+/// status, CLI message); the message is for the person who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request itself is wrong; sending it again will not help.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not apply in the current state (e.g. closing an open ticket).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed in a way that can pass; retry later.
+    #[error("the collector's store is unavailable, retry later")]
+    Unavailable(#[source] StoreError),
+    /// Stored data cannot be read; retrying will not help.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            StoreError::Conflict(why) => Self::Conflict(why),
+            StoreError::OutOfRange(_)
+            | StoreError::TokenUnknown
+            | StoreError::TokenExpired
+            | StoreError::TokenUsedUp => Self::Invalid(error.to_string()),
+            StoreError::Corrupt { .. } => {
+                tracing::error!(%error, "stored data cannot be read");
+                Self::Internal(error.to_string())
+            }
+            other if other.is_permanent() => {
+                tracing::error!(error = %other, "store refused the request");
+                Self::Internal(other.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Self::Unavailable(other)
+            }
+        }
+    }
+}
+
+/// Result of a service call.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl Service {
+    pub fn new(store: Store, engine: Arc<Engine>, kb_dir: Option<PathBuf>) -> Self {
+        Self {
+            store,
+            engine,
+            kb_dir,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Checks a short free-text value (a name, a label, a rule id).
+fn short_text(what: &str, value: &str, max: usize) -> ServiceResult<()> {
+    if value.len() > max {
+        return Err(ServiceError::Invalid(format!(
+            "{what} is at most {max} bytes"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}

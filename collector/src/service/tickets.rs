@@ -1,0 +1,104 @@
+//! Ticket operations: the queue, one ticket with its timeline, and the actions people take.
+
+use serde::Serialize;
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::store::TicketFilter;
+use crate::tickets::{Ticket, TicketAction, TicketEvent};
+
+/// Tickets returned when the request does not say, and the most one request may ask for.
+pub const DEFAULT_TICKETS: u32 = 200;
+pub const MAX_TICKETS: u32 = 1000;
+
+/// Which tickets to list, as asked.
+#[derive(Debug, Clone, Default)]
+pub struct TicketQuery {
+    /// "open", "resolved" or "all" (the default).
+    pub state: Option<String>,
+    /// An agent id or a host name.
+    pub host: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One ticket with its timeline, its knowledge-base steps and, for an outage, its host tickets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketDetail {
+    pub ticket: Ticket,
+    pub timeline: Vec<TicketEvent>,
+    pub kb_markdown: String,
+    pub linked: Vec<Ticket>,
+}
+
+impl Service {
+    /// The tickets a query asks for: open ones first by priority, then newest first.
+    pub async fn list_tickets(&self, q: &TicketQuery) -> ServiceResult<Vec<Ticket>> {
+        let open = match q.state.as_deref() {
+            None | Some("" | "all") => None,
+            Some("open") => Some(true),
+            Some("resolved") => Some(false),
+            Some(other) => {
+                return Err(ServiceError::Invalid(format!(
+                    "state {other:?} is not one of open, resolved, all"
+                )));
+            }
+        };
+        let agent_id = match q.host.as_deref().filter(|h| !h.is_empty()) {
+            Some(name) => Some(self.resolve_host(name).await?),
+            None => None,
+        };
+        let limit = match q.limit {
+            None | Some(0) => DEFAULT_TICKETS,
+            Some(n) => n.min(MAX_TICKETS),
+        };
+        let filter = TicketFilter {
+            open,
+            agent_id,
+            limit,
+        };
+        Ok(self.store.list_tickets(&filter).await?)
+    }
+
+    /// One ticket in full.
+    pub async fn ticket_detail(&self, id: i64) -> ServiceResult<TicketDetail> {
+        let ticket = self
+            .store
+            .ticket(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("ticket {id} not found")))?;
+        let timeline = self.store.timeline(id).await?;
+        let linked = if ticket.linked_hosts > 0 {
+            self.store.linked_tickets(id).await?
+        } else {
+            Vec::new()
+        };
+        let kb_markdown =
+            crate::kb::article(&ticket.kb, self.kb_dir.as_deref()).unwrap_or_default();
+        Ok(TicketDetail {
+            ticket,
+            timeline,
+            kb_markdown,
+            linked,
+        })
+    }
+
+    /// Applies an action (`verb` as in [`crate::tickets::ACTION_VERBS`], or a short form) by
+    /// `actor`; returns the ticket as it is afterwards.
+    pub async fn act(
+        &self,
+        id: i64,
+        verb: &str,
+        text: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> ServiceResult<TicketDetail> {
+        let action = TicketAction::parse(verb, text).map_err(ServiceError::Invalid)?;
+        super::short_text("actor", actor, 255)?;
+        let mut tx = self.store.begin_write().await?;
+        let kind = tx
+            .ticket_action(id, &action, actor, now_ms, &self.engine.sla)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(ticket = id, actor, event = kind.as_str(), "ticket updated");
+        self.ticket_detail(id).await
+    }
+}

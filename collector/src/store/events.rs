@@ -1,0 +1,148 @@
+//! The alert event log: every ticket change is a row of `ticket_events`, written in the same
+//! transaction as the change, with a cursor that only grows. Feeds read it with
+//! [`Store::events_since`].
+//!
+//! Ordering guarantee: a reader that has seen every event up to cursor C and asks for events
+//! after C misses none, even with several collectors writing to one PostgreSQL. An identity
+//! value alone would not give that: it is handed out before commit, so a transaction that took
+//! cursor 10 can commit after one that took 11, and a reader that already moved past 11 would
+//! skip 10 for ever. So on PostgreSQL every transaction takes one transaction-scoped advisory
+//! lock before its first event and holds it until it commits or rolls back: cursors are then
+//! handed out in commit order, and every cursor a reader can see is below every cursor still
+//! uncommitted. Transactions that change no ticket never take the lock. On SQLite writers are
+//! serialised by `BEGIN IMMEDIATE`, which gives the same order.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::tickets::{COLUMNS, WIDTH, ticket_from_row};
+use super::{Backend, Store, StoreError, WriteTx};
+use crate::tickets::{EventKind, Ticket, TicketEvent};
+
+/// The advisory lock key that orders event writers (ASCII "fl-evlog").
+const EVENT_LOG_LOCK: i64 = 0x666c_2d65_766c_6f67;
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only tickets of this priority or more urgent; 0: all.
+    pub max_priority: u32,
+    pub rule_id: String,
+    pub agent_id: String,
+    pub label: String,
+}
+
+/// An event with its ticket as it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertEvent {
+    pub event: TicketEvent,
+    pub ticket: Ticket,
+}
+
+impl WriteTx {
+    /// Appends an event to a ticket's timeline; the change it records is in this transaction.
+    pub async fn event(
+        &mut self,
+        ticket_id: i64,
+        at_ms: i64,
+        kind: EventKind,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres && !self.holds_event_lock {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_LOG_LOCK)
+                .execute(&mut *self.tx)
+                .await?;
+            self.holds_event_lock = true;
+        }
+        sqlx::query(
+            "INSERT INTO ticket_events (ticket_id, at_ms, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ticket_id)
+        .bind(at_ms)
+        .bind(kind.as_str())
+        .bind(actor)
+        .bind(detail)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Events after `cursor`, oldest first, at most `limit`, with their tickets.
+    pub async fn events_since(
+        &self,
+        cursor: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<AlertEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS}, e.cursor, e.at_ms, e.kind, e.actor, e.detail \
+             FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id JOIN agents a ON a.agent_id = t.agent_id \
+             WHERE e.cursor > $1 AND ($2 = 0 OR t.priority <= $2) AND ($3 = '' OR t.rule_id = $3) \
+             AND ($4 = '' OR t.agent_id = $4) \
+             AND ($5 = '' OR (',' || a.labels || ',') LIKE $6 ESCAPE '\\') \
+             ORDER BY e.cursor LIMIT $7"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cursor)
+            .bind(i64::from(filter.max_priority))
+            .bind(&filter.rule_id)
+            .bind(&filter.agent_id)
+            .bind(&filter.label)
+            .bind(format!("%,{},%", like_escape(&filter.label)))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let ticket = ticket_from_row(r, 0)?;
+                let event = event_from_row(r, WIDTH, ticket.id)?;
+                Ok(AlertEvent { event, ticket })
+            })
+            .collect()
+    }
+
+    /// A ticket's timeline, oldest first.
+    pub async fn timeline(&self, id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cursor, at_ms, kind, actor, detail FROM ticket_events WHERE ticket_id = $1 \
+             ORDER BY cursor LIMIT 5000",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| event_from_row(r, 0, id)).collect()
+    }
+
+    /// The newest cursor of the log (0 when empty).
+    pub async fn last_cursor(&self) -> Result<i64, StoreError> {
+        let c: Option<i64> = sqlx::query_scalar("SELECT MAX(cursor) FROM ticket_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(c.unwrap_or(0))
+    }
+}
+
+fn event_from_row(r: &AnyRow, at: usize, ticket_id: i64) -> Result<TicketEvent, StoreError> {
+    let cursor: i64 = r.try_get(at)?;
+    let kind: String = r.try_get(at + 2)?;
+    Ok(TicketEvent {
+        cursor,
+        ticket_id,
+        at_ms: r.try_get(at + 1)?,
+        kind: EventKind::parse(&kind).map_err(|e| StoreError::corrupt("event", cursor, e))?,
+        actor: r.try_get(at + 3)?,
+        detail: r.try_get(at + 4)?,
+    })
+}
+
+/// `value` as a literal inside a LIKE pattern with `\` as the escape character.
+fn like_escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

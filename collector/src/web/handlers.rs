@@ -1,0 +1,216 @@
+//! The HTTP handlers: each checks the key, turns the path, query and body into a service call,
+//! and the answer into JSON (the domain types' own serialisation, the same as `--json`).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, Web, bad};
+use crate::clock::now_ms;
+use crate::service::{EventQuery, SilenceRequest, TicketQuery};
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+pub async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn openapi_document() -> Json<Value> {
+    Json(super::openapi::document())
+}
+
+pub async fn hosts(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
+    web.authorize(&headers)?;
+    to_json(&web.service.list_hosts().await?)
+}
+
+pub async fn host(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Path(name) = bad(name)?;
+    to_json(&web.service.host(&name).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsBody {
+    labels: Vec<String>,
+}
+
+pub async fn set_labels(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Json<LabelsBody>, JsonRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Path(name) = bad(name)?;
+    let Json(body) = bad(body)?;
+    to_json(&web.service.set_labels(&name, &body.labels).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketParams {
+    state: Option<String>,
+    /// An agent id or host name (`agent` is accepted as an alias).
+    #[serde(alias = "agent")]
+    host: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn tickets(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    q: Result<Query<TicketParams>, QueryRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Query(q) = bad(q)?;
+    let query = TicketQuery {
+        state: q.state,
+        host: q.host,
+        limit: q.limit,
+    };
+    to_json(&web.service.list_tickets(&query).await?)
+}
+
+pub async fn ticket(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Path(id) = bad(id)?;
+    to_json(&web.service.ticket_detail(id).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    action: String,
+    #[serde(default)]
+    text: String,
+}
+
+pub async fn act(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<ActionBody>, JsonRejection>,
+) -> ApiResult {
+    let who = web.authorize(&headers)?;
+    let Path(id) = bad(id)?;
+    let Json(body) = bad(body)?;
+    let detail = web
+        .service
+        .act(id, &body.action, &body.text, &who, now_ms())
+        .await?;
+    to_json(&detail)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffParams {
+    since_ms: Option<i64>,
+}
+
+pub async fn handoff(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    q: Result<Query<HandoffParams>, QueryRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Query(q) = bad(q)?;
+    to_json(&web.service.handoff(q.since_ms, now_ms()).await?)
+}
+
+pub async fn silences(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
+    web.authorize(&headers)?;
+    to_json(&web.service.list_silences(now_ms()).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceBody {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    rule: String,
+    #[serde(default)]
+    starts_at_ms: i64,
+    ends_at_ms: i64,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn create_silence(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    b: Result<Json<SilenceBody>, JsonRejection>,
+) -> ApiResult {
+    let who = web.authorize(&headers)?;
+    let Json(b) = bad(b)?;
+    let req = SilenceRequest {
+        host: b.host,
+        label: b.label,
+        rule: b.rule,
+        starts_at_ms: b.starts_at_ms,
+        ends_at_ms: b.ends_at_ms,
+        reason: b.reason,
+    };
+    to_json(&web.service.create_silence(&req, &who, now_ms()).await?)
+}
+
+pub async fn end_silence(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    let who = web.authorize(&headers)?;
+    let Path(id) = bad(id)?;
+    to_json(&web.service.end_silence(id, &who, now_ms()).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    #[serde(default)]
+    cursor: i64,
+    limit: Option<u32>,
+    priority: Option<u32>,
+    rule: Option<String>,
+    host: Option<String>,
+    label: Option<String>,
+}
+
+pub async fn events(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    q: Result<Query<EventParams>, QueryRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Query(q) = bad(q)?;
+    let query = EventQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+        max_priority: q.priority,
+        rule: q.rule,
+        host: q.host,
+        label: q.label,
+    };
+    to_json(&web.service.events_since(&query).await?)
+}

@@ -1,0 +1,278 @@
+//! The HTTP API's routes in one table, and the OpenAPI 3.1 document made from it. The router
+//! is built from the same table (`web::router`), so the document cannot list a route the
+//! collector does not have, or miss one it has; the schemas' property names are checked
+//! against the serialised domain types by the tests below.
+
+use axum::routing::{MethodRouter, delete, get, post, put};
+use serde_json::{Map, Value, json};
+
+use super::{Web, handlers};
+
+/// The error text of the JSON 404 for a path that is not a route.
+pub const NO_SUCH_ROUTE: &str = "no such route; see /api/openapi.json";
+
+/// One route: method, path (axum's `{name}` syntax is also OpenAPI's), what it does, its
+/// parameters, body and answer schemas, and its handler.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// (name, "path" or "query", schema type, description)
+    pub params: &'static [(&'static str, &'static str, &'static str, &'static str)],
+    pub body: Option<&'static str>,
+    pub answer: &'static str,
+    pub auth: bool,
+    pub handler: MethodRouter<Web>,
+}
+
+const TICKET_ID: (&str, &str, &str, &str) = ("id", "path", "integer", "ticket id");
+const HOST: (&str, &str, &str, &str) = ("host", "path", "string", "agent id or host name");
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            method: "get",
+            path: "/api/health",
+            summary: "Liveness check (no key needed)",
+            params: &[],
+            body: None,
+            answer: "Health",
+            auth: false,
+            handler: get(handlers::health),
+        },
+        Route {
+            method: "get",
+            path: "/api/openapi.json",
+            summary: "This document (no key needed)",
+            params: &[],
+            body: None,
+            answer: "OpenApi",
+            auth: false,
+            handler: get(handlers::openapi_document),
+        },
+        Route {
+            method: "get",
+            path: "/api/hosts",
+            summary: "Every enrolled host with its latest facts",
+            params: &[],
+            body: None,
+            answer: "HostList",
+            auth: true,
+            handler: get(handlers::hosts),
+        },
+        Route {
+            method: "get",
+            path: "/api/hosts/{host}",
+            summary: "One host",
+            params: &[HOST],
+            body: None,
+            answer: "Host",
+            auth: true,
+            handler: get(handlers::host),
+        },
+        Route {
+            method: "put",
+            path: "/api/hosts/{host}/labels",
+            summary: "Replace a host's labels",
+            params: &[HOST],
+            body: Some("Labels"),
+            answer: "Host",
+            auth: true,
+            handler: put(handlers::set_labels),
+        },
+        Route {
+            method: "get",
+            path: "/api/tickets",
+            summary: "Tickets, open ones first by priority",
+            params: &[
+                (
+                    "state",
+                    "query",
+                    "string",
+                    "open, resolved or all (default)",
+                ),
+                (
+                    "host",
+                    "query",
+                    "string",
+                    "agent id or host name (alias: agent)",
+                ),
+                (
+                    "limit",
+                    "query",
+                    "integer",
+                    "at most this many (default 200, max 1000)",
+                ),
+            ],
+            body: None,
+            answer: "TicketList",
+            auth: true,
+            handler: get(handlers::tickets),
+        },
+        Route {
+            method: "get",
+            path: "/api/tickets/{id}",
+            summary: "One ticket with its timeline, knowledge-base steps and linked hosts",
+            params: &[TICKET_ID],
+            body: None,
+            answer: "TicketDetail",
+            auth: true,
+            handler: get(handlers::ticket),
+        },
+        Route {
+            method: "post",
+            path: "/api/tickets/{id}/actions",
+            summary: "Acknowledge (ack), assign, comment, resolve, reopen or close a ticket",
+            params: &[TICKET_ID],
+            body: Some("Action"),
+            answer: "TicketDetail",
+            auth: true,
+            handler: post(handlers::act),
+        },
+        Route {
+            method: "get",
+            path: "/api/handoff",
+            summary: "End-of-shift report",
+            params: &[(
+                "since_ms",
+                "query",
+                "integer",
+                "list tickets resolved since (default: 12 hours ago)",
+            )],
+            body: None,
+            answer: "Handoff",
+            auth: true,
+            handler: get(handlers::handoff),
+        },
+        Route {
+            method: "get",
+            path: "/api/silences",
+            summary: "Silences that have not ended",
+            params: &[],
+            body: None,
+            answer: "SilenceList",
+            auth: true,
+            handler: get(handlers::silences),
+        },
+        Route {
+            method: "post",
+            path: "/api/silences",
+            summary: "Silence a host, a label or a rule until a time",
+            params: &[],
+            body: Some("NewSilence"),
+            answer: "Silence",
+            auth: true,
+            handler: post(handlers::create_silence),
+        },
+        Route {
+            method: "delete",
+            path: "/api/silences/{id}",
+            summary: "End a silence now",
+            params: &[("id", "path", "integer", "silence id")],
+            body: None,
+            answer: "Silence",
+            auth: true,
+            handler: delete(handlers::end_silence),
+        },
+        Route {
+            method: "get",
+            path: "/api/events",
+            summary: "The alert event log after a cursor, oldest first",
+            params: &[
+                (
+                    "cursor",
+                    "query",
+                    "integer",
+                    "events after this cursor (default 0)",
+                ),
+                (
+                    "limit",
+                    "query",
+                    "integer",
+                    "at most this many (default 100, max 1000)",
+                ),
+                (
+                    "priority",
+                    "query",
+                    "integer",
+                    "only this priority or more urgent",
+                ),
+                ("rule", "query", "string", "only this rule"),
+                (
+                    "host",
+                    "query",
+                    "string",
+                    "only this host (agent id or host name)",
+                ),
+                ("label", "query", "string", "only hosts with this label"),
+            ],
+            body: None,
+            answer: "EventPage",
+            auth: true,
+            handler: get(handlers::events),
+        },
+    ]
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in routes() {
+        let params: Vec<Value> = r
+            .params
+            .iter()
+            .map(|(name, at, ty, what)| {
+                json!({"name": name, "in": at, "required": *at == "path",
+                       "description": what, "schema": {"type": ty}})
+            })
+            .collect();
+        let mut op = json!({
+            "summary": r.summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": reference(r.answer)}}},
+                "400": error_response("the request is malformed"),
+                "404": error_response("no such object"),
+            },
+        });
+        if r.auth {
+            op["security"] = json!([{"apiKey": []}]);
+            op["responses"]["401"] = error_response("no or a wrong API key");
+            op["responses"]["503"] = error_response("the store is unavailable; retry later");
+        }
+        if r.method == "post" && r.path.ends_with("/actions") {
+            op["responses"]["409"] = error_response("the action does not apply in this state");
+        }
+        if let Some(body) = r.body {
+            op["requestBody"] = json!({"required": true,
+                "content": {"application/json": {"schema": reference(body)}}});
+        }
+        let entry = paths
+            .entry(r.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[r.method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Firstline collector API", "version": env!("CARGO_PKG_VERSION"),
+                 "license": {"name": "Apache-2.0"}},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                "description": "the key in the collector's data_dir/api.key"}},
+            "schemas": super::openapi_schemas::schemas(),
+        },
+    })
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn error_response(what: &str) -> Value {
+    json!({"description": what, "content": {"application/json": {"schema": reference("Error")}}})
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! The OpenAPI document against the types the API really serialises.
+
+use std::collections::BTreeSet;
+
+use super::super::openapi_schemas::{ALERT_EVENT, DETAIL, EVENT, HANDOFF, HOST, SILENCE, TICKET};
+use super::*;
+use crate::service::{AlertEventView, Handoff, Host, SilenceView, TicketDetail};
+use crate::tickets::lifecycle::Sla;
+use crate::tickets::{EventKind, Ticket, TicketEvent, TicketState};
+
+fn names(props: &[(&str, &str)]) -> BTreeSet<String> {
+    props.iter().map(|(n, _)| (*n).to_owned()).collect()
+}
+
+fn keys<T: serde::Serialize>(value: &T) -> BTreeSet<String> {
+    match serde_json::to_value(value).expect("serialises") {
+        Value::Object(m) => m.keys().cloned().collect(),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn ticket() -> Ticket {
+    let (response_due_ms, resolve_due_ms) = Sla::default().due(1, 2);
+    Ticket {
+        id: 1,
+        dedupe_key: "k".into(),
+        agent_id: "a".into(),
+        hostname: "h".into(),
+        rule_id: "disk.usage".into(),
+        subject: "/".into(),
+        state: TicketState::New,
+        priority: 2,
+        opened_priority: 2,
+        title: "t".into(),
+        occurrences: 1,
+        opened_at_ms: 1,
+        last_seen_at_ms: 1,
+        resolved_at_ms: None,
+        last_value: 91.0,
+        tier: 1,
+        escalated_at_ms: None,
+        assignee: String::new(),
+        acknowledged_at_ms: None,
+        response_due_ms,
+        resolve_due_ms,
+        kb: "disk-full".into(),
+        flapping: false,
+        clear_since_ms: None,
+        parent_id: None,
+        linked_hosts: 0,
+    }
+}
+
+#[test]
+fn schemas_name_exactly_the_fields_the_api_sends() {
+    let t = ticket();
+    assert_eq!(keys(&t), names(TICKET), "Ticket");
+    let event = TicketEvent {
+        cursor: 1,
+        ticket_id: 1,
+        at_ms: 1,
+        kind: EventKind::Opened,
+        actor: String::new(),
+        detail: String::new(),
+    };
+    assert_eq!(keys(&event), names(EVENT), "TicketEvent");
+    let detail = TicketDetail {
+        ticket: t.clone(),
+        timeline: vec![event],
+        kb_markdown: String::new(),
+        linked: Vec::new(),
+    };
+    assert_eq!(keys(&detail), names(DETAIL), "TicketDetail");
+    let handoff = Handoff {
+        generated_at_ms: 1,
+        since_ms: 0,
+        critical_open: vec![],
+        escalated: vec![],
+        resolved_since: vec![],
+    };
+    assert_eq!(keys(&handoff), names(HANDOFF), "Handoff");
+    let host = Host::from(crate::store::HostRow {
+        agent_id: "a".into(),
+        hostname: "h".into(),
+        os: String::new(),
+        agent_version: String::new(),
+        machine_id: String::new(),
+        enrolled_at_ms: 1,
+        last_seen_at_ms: 0,
+        spool_epoch: 0,
+        last_seq: 0,
+        snapshots_stored: 0,
+        dropped_snapshots: 0,
+        rejected_snapshots: 0,
+        clock_adjusted_snapshots: 0,
+        clock_skew_ms: 0,
+        revoked: false,
+        labels: vec![],
+        same_machine_as: vec![],
+        filesystems: vec![],
+        facts: crate::facts::ProbeFacts::default(),
+    });
+    assert_eq!(keys(&host), names(HOST), "Host");
+    let silence = SilenceView {
+        id: 1,
+        matcher_kind: "host".into(),
+        matcher_value: "a".into(),
+        starts_at_ms: 1,
+        ends_at_ms: 2,
+        reason: String::new(),
+        created_by: String::new(),
+    };
+    assert_eq!(keys(&silence), names(SILENCE), "Silence");
+    let alert = AlertEventView {
+        cursor: 1,
+        at_ms: 1,
+        kind: EventKind::Resolved,
+        actor: String::new(),
+        detail: String::new(),
+        ticket: t,
+    };
+    assert_eq!(keys(&alert), names(ALERT_EVENT), "AlertEvent");
+}
+
+#[test]
+fn the_ticket_schema_is_the_grpc_ticket_message() {
+    let wire = firstline_proto::v1::Ticket::default();
+    assert_eq!(
+        keys(&wire),
+        names(TICKET),
+        "the gRPC Ticket carries the same fields"
+    );
+    let detail = firstline_proto::v1::TicketDetail::default();
+    assert_eq!(keys(&detail), names(DETAIL));
+    let host = firstline_proto::v1::Host::default();
+    assert_eq!(
+        keys(&host),
+        names(HOST),
+        "the gRPC Host carries the same fields"
+    );
+}
+
+#[test]
+fn every_route_is_documented_once_with_its_method() {
+    let doc = document();
+    let mut seen = BTreeSet::new();
+    for r in routes() {
+        assert!(
+            seen.insert((r.method, r.path)),
+            "{} {} twice",
+            r.method,
+            r.path
+        );
+        let op = &doc["paths"][r.path][r.method];
+        assert!(op.is_object(), "{} {} missing", r.method, r.path);
+        for (name, at, _, _) in r.params {
+            if *at == "path" {
+                assert!(
+                    r.path.contains(&format!("{{{name}}}")),
+                    "{name} not in {}",
+                    r.path
+                );
+            }
+        }
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|p| p.as_object().expect("methods").len())
+        .sum();
+    assert_eq!(documented, routes().len());
+}

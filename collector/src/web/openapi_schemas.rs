@@ -1,0 +1,189 @@
+//! The JSON schemas of the OpenAPI document: one per domain type the API sends or takes. Their
+//! property names are checked against the serialised types by `openapi`'s tests.
+
+use serde_json::{Map, Value, json};
+
+/// A schema for a property written as "integer", "string|null", "array:string", "ref:Ticket",
+/// "array:ref:Ticket", "object" or "object|null".
+fn property(kind: &str) -> Value {
+    if let Some(inner) = kind.strip_prefix("array:") {
+        return json!({"type": "array", "items": property(inner)});
+    }
+    if let Some(name) = kind.strip_prefix("ref:") {
+        return json!({"$ref": format!("#/components/schemas/{name}")});
+    }
+    match kind.split_once('|') {
+        Some((ty, "null")) => json!({"type": [ty, "null"]}),
+        _ => json!({"type": kind}),
+    }
+}
+
+fn object(props: &[(&str, &str)]) -> Value {
+    let mut p = Map::new();
+    for (name, kind) in props {
+        p.insert((*name).to_owned(), property(kind));
+    }
+    let required: Vec<&str> = props
+        .iter()
+        .filter(|(_, k)| !k.ends_with("|null"))
+        .map(|(n, _)| *n)
+        .collect();
+    json!({"type": "object", "properties": p, "required": required})
+}
+
+/// Properties of a ticket.
+pub const TICKET: &[(&str, &str)] = &[
+    ("id", "integer"),
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("rule_id", "string"),
+    ("subject", "string"),
+    ("state", "string"),
+    ("priority", "integer"),
+    ("opened_priority", "integer"),
+    ("title", "string"),
+    ("occurrences", "integer"),
+    ("opened_at_ms", "integer"),
+    ("last_seen_at_ms", "integer"),
+    ("resolved_at_ms", "integer|null"),
+    ("last_value", "number"),
+    ("tier", "integer"),
+    ("escalated_at_ms", "integer|null"),
+    ("assignee", "string"),
+    ("acknowledged_at_ms", "integer|null"),
+    ("response_due_ms", "integer"),
+    ("resolve_due_ms", "integer"),
+    ("kb", "string"),
+    ("flapping", "boolean"),
+    ("parent_id", "integer|null"),
+    ("linked_hosts", "integer"),
+];
+
+/// Properties of a host.
+pub const HOST: &[(&str, &str)] = &[
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("os", "string"),
+    ("agent_version", "string"),
+    ("enrolled_at_ms", "integer"),
+    ("last_seen_at_ms", "integer|null"),
+    ("last_seq", "integer"),
+    ("spool_epoch", "integer"),
+    ("snapshots_stored", "integer"),
+    ("dropped_snapshots", "integer"),
+    ("rejected_snapshots", "integer"),
+    ("clock_adjusted_snapshots", "integer"),
+    ("clock_skew_ms", "integer"),
+    ("revoked", "boolean"),
+    ("labels", "array:string"),
+    ("same_machine_as", "array:string"),
+    ("filesystems", "array:ref:Filesystem"),
+    ("system", "object|null"),
+    ("patches", "object|null"),
+    ("antivirus", "object|null"),
+    ("connectivity", "object|null"),
+    ("probe_status", "array:object"),
+    ("uplink", "object|null"),
+];
+
+pub const FILESYSTEM: &[(&str, &str)] = &[
+    ("mount_point", "string"),
+    ("device", "string"),
+    ("fs_type", "string"),
+    ("total_bytes", "integer"),
+    ("used_bytes", "integer"),
+    ("available_bytes", "integer"),
+    ("used_percent", "number"),
+    ("total_inodes", "integer"),
+    ("used_inodes", "integer"),
+    ("updated_at_ms", "integer"),
+];
+
+pub const EVENT: &[(&str, &str)] = &[
+    ("cursor", "integer"),
+    ("ticket_id", "integer"),
+    ("at_ms", "integer"),
+    ("kind", "string"),
+    ("actor", "string"),
+    ("detail", "string"),
+];
+
+pub const DETAIL: &[(&str, &str)] = &[
+    ("ticket", "ref:Ticket"),
+    ("timeline", "array:ref:TicketEvent"),
+    ("kb_markdown", "string"),
+    ("linked", "array:ref:Ticket"),
+];
+
+pub const HANDOFF: &[(&str, &str)] = &[
+    ("generated_at_ms", "integer"),
+    ("since_ms", "integer"),
+    ("critical_open", "array:ref:Ticket"),
+    ("escalated", "array:ref:Ticket"),
+    ("resolved_since", "array:ref:Ticket"),
+];
+
+pub const SILENCE: &[(&str, &str)] = &[
+    ("id", "integer"),
+    ("matcher_kind", "string"),
+    ("matcher_value", "string"),
+    ("starts_at_ms", "integer"),
+    ("ends_at_ms", "integer"),
+    ("reason", "string"),
+    ("created_by", "string"),
+];
+
+pub const ALERT_EVENT: &[(&str, &str)] = &[
+    ("cursor", "integer"),
+    ("at_ms", "integer"),
+    ("kind", "string"),
+    ("actor", "string"),
+    ("detail", "string"),
+    ("ticket", "ref:Ticket"),
+];
+
+pub const EVENT_PAGE: &[(&str, &str)] = &[
+    ("events", "array:ref:AlertEvent"),
+    ("next_cursor", "integer"),
+];
+
+/// Every schema, by name.
+pub fn schemas() -> Value {
+    let list = |item: &str| json!({"type": "array", "items": property(&format!("ref:{item}"))});
+    json!({
+        "Error": object(&[("error", "string")]),
+        "Health": object(&[("status", "string")]),
+        "OpenApi": {"type": "object"},
+        "Ticket": object(TICKET),
+        "TicketList": list("Ticket"),
+        "TicketEvent": object(EVENT),
+        "TicketDetail": object(DETAIL),
+        "Host": object(HOST),
+        "HostList": list("Host"),
+        "Filesystem": object(FILESYSTEM),
+        "Handoff": object(HANDOFF),
+        "Silence": object(SILENCE),
+        "SilenceList": list("Silence"),
+        "AlertEvent": object(ALERT_EVENT),
+        "EventPage": object(EVENT_PAGE),
+        "Labels": object(&[("labels", "array:string")]),
+        "Action": {
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": ["acknowledge", "ack", "assign", "comment", "resolve", "reopen", "close"]},
+                "text": {"type": "string", "maxLength": crate::tickets::MAX_ACTION_TEXT},
+            },
+            "required": ["action"],
+        },
+        "NewSilence": {
+            "type": "object",
+            "description": "exactly one of host, label, rule",
+            "properties": {
+                "host": {"type": "string"}, "label": {"type": "string"}, "rule": {"type": "string"},
+                "starts_at_ms": {"type": "integer"}, "ends_at_ms": {"type": "integer"},
+                "reason": {"type": "string"},
+            },
+            "required": ["ends_at_ms"],
+        },
+    })
+}

@@ -1,0 +1,252 @@
+//! `firstline-agent check` on the real binary, as a monitoring system runs it: the exit code
+//! follows the worst finding (0 healthy, 1 warning, 2 critical, 3 when the check itself
+//! fails), on a machine the test builds to be healthy; and the HTTPS check against a real TLS
+//! server on loopback.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use firstline_agent::probe::disk::DEFAULT_EXCLUDED_FS_TYPES;
+use firstline_tests::bins;
+use firstline_tests::clamav::Clamd;
+use firstline_tests::fs::Tmpfs;
+use firstline_tests::https::HttpsServer;
+use firstline_tests::netns::NetLab;
+use serde_json::Value;
+
+/// One `check --json` run: the exit code and the report.
+struct Checked {
+    code: Option<i32>,
+    report: Value,
+    stderr: String,
+}
+
+impl Checked {
+    /// The level of the disk finding about `mount`.
+    fn disk_level(&self, mount: &str) -> &str {
+        self.report["findings"]
+            .as_array()
+            .and_then(|f| {
+                f.iter().find(|f| {
+                    f["section"] == "disk"
+                        && f["text"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with(&format!("{mount} ")))
+                })
+            })
+            .and_then(|f| f["level"].as_str())
+            .unwrap_or_else(|| panic!("no disk finding for {mount}: {}", self.report))
+    }
+}
+
+/// Runs `firstline-agent --config CONFIG check --json` with `fake_bin` first on PATH, inside
+/// the network namespace `netns` when given.
+fn check(config: &Path, fake_bin: &Path, netns: Option<&str>) -> Checked {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bins::agent());
+            c
+        }
+        None => Command::new(bins::agent()),
+    };
+    let path = format!(
+        "{}:{}",
+        fake_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = cmd
+        .arg("--config")
+        .arg(config)
+        .args(["check", "--json"])
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run check");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Checked {
+        code: out.status.code(),
+        report: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr,
+    }
+}
+
+/// A directory with a fake `apt-get` that finds nothing to update (a patched machine).
+fn patched_apt(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let apt = bin.join("apt-get");
+    std::fs::write(&apt, "#!/bin/sh\nexit 0\n").expect("write fake apt-get");
+    std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Disk filter settings that leave `mount` as the only filesystem judged, from the mounts the
+/// agent itself reported in `report`: the others are excluded by mount point, and those above
+/// `mount` (which a prefix would exclude with it) by filesystem type.
+fn only_this_mount(report: &Value, mount: &str) -> String {
+    let mut types: Vec<String> = DEFAULT_EXCLUDED_FS_TYPES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let mut prefixes = vec!["/proc".to_owned(), "/sys".to_owned()];
+    for fs in report["facts"]["filesystems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let (point, kind) = (
+            fs["mount_point"].as_str().unwrap_or_default(),
+            fs["fs_type"].as_str().unwrap_or_default(),
+        );
+        let above = point == "/" || mount.starts_with(&format!("{point}/"));
+        if point == mount {
+            continue;
+        } else if !above {
+            prefixes.push(point.to_owned());
+        } else if kind != "tmpfs" && !types.iter().any(|t| t == kind) {
+            types.push(kind.to_owned());
+        }
+    }
+    format!(
+        "[disk]\nexclude_fs_types = {}\nexclude_mount_prefixes = {}\n",
+        toml_list(&types),
+        toml_list(&prefixes)
+    )
+}
+
+#[test]
+fn check_exit_codes_follow_the_worst_finding() {
+    // A healthy machine, built: a default gateway that answers (network namespaces), a running
+    // ClamAV with fresh definitions, no pending updates, no reboot marker, and one small disk.
+    let lab = NetLab::create();
+    let clamd = Clamd::start(27_500);
+    let disk = Tmpfs::mount(8 * 1024 * 1024);
+    let mount = disk.mount_point();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake_bin = patched_apt(dir.path());
+    let config = dir.path().join("agent.toml");
+    let base = format!(
+        "state_dir = {:?}\n[patches]\nreboot_markers = [{:?}]\napt_history = {:?}\n\
+         [antivirus]\nclamd_conf = {:?}\nclamav_db_dir = {:?}\n[connectivity]\ntimeout = \"2s\"\n",
+        dir.path().join("state").display().to_string(),
+        dir.path().join("no-reboot-marker").display().to_string(),
+        dir.path().join("no-history.log").display().to_string(),
+        clamd.conf().display().to_string(),
+        clamd.db_dir().display().to_string(),
+    );
+    std::fs::write(&config, &base).expect("config");
+    let seen = check(&config, &fake_bin, Some(lab.client.as_str()));
+    std::fs::write(
+        &config,
+        format!("{base}{}", only_this_mount(&seen.report, &mount)),
+    )
+    .expect("config");
+
+    // The disk finding's level is the overall status: nothing else is wrong on this machine.
+    for (percent, code, level) in [
+        (0.0, 0, "healthy"),
+        (92.0, 1, "warning"),
+        (97.0, 2, "critical"),
+    ] {
+        disk.fill_to(percent);
+        let got = check(&config, &fake_bin, Some(lab.client.as_str()));
+        assert_eq!(
+            (
+                got.code,
+                got.report["status"].as_str(),
+                got.disk_level(&mount)
+            ),
+            (Some(code), Some(level), level),
+            "{percent}% full: {:#}\n{}",
+            got.report["findings"],
+            got.stderr
+        );
+    }
+
+    // A check that cannot run at all is "unknown" to a monitoring system, not a warning.
+    std::fs::write(&config, "[disk]\ninterval = \"often\"\n").expect("config");
+    let broken = check(&config, &fake_bin, None);
+    assert_eq!(broken.code, Some(3), "{}", broken.stderr);
+    assert!(broken.stderr.contains("disk.interval"), "{}", broken.stderr);
+}
+
+/// The HTTPS check of `report` for `url`.
+fn https_check<'a>(report: &'a Value, url: &str) -> &'a Value {
+    report["facts"]["connectivity"]["https"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["url"] == url))
+        .unwrap_or_else(|| panic!("no https check for {url}: {report}"))
+}
+
+#[test]
+fn https_check_against_a_tls_server_on_loopback() {
+    // A server whose certificate the test made itself: it expires in 30 days and is trusted by
+    // no one (the agent trusts the web PKI roots only).
+    let server = HttpsServer::start(
+        time::Duration::days(30) + time::Duration::hours(12),
+        "204 No Content",
+    );
+    let url = server.url("/health");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake_bin = patched_apt(dir.path());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[connectivity]\ntimeout = \"5s\"\nhttps_urls = [{url:?}]\n",
+            dir.path().join("state").display().to_string()
+        ),
+    )
+    .expect("config");
+
+    let untrusted = check(&config, &fake_bin, None);
+    let result = https_check(&untrusted.report, &url);
+    assert_eq!(result["ok"], false, "{result}");
+    assert_eq!(result["failure"], "tls_error", "{result}");
+    assert_eq!(
+        result["status"], 0,
+        "no HTTP exchange without trust: {result}"
+    );
+    assert!(
+        result["detail"]
+            .as_str()
+            .is_some_and(|d| d.to_lowercase().contains("certificate")),
+        "the detail names the certificate problem: {result}"
+    );
+    assert!(server.connections() >= 1, "the agent reached the server");
+    assert_eq!(server.handshakes(), 0, "the agent refused the certificate");
+    assert_eq!(server.requests(), 0);
+    assert!(
+        !server.handshake_errors().is_empty(),
+        "the server saw the refused handshake"
+    );
+    assert!(
+        untrusted.report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["level"] == "warning"
+                && f["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&format!("https {url} failed: tls_error")))),
+        "{}",
+        untrusted.report["findings"]
+    );
+
+    let port = server.port;
+    drop(server);
+    let stopped = check(&config, &fake_bin, None);
+    let result = https_check(&stopped.report, &url);
+    assert_eq!(
+        (result["ok"].as_bool(), result["failure"].as_str()),
+        (Some(false), Some("refused")),
+        "nothing listens on {port} any more: {result}"
+    );
+}
