@@ -50,18 +50,22 @@ echo "==> starting the agent (log: $root/agent.log)"
 pids+=($!)
 sleep 2
 
-cli="${collector[*]}"
 echo
 "${collector[@]}" hosts
 echo
+# The commands below work as printed once these are set (the CLI reads them).
+collector_flag=""
+if [ "$port" != 7443 ]; then collector_flag=" --collector https://127.0.0.1:$port"; fi
 cat <<TXT
 Firstline is running. Any filesystem of this machine at or above 90% opens a ticket within a
 second; it resolves itself under 85%.
 
-  Tickets:  $cli tickets
-  Hosts:    $cli hosts
-  As JSON:  add --json
-  Agent:    ${agent[*]} status
+In another terminal:
+  export PATH="$bin:\$PATH" FIRSTLINE_DATA_DIR="$root/collector" FIRSTLINE_AGENT_STATE_DIR="$root/agent"
+  firstline-collector tickets$collector_flag
+  firstline-collector hosts$collector_flag       (add --json for scripts)
+  firstline-collector ticket show ID$collector_flag
+  firstline-agent status
 
 Press Ctrl-C to stop both.
 TXT

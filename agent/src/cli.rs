@@ -27,7 +27,7 @@ pub struct Cli {
     #[arg(long, short, global = true, env = "FIRSTLINE_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
     /// State directory for the identity and the spool (overrides `state_dir`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "FIRSTLINE_AGENT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,

@@ -93,6 +93,8 @@ struct RawConnectivity {
     dns_servers: Option<Vec<String>>,
     tcp_targets: Option<Vec<String>>,
     https_urls: Option<Vec<String>>,
+    /// PEM files of CAs trusted by the HTTPS checks besides the web PKI roots.
+    https_ca_files: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -327,7 +329,29 @@ impl Config {
             s.parse::<std::net::IpAddr>().is_ok()
         });
         self.conn_settings.dns_servers = servers.iter().filter_map(|s| s.parse().ok()).collect();
+        self.conn_settings.https_ca_files =
+            ca_files(c.https_ca_files.unwrap_or_default(), problems);
     }
+}
+
+/// `connectivity.https_ca_files`: each file must hold at least one PEM certificate now (the
+/// probe reads them again every round, so a renewed CA needs no reload). Reads the files: the
+/// config is loaded on the blocking pool.
+fn ca_files(files: Vec<PathBuf>, problems: &mut Vec<String>) -> Vec<PathBuf> {
+    const KEY: &str = "connectivity.https_ca_files";
+    if files.len() > firstline_proto::limits::MAX_ITEMS {
+        problems.push(format!(
+            "{KEY}: at most {} entries",
+            firstline_proto::limits::MAX_ITEMS
+        ));
+        return Vec::new();
+    }
+    for file in &files {
+        if let Err(e) = crate::probe::connectivity::checks::read_ca_file(file) {
+            problems.push(format!("{KEY}: {}: {e}", file.display()));
+        }
+    }
+    files
 }
 
 fn set_timing(
@@ -406,6 +430,109 @@ mod tests {
                 "{error:?} should contain {expected:?}"
             );
         }
+    }
+
+    /// A CA certificate (PEM) made for the test.
+    fn ca_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.self_signed(&key).expect("certificate").pem()
+    }
+
+    /// Loads `[connectivity] https_ca_files` naming `files` (name, contents; `None`: the file
+    /// does not exist), all in one directory, which is returned with the outcome.
+    fn load_with_ca_files(
+        files: &[(&str, Option<String>)],
+    ) -> (tempfile::TempDir, Result<Config, String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut paths = Vec::new();
+        for (name, contents) in files {
+            let path = dir.path().join(name);
+            if let Some(text) = contents {
+                std::fs::write(&path, text).expect("write CA file");
+            }
+            paths.push(path.display().to_string());
+        }
+        let config = dir.path().join("agent.toml");
+        std::fs::write(
+            &config,
+            format!("[connectivity]\nhttps_ca_files = {paths:?}\n"),
+        )
+        .expect("write config");
+        let loaded = Config::load(Some(&config), None).map_err(|e| e.to_string());
+        (dir, loaded)
+    }
+
+    #[test]
+    fn https_ca_files_must_hold_certificates() {
+        let key_only = rcgen::KeyPair::generate().expect("key").serialize_pem();
+        let cases: [(&str, Option<String>, &str); 6] = [
+            ("missing.pem", None, "cannot read"),
+            ("empty.pem", Some(String::new()), "no PEM certificate in it"),
+            ("key.pem", Some(key_only), "no PEM certificate in it"),
+            (
+                "prose.pem",
+                Some("our CA is on the wiki\n".into()),
+                "no PEM certificate in it",
+            ),
+            (
+                "cut.pem",
+                Some("-----BEGIN CERTIFICATE-----\nMIIB\n".into()),
+                "not a PEM file",
+            ),
+            (
+                "junk.pem",
+                Some("-----BEGIN CERTIFICATE-----\nanVuaw==\n-----END CERTIFICATE-----\n".into()),
+                "certificate 1 cannot be trusted",
+            ),
+        ];
+        for (name, contents, expected) in cases {
+            let (_dir, loaded) =
+                load_with_ca_files(&[("good.pem", Some(ca_pem("good"))), (name, contents)]);
+            let error = loaded.expect_err(name);
+            assert!(error.contains("agent.toml: "), "the config file: {error}");
+            assert!(
+                error.contains("connectivity.https_ca_files: "),
+                "the key: {error}"
+            );
+            assert!(
+                error.contains(&format!("{name}: {expected}")),
+                "{error:?} should name {name} and say {expected:?}"
+            );
+            assert!(!error.contains("good.pem"), "only the bad file: {error}");
+        }
+    }
+
+    #[test]
+    fn https_ca_files_may_hold_several_certificates() {
+        let bundle = format!("{}{}", ca_pem("root"), ca_pem("issuing"));
+        let with_key = format!(
+            "{}{}",
+            rcgen::KeyPair::generate().expect("key").serialize_pem(),
+            ca_pem("other")
+        );
+        let (_dir, loaded) =
+            load_with_ca_files(&[("bundle.pem", Some(bundle)), ("other.pem", Some(with_key))]);
+        let config = loaded.expect("valid CA files");
+        assert_eq!(config.conn_settings.https_ca_files.len(), 2);
+        let read = crate::probe::connectivity::checks::read_ca_file(
+            &config.conn_settings.https_ca_files[0],
+        )
+        .expect("bundle");
+        assert_eq!(read.len(), 2, "both certificates of the bundle");
+        assert!(
+            crate::probe::connectivity::checks::tls_config(&config.conn_settings.https_ca_files)
+                .is_ok()
+        );
+        assert_eq!(
+            Config::default().conn_settings.https_ca_files,
+            Vec::<PathBuf>::new(),
+            "the web PKI roots only, by default"
+        );
     }
 
     #[test]

@@ -249,11 +249,18 @@ mod tests {
         let ca = Authority::load_or_create(&dir.path().join("ca"), &[]).expect("ca");
         // A request that asks for far more than a key: another name, a host, a CA.
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut asked = CertificateParams::new(vec!["collector.example".to_owned()]).expect("params");
-        asked.distinguished_name.push(DnType::CommonName, "operator:local-admin");
+        let mut asked =
+            CertificateParams::new(vec!["collector.example".to_owned()]).expect("params");
+        asked
+            .distinguished_name
+            .push(DnType::CommonName, "operator:local-admin");
         asked.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         asked.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let csr = asked.serialize_request(&key).expect("csr").pem().expect("pem");
+        let csr = asked
+            .serialize_request(&key)
+            .expect("csr")
+            .pem()
+            .expect("pem");
         let issued = ca
             .sign_agent_csr(&csr, "agent-1", Duration::from_secs(3600))
             .expect("signed");

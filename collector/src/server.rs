@@ -129,7 +129,7 @@ impl Collector {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        tracing::info!(addr, "collector serving gRPC");
+        tracing::info!(addr = %addr, "collector serving gRPC");
         let sweeper = tokio::spawn(sweep_loop(shared.clone(), shutdown.clone()));
         let web = self.http.map(|(listener, key)| {
             let app = crate::web::router(shared.service.clone(), &key);
@@ -138,7 +138,7 @@ impl Collector {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            tracing::info!(addr, "collector serving the HTTP API");
+            tracing::info!(addr = %addr, "collector serving the HTTP API");
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())

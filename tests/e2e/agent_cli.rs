@@ -187,25 +187,76 @@ fn https_check<'a>(report: &'a Value, url: &str) -> &'a Value {
 
 #[test]
 fn https_check_against_a_tls_server_on_loopback() {
-    // A server whose certificate the test made itself: it expires in 30 days and is trusted by
-    // no one (the agent trusts the web PKI roots only).
-    let server = HttpsServer::start(
-        time::Duration::days(30) + time::Duration::hours(12),
-        "204 No Content",
-    );
+    // A server whose certificate the test made itself (self-signed: it is its own CA), expiring
+    // in 30 days and a half: trusted once the agent is given it in `https_ca_files`, by no one
+    // otherwise (the agent trusts the web PKI roots).
+    let valid_for = time::Duration::days(30) + time::Duration::hours(12);
+    let expires = time::OffsetDateTime::now_utc() + valid_for;
+    let server = HttpsServer::start(valid_for, "204 No Content");
     let url = server.url("/health");
     let dir = tempfile::tempdir().expect("tempdir");
     let fake_bin = patched_apt(dir.path());
-    let config = dir.path().join("agent.toml");
+    let ca_file = dir.path().join("company-ca.pem");
+    std::fs::write(&ca_file, &server.certificate_pem).expect("CA file");
+    let base = format!(
+        "state_dir = {:?}\n[connectivity]\ntimeout = \"5s\"\nhttps_urls = [{url:?}]\n",
+        dir.path().join("state").display().to_string()
+    );
+    let trusting = dir.path().join("trusting.toml");
     std::fs::write(
-        &config,
+        &trusting,
         format!(
-            "state_dir = {:?}\n[connectivity]\ntimeout = \"5s\"\nhttps_urls = [{url:?}]\n",
-            dir.path().join("state").display().to_string()
+            "{base}https_ca_files = [{:?}]\n",
+            ca_file.display().to_string()
         ),
     )
     .expect("config");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, &base).expect("config");
 
+    // What a technician reads: reachable, the status as served, the days the certificate has left.
+    let trusted = check(&trusting, &fake_bin, None);
+    let result = https_check(&trusted.report, &url);
+    let days_left = (expires - time::OffsetDateTime::now_utc()).whole_days();
+    assert_eq!(days_left, 30, "the certificate expires in 30 days");
+    assert_eq!(
+        (
+            result["ok"].as_bool(),
+            result["status"].as_u64(),
+            result["certificate_days_left"].as_i64(),
+            result["failure"].as_str(),
+        ),
+        (Some(true), Some(204), Some(days_left), Some("")),
+        "{result}\n{}",
+        trusted.stderr
+    );
+    assert!(
+        result["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("HTTP/1.1 204")),
+        "the status line as served: {result}"
+    );
+    assert_eq!(
+        (server.handshakes(), server.requests()),
+        (1, 1),
+        "one handshake, one request: {:?}",
+        server.handshake_errors()
+    );
+    assert!(
+        trusted.report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["level"] == "healthy"
+                && f["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&format!("https {url} status 204")))),
+        "{}",
+        trusted.report["findings"]
+    );
+
+    // Without the CA file the same server is refused at the handshake.
+    let (connections, errors) = (server.connections(), server.handshake_errors().len());
     let untrusted = check(&config, &fake_bin, None);
     let result = https_check(&untrusted.report, &url);
     assert_eq!(result["ok"], false, "{result}");
@@ -220,11 +271,14 @@ fn https_check_against_a_tls_server_on_loopback() {
             .is_some_and(|d| d.to_lowercase().contains("certificate")),
         "the detail names the certificate problem: {result}"
     );
-    assert!(server.connections() >= 1, "the agent reached the server");
-    assert_eq!(server.handshakes(), 0, "the agent refused the certificate");
-    assert_eq!(server.requests(), 0);
     assert!(
-        !server.handshake_errors().is_empty(),
+        server.connections() > connections,
+        "the agent reached the server"
+    );
+    assert_eq!(server.handshakes(), 1, "the agent refused the certificate");
+    assert_eq!(server.requests(), 1);
+    assert!(
+        server.handshake_errors().len() > errors,
         "the server saw the refused handshake"
     );
     assert!(
@@ -242,7 +296,7 @@ fn https_check_against_a_tls_server_on_loopback() {
 
     let port = server.port;
     drop(server);
-    let stopped = check(&config, &fake_bin, None);
+    let stopped = check(&trusting, &fake_bin, None);
     let result = https_check(&stopped.report, &url);
     assert_eq!(
         (result["ok"].as_bool(), result["failure"].as_str()),

@@ -5,6 +5,7 @@ mod agent_behaviour;
 mod agent_cli;
 mod bad_input;
 mod cli;
+mod collector_cli;
 mod collector_core;
 mod disk_tickets;
 mod http_api;

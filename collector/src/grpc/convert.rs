@@ -282,18 +282,7 @@ pub fn host_from_wire(h: v1::Host) -> Result<Host, BadMessage> {
         .into_iter()
         .map(|fs| {
             let fs = crate::report::filesystem(fs).map_err(BadMessage)?;
-            Ok(FilesystemView {
-                used_percent: fs.used_percent(),
-                mount_point: fs.mount_point,
-                device: fs.device,
-                fs_type: fs.fs_type,
-                total_bytes: fs.total_bytes,
-                used_bytes: fs.used_bytes,
-                available_bytes: fs.available_bytes,
-                total_inodes: fs.total_inodes,
-                used_inodes: fs.used_inodes,
-                updated_at_ms: h.last_seen_at_ms,
-            })
+            Ok(FilesystemView::new(fs, h.last_seen_at_ms))
         })
         .collect::<Result<_, BadMessage>>()?;
     Ok(Host {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::facts::{ProbeFacts, used_percent};
+use crate::facts::{Filesystem, ProbeFacts, used_percent};
 use crate::store::HostRow;
 
 /// Most labels on one host, and the longest label.
@@ -51,6 +51,24 @@ pub struct FilesystemView {
     pub updated_at_ms: i64,
 }
 
+impl FilesystemView {
+    /// A filesystem's facts as measured at `updated_at_ms`.
+    pub fn new(fs: Filesystem, updated_at_ms: i64) -> Self {
+        Self {
+            used_percent: used_percent(fs.used_bytes, fs.available_bytes),
+            mount_point: fs.mount_point,
+            device: fs.device,
+            fs_type: fs.fs_type,
+            total_bytes: fs.total_bytes,
+            used_bytes: fs.used_bytes,
+            available_bytes: fs.available_bytes,
+            total_inodes: fs.total_inodes,
+            used_inodes: fs.used_inodes,
+            updated_at_ms,
+        }
+    }
+}
+
 impl From<HostRow> for Host {
     fn from(h: HostRow) -> Self {
         Self {
@@ -73,18 +91,7 @@ impl From<HostRow> for Host {
             filesystems: h
                 .filesystems
                 .into_iter()
-                .map(|f| FilesystemView {
-                    used_percent: used_percent(f.fs.used_bytes, f.fs.available_bytes),
-                    mount_point: f.fs.mount_point,
-                    device: f.fs.device,
-                    fs_type: f.fs.fs_type,
-                    total_bytes: f.fs.total_bytes,
-                    used_bytes: f.fs.used_bytes,
-                    available_bytes: f.fs.available_bytes,
-                    total_inodes: f.fs.total_inodes,
-                    used_inodes: f.fs.used_inodes,
-                    updated_at_ms: f.updated_at_ms,
-                })
+                .map(|f| FilesystemView::new(f.fs, f.updated_at_ms))
                 .collect(),
             facts: h.facts,
         }

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -192,8 +195,54 @@ pub fn certificate_days_left(der: &[u8], now_secs: i64) -> Option<i64> {
     Some((not_after - now_secs).div_euclid(86_400))
 }
 
-/// Fetches `url` with a HEAD request over TLS (web PKI roots).
-pub async fn https(url: &str, timeout: Duration) -> HttpsResult {
+/// The certificates in a PEM file of trusted CAs (`connectivity.https_ca_files`): every
+/// `CERTIFICATE` block, other blocks (a key, say) skipped. Blocks: read it through the probe's
+/// `Offload`, or where the config is loaded. The error says what is wrong with the file
+/// (without its name: the caller names file and key).
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM file: {e}"))?;
+    if certificates.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    let mut scratch = rustls::RootCertStore::empty();
+    for (i, der) in certificates.iter().enumerate() {
+        scratch
+            .add(der.clone())
+            .map_err(|e| format!("certificate {} cannot be trusted: {e}", i + 1))?;
+    }
+    Ok(certificates)
+}
+
+/// The TLS client settings every HTTPS check of one round shares: the web PKI roots and the
+/// certificates in `ca_files` (see [`read_ca_file`]). Blocks: build it through the probe's
+/// `Offload`. The error is the detail every HTTPS check reports.
+pub fn tls_config(ca_files: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for file in ca_files {
+        let certificates =
+            read_ca_file(file).map_err(|e| format!("CA file {}: {e}", file.display()))?;
+        roots.add_parsable_certificates(certificates);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Fetches `url` with a HEAD request over TLS, trusting what `tls` trusts (see [`tls_config`]).
+pub async fn https(
+    url: &str,
+    tls: &Result<Arc<rustls::ClientConfig>, String>,
+    timeout: Duration,
+) -> HttpsResult {
     let started = Instant::now();
     let fail = |failure: &str, detail: String| HttpsResult {
         url: url.to_owned(),
@@ -205,6 +254,10 @@ pub async fn https(url: &str, timeout: Duration) -> HttpsResult {
     let Some((host, port, path)) = split_url(url) else {
         return fail("error", "not an https:// URL".into());
     };
+    let config = match tls {
+        Ok(c) => c.clone(),
+        Err(detail) => return fail("tls_error", detail.clone()),
+    };
     let stream = match connect(&format!("{host}:{port}"), timeout).await {
         Ok(s) => s,
         Err(e) => return fail(classify_io(&e), e.to_string()),
@@ -212,17 +265,7 @@ pub async fn https(url: &str, timeout: Duration) -> HttpsResult {
     let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
         return fail("error", format!("{host} is not a valid server name"));
     };
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
-        Err(e) => return fail("tls_error", e.to_string()),
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(config);
     let exchange = async {
         let mut tls = connector.connect(server_name, stream).await?;
         let days = tls
@@ -331,6 +374,25 @@ mod tests {
         // 2030-01-01T00:00:00Z is 1893456000.
         assert_eq!(certificate_days_left(cert.der(), 1_893_456_000), Some(30));
         assert_eq!(certificate_days_left(b"junk", 0), None);
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_gone_since_the_config_was_loaded_fails_every_https_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gone = dir.path().join("company-ca.pem");
+        let tls = tls_config(std::slice::from_ref(&gone));
+        let detail = tls.as_ref().expect_err("no such file");
+        assert!(
+            detail.contains(&gone.display().to_string()) && detail.contains("cannot read"),
+            "{detail}"
+        );
+        // Port 1: nothing listens, yet the check stops at the CA file, before connecting.
+        let result = https("https://127.0.0.1:1/", &tls, Duration::from_secs(2)).await;
+        assert_eq!(
+            (result.ok, result.failure.as_str(), result.detail.as_str()),
+            (false, "tls_error", detail.as_str())
+        );
+        assert!(tls_config(&[]).is_ok(), "the web PKI roots alone");
     }
 
     #[tokio::test]

@@ -2,13 +2,15 @@
 //! of configured names, TCP connects to configured targets, HTTPS checks (status and
 //! certificate days left), the collector itself, and VPN interfaces. Every check has a timeout
 //! and reports why it failed (NXDOMAIN vs timeout, refused vs unreachable, TLS error). The
-//! route, ARP and interface files and the resolver configuration are read on the probe's
-//! `Offload`, never on the async threads.
+//! route, ARP and interface files, the resolver configuration and the extra trusted CA files of
+//! the HTTPS checks are read on the probe's `Offload`, never on the async threads.
 
 pub mod checks;
 pub mod route;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures_util::future::join_all;
 use hickory_resolver::TokioResolver;
@@ -67,6 +69,8 @@ pub struct ConnSettings {
     pub dns_servers: Vec<IpAddr>,
     pub tcp_targets: Vec<String>,
     pub https_urls: Vec<String>,
+    /// PEM files of CAs the HTTPS checks trust besides the web PKI roots (a company's own CA).
+    pub https_ca_files: Vec<PathBuf>,
     /// `host:port` of the collector, when enrolled.
     pub collector: Option<String>,
     pub timeout: Duration,
@@ -79,6 +83,7 @@ impl Default for ConnSettings {
             dns_servers: Vec::new(),
             tcp_targets: Vec::new(),
             https_urls: Vec::new(),
+            https_ca_files: Vec::new(),
             collector: None,
             timeout: Duration::from_secs(3),
         }
@@ -90,22 +95,26 @@ struct Local {
     gateway: Option<(String, std::net::Ipv4Addr, bool)>,
     vpn: Vec<(String, bool)>,
     resolver: Option<Result<TokioResolver, String>>,
+    tls: Option<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 /// Runs every check concurrently; the round takes at most about one timeout.
 pub async fn collect(settings: &ConnSettings, offload: &Offload) -> Result<ConnFacts, ProbeError> {
     let (servers, timeout) = (settings.dns_servers.clone(), settings.timeout);
     let wants_dns = !settings.dns_names.is_empty();
+    let ca_files = (!settings.https_urls.is_empty()).then(|| settings.https_ca_files.clone());
     let local = offload
         .run(move || Local {
             gateway: route::read_gateway(),
             vpn: route::vpn_interfaces(),
             resolver: wants_dns.then(|| checks::resolver(&servers, timeout)),
+            tls: ca_files.map(|files| checks::tls_config(&files)),
         })
         .await?;
     let resolver = local
         .resolver
         .unwrap_or_else(|| Err("no names to resolve".into()));
+    let tls = local.tls.unwrap_or_else(|| Err("no URLs to fetch".into()));
     let dns = join_all(
         settings
             .dns_names
@@ -122,7 +131,7 @@ pub async fn collect(settings: &ConnSettings, offload: &Offload) -> Result<ConnF
         settings
             .https_urls
             .iter()
-            .map(|u| checks::https(u, settings.timeout)),
+            .map(|u| checks::https(u, &tls, settings.timeout)),
     );
     let collector = async {
         match &settings.collector {
