@@ -264,62 +264,67 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use firstline_proto::v1;
+    use crate::facts::{AntivirusProduct, AntivirusState, Filesystem, PatchState, Trigger};
 
-    fn snapshot(f: impl FnOnce(&mut v1::Snapshot)) -> Snapshot {
-        let mut s = v1::Snapshot {
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn snapshot(f: impl FnOnce(&mut Snapshot)) -> Snapshot {
+        let mut s = Snapshot {
             seq: 1,
-            taken_at_ms: 1_800_000_000_000,
-            ..Default::default()
+            epoch: 0,
+            taken_at_ms: NOW,
+            at_ms: NOW,
+            clock_adjusted: false,
+            trigger: Trigger::Heartbeat,
+            hostname: "pc".into(),
+            os: String::new(),
+            agent_version: String::new(),
+            dropped_snapshots: 0,
+            rejected_snapshots: 0,
+            filesystems: Vec::new(),
+            facts: Default::default(),
+            payload: Vec::new(),
         };
         f(&mut s);
-        let batch = crate::report::Batch::from_wire(
-            v1::ReportRequest {
-                snapshots: vec![s],
-                sent_at_ms: 0,
-            },
-            1_800_000_000_000,
-        )
-        .expect("valid");
-        match batch.entries.into_iter().next() {
-            Some(crate::report::Entry::Valid(s)) => *s,
-            other => panic!("not a valid snapshot: {other:?}"),
+        s
+    }
+
+    fn fs(used: u64, used_inodes: u64) -> Filesystem {
+        Filesystem {
+            mount_point: "/".into(),
+            device: String::new(),
+            fs_type: "ext4".into(),
+            total_bytes: 100,
+            used_bytes: used,
+            available_bytes: 100 - used,
+            total_inodes: 100,
+            used_inodes,
         }
     }
 
     fn verdicts(kind: &RuleKind, s: &Snapshot) -> Option<Vec<(String, Verdict)>> {
-        kind.observe(s, 1_800_000_000_000)
+        kind.observe(s, NOW)
             .map(|v| v.into_iter().map(|o| (o.subject, o.verdict)).collect())
     }
 
     #[test]
     fn each_default_rule_reads_its_facts() {
-        let fs = snapshot(|s| {
-            s.filesystems = vec![v1::Filesystem {
-                mount_point: "/".into(),
-                total_bytes: 100,
-                used_bytes: 50,
-                available_bytes: 50,
-                total_inodes: 100,
-                used_inodes: 95,
-                ..Default::default()
-            }];
-        });
+        let full_inodes = snapshot(|s| s.filesystems = vec![fs(50, 95)]);
         let inodes = RuleKind::InodeUsage {
             open_percent: 90.0,
             clear_percent: 85.0,
         };
         assert_eq!(
-            verdicts(&inodes, &fs),
+            verdicts(&inodes, &full_inodes),
             Some(vec![("/".into(), Verdict::Holds)])
         );
         assert_eq!(
-            verdicts(&RuleKind::UpdatesPending, &fs),
+            verdicts(&RuleKind::UpdatesPending, &full_inodes),
             None,
             "no patch facts: no change"
         );
         let patches = snapshot(|s| {
-            s.patches = Some(v1::PatchState {
+            s.facts.patches = Some(PatchState {
                 pending_count: 4,
                 security_count: 0,
                 reboot_required: true,
@@ -344,19 +349,51 @@ mod tests {
             critical_percent: 95.0,
             critical_priority: 1,
         };
-        let band = snapshot(|s| {
-            s.filesystems = vec![v1::Filesystem {
-                mount_point: "/".into(),
-                total_bytes: 100,
-                used_bytes: 87,
-                available_bytes: 13,
-                ..Default::default()
-            }];
-        });
+        let band = snapshot(|s| s.filesystems = vec![fs(87, 0)]);
         assert_eq!(
             verdicts(&disk, &band),
             Some(vec![("/".into(), Verdict::Between)])
         );
+    }
+
+    #[test]
+    fn real_time_protection_counts_where_the_os_needs_it() {
+        let off = RuleKind::AntivirusOff {
+            realtime_required_on: crate::rules::defaults::realtime_required_on(),
+        };
+        let host = |os: &str, running: bool, realtime: bool| {
+            snapshot(|s| {
+                s.os = os.into();
+                s.facts.antivirus = Some(AntivirusState {
+                    products: vec![AntivirusProduct {
+                        name: "AV".into(),
+                        running,
+                        realtime_protection: realtime,
+                        ..Default::default()
+                    }],
+                });
+            })
+        };
+        let cases = [
+            ("Debian GNU/Linux 12", true, false, Verdict::Clear),
+            ("Debian GNU/Linux 12", false, false, Verdict::Holds),
+            ("Microsoft Windows 11 Pro", true, false, Verdict::Holds),
+            ("Microsoft Windows 11 Pro", true, true, Verdict::Clear),
+            ("macOS 15.1", true, false, Verdict::Holds),
+        ];
+        for (os, running, realtime, verdict) in cases {
+            assert_eq!(
+                verdicts(&off, &host(os, running, realtime)),
+                Some(vec![("AV".into(), verdict)]),
+                "{os} running={running} realtime={realtime}"
+            );
+        }
+        let none = crate::rules::defaults::rules()
+            .into_iter()
+            .find(|r| r.id == "antivirus.none")
+            .expect("shipped");
+        assert!(none.applies_to("windows") && none.applies_to("macos"));
+        assert!(!none.applies_to("linux") && !none.applies_to(""));
     }
 
     #[test]
