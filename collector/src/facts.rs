@@ -95,6 +95,9 @@ pub struct PatchState {
     pub reboot_required: bool,
     pub reboot_reason: String,
     pub last_update_ms: i64,
+    /// Held-back packages with a newer version (not counted as pending).
+    pub held_count: u32,
+    pub held: Vec<PendingUpdate>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -153,6 +156,8 @@ pub struct NamedCheck {
     pub millis: f64,
     pub failure: String,
     pub detail: String,
+    /// DNS checks: the resolver asked.
+    pub resolver: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -165,6 +170,8 @@ pub struct HttpsCheck {
     pub certificate_days_left: i64,
     pub failure: String,
     pub detail: String,
+    /// When the certificate expires; 0 when none was received.
+    pub certificate_not_after_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

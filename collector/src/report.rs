@@ -285,26 +285,9 @@ fn patches(p: v1::PatchState) -> Result<PatchState, String> {
         return Err("patches: security_count exceeds pending_count".into());
     }
     time("patches.last_update_ms", p.last_update_ms)?;
-    let mut updates = Vec::with_capacity(p.updates.len());
-    for u in p.updates {
-        check_string("patches.updates.name", &u.name, LONG)?;
-        check_string(
-            "patches.updates.installed_version",
-            &u.installed_version,
-            SHORT,
-        )?;
-        check_string(
-            "patches.updates.candidate_version",
-            &u.candidate_version,
-            SHORT,
-        )?;
-        updates.push(PendingUpdate {
-            name: u.name,
-            installed_version: u.installed_version,
-            candidate_version: u.candidate_version,
-            security: u.security,
-        });
-    }
+    count("patches.held", p.held.len(), limits::MAX_UPDATES)?;
+    let updates = pending_updates("patches.updates", p.updates)?;
+    let held = pending_updates("patches.held", p.held)?;
     Ok(PatchState {
         package_manager: p.package_manager,
         pending_count: p.pending_count,
@@ -314,7 +297,33 @@ fn patches(p: v1::PatchState) -> Result<PatchState, String> {
         reboot_required: p.reboot_required,
         reboot_reason: p.reboot_reason,
         last_update_ms: p.last_update_ms,
+        held_count: p.held_count,
+        held,
     })
+}
+
+fn pending_updates(what: &str, list: Vec<v1::PendingUpdate>) -> Result<Vec<PendingUpdate>, String> {
+    list.into_iter()
+        .map(|u| {
+            check_string(&format!("{what}.name"), &u.name, LONG)?;
+            check_string(
+                &format!("{what}.installed_version"),
+                &u.installed_version,
+                SHORT,
+            )?;
+            check_string(
+                &format!("{what}.candidate_version"),
+                &u.candidate_version,
+                SHORT,
+            )?;
+            Ok(PendingUpdate {
+                name: u.name,
+                installed_version: u.installed_version,
+                candidate_version: u.candidate_version,
+                security: u.security,
+            })
+        })
+        .collect()
 }
 
 fn antivirus(a: v1::AntivirusState) -> Result<AntivirusState, String> {
@@ -372,6 +381,10 @@ fn connectivity(c: v1::Connectivity) -> Result<Connectivity, String> {
         check_string("connectivity.https.failure", &h.failure, SHORT)?;
         check_string("connectivity.https.detail", &h.detail, LONG)?;
         number("connectivity.https.millis", h.millis, 0.0, 1e7)?;
+        time(
+            "connectivity.https.certificate_not_after_ms",
+            h.certificate_not_after_ms,
+        )?;
         if h.status > 999 || h.certificate_days_left.abs() > 1_000_000 {
             return Err("connectivity.https: status or certificate_days_left out of range".into());
         }
@@ -383,6 +396,7 @@ fn connectivity(c: v1::Connectivity) -> Result<Connectivity, String> {
             certificate_days_left: h.certificate_days_left,
             failure: h.failure,
             detail: h.detail,
+            certificate_not_after_ms: h.certificate_not_after_ms,
         });
     }
     let mut vpn = Vec::with_capacity(c.vpn.len());
@@ -407,6 +421,7 @@ fn named_check(c: v1::NamedCheck) -> Result<NamedCheck, String> {
     check_string("connectivity.target", &c.target, LONG)?;
     check_string("connectivity.failure", &c.failure, SHORT)?;
     check_string("connectivity.detail", &c.detail, LONG)?;
+    check_string("connectivity.resolver", &c.resolver, SHORT)?;
     number("connectivity.millis", c.millis, 0.0, 1e7)?;
     Ok(NamedCheck {
         target: c.target,
@@ -414,6 +429,7 @@ fn named_check(c: v1::NamedCheck) -> Result<NamedCheck, String> {
         millis: c.millis,
         failure: c.failure,
         detail: c.detail,
+        resolver: c.resolver,
     })
 }
 

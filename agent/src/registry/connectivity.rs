@@ -141,6 +141,7 @@ fn check(c: CheckResult) -> v1::NamedCheck {
         millis: c.millis,
         failure: c.failure,
         detail: c.detail,
+        resolver: String::new(),
     }
 }
 
@@ -153,6 +154,7 @@ fn https(h: HttpsResult) -> v1::HttpsCheck {
         certificate_days_left: h.certificate_days_left,
         failure: h.failure,
         detail: h.detail,
+        certificate_not_after_ms: 0,
     }
 }
 

@@ -123,6 +123,8 @@ fn patches(p: PatchFacts) -> v1::PatchState {
             })
             .collect(),
         updates_truncated: p.updates_truncated,
+        held_count: 0,
+        held: Vec::new(),
         reboot_required: p.reboot_required,
         reboot_reason: p.reboot_reason,
         last_update_ms: p.last_update_ms,

@@ -325,21 +325,25 @@ fn system_to_wire(s: &facts::SystemFacts) -> v1::SystemFacts {
     }
 }
 
+fn updates_to_wire(list: &[facts::PendingUpdate]) -> Vec<v1::PendingUpdate> {
+    list.iter()
+        .map(|u| v1::PendingUpdate {
+            name: u.name.clone(),
+            installed_version: u.installed_version.clone(),
+            candidate_version: u.candidate_version.clone(),
+            security: u.security,
+        })
+        .collect()
+}
+
 fn patches_to_wire(p: &facts::PatchState) -> v1::PatchState {
     v1::PatchState {
         package_manager: p.package_manager.clone(),
         pending_count: p.pending_count,
         security_count: p.security_count,
-        updates: p
-            .updates
-            .iter()
-            .map(|u| v1::PendingUpdate {
-                name: u.name.clone(),
-                installed_version: u.installed_version.clone(),
-                candidate_version: u.candidate_version.clone(),
-                security: u.security,
-            })
-            .collect(),
+        updates: updates_to_wire(&p.updates),
+        held_count: p.held_count,
+        held: updates_to_wire(&p.held),
         updates_truncated: p.updates_truncated,
         reboot_required: p.reboot_required,
         reboot_reason: p.reboot_reason.clone(),
@@ -373,6 +377,7 @@ fn named_to_wire(c: &facts::NamedCheck) -> v1::NamedCheck {
         millis: c.millis,
         failure: c.failure.clone(),
         detail: c.detail.clone(),
+        resolver: c.resolver.clone(),
     }
 }
 
@@ -397,6 +402,7 @@ fn connectivity_to_wire(c: &facts::Connectivity) -> v1::Connectivity {
                 certificate_days_left: h.certificate_days_left,
                 failure: h.failure.clone(),
                 detail: h.detail.clone(),
+                certificate_not_after_ms: h.certificate_not_after_ms,
             })
             .collect(),
         collector: c.collector.as_ref().map(named_to_wire),
