@@ -1,6 +1,7 @@
 //! Reconnect pacing: exponential backoff with jitter between failed uploads, reset by the first
 //! success. Jitter spreads a fleet's reconnects after a collector restart so they do not arrive
-//! as one wave.
+//! as one wave. Failures that can pass are capped low (the spools drain soon after the collector
+//! is back); failures that wait for a person wait a longer step of their own.
 
 use std::time::Duration;
 
@@ -10,14 +11,18 @@ use std::time::Duration;
 pub struct Backoff {
     base: Duration,
     max: Duration,
+    long: Duration,
     failures: u32,
 }
 
 impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
+    /// Steps from `base` doubling up to `max`; `long` is the step of failures that need a
+    /// person (see [`Backoff::next_max_delay`]).
+    pub fn new(base: Duration, max: Duration, long: Duration) -> Self {
         Self {
             base,
             max,
+            long,
             failures: 0,
         }
     }
@@ -34,11 +39,11 @@ impl Backoff {
         half + half.mul_f64(unit.clamp(0.0, 1.0))
     }
 
-    /// The delay before the next attempt at the longest step, for failures that wait for a
-    /// person (a revoked certificate) rather than for the collector to come back.
+    /// The delay before the next attempt at the long step, for failures that wait for a person
+    /// (a revoked certificate) rather than for the collector to come back.
     pub fn next_max_delay(&mut self, unit: f64) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let half = self.max / 2;
+        let half = self.long / 2;
         half + half.mul_f64(unit.clamp(0.0, 1.0))
     }
 
@@ -59,19 +64,29 @@ mod tests {
 
     #[test]
     fn grows_exponentially_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut b = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(15),
+            Duration::from_secs(60),
+        );
         let highs: Vec<u128> = (0..9).map(|_| b.next_delay(1.0).as_millis()).collect();
         assert_eq!(
             highs,
-            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+            [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000, 15000]
         );
+        let lows: Vec<u128> = (0..3).map(|_| b.next_delay(0.0).as_millis()).collect();
+        assert_eq!(lows, [7500, 7500, 7500], "jitter spreads even the cap");
         b.reset();
         assert_eq!(b.next_delay(0.0), Duration::from_millis(250));
     }
 
     #[test]
     fn failures_that_need_a_person_wait_the_longest_step() {
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut b = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(15),
+            Duration::from_secs(60),
+        );
         let cases = [(0.0, 30), (0.5, 45), (1.0, 60)];
         for (unit, secs) in cases {
             assert_eq!(b.next_max_delay(unit), Duration::from_secs(secs), "{unit}");
@@ -81,7 +96,11 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_half_to_full_step() {
-        let mut b = Backoff::new(Duration::from_secs(4), Duration::from_secs(60));
+        let mut b = Backoff::new(
+            Duration::from_secs(4),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         for unit in [0.0, 0.3, 0.999] {
             b.reset();
             let d = b.next_delay(unit);

@@ -1,7 +1,11 @@
 //! `firstline-agent check`: every probe once, judged and printed for a technician on the phone
 //! with a user. Colour when the output is a terminal (and `NO_COLOR` is unset), plain text when
 //! piped, `--json` for scripts. Exit code as monitoring plugins use it: 0 healthy, 1 warnings,
-//! 2 critical. Works without enrollment and without a collector.
+//! 2 critical. Works without enrollment and without a collector. In text, each probe's
+//! findings are printed as soon as it finishes (`render_section`), then the summary; the slow
+//! probes' results can come from the running agent (`cache`).
+
+pub mod cache;
 
 use std::fmt::Write as _;
 
@@ -26,11 +30,19 @@ fn tag(level: Level) -> &'static str {
 }
 
 fn word(level: Level) -> &'static str {
-    match level {
-        Level::Ok => "healthy",
-        Level::Warning => "warning",
-        Level::Critical => "critical",
+    cache::word(level)
+}
+
+fn paint(level: Level, s: &str, colour: bool) -> String {
+    if !colour {
+        return s.to_owned();
     }
+    let code = match level {
+        Level::Ok => "32",
+        Level::Warning => "33",
+        Level::Critical => "31;1",
+    };
+    format!("\x1b[{code}m{s}\x1b[0m")
 }
 
 /// The worst level among the findings.
@@ -40,34 +52,46 @@ pub fn overall(findings: &[Finding]) -> Level {
 
 /// The report as text; `colour` adds ANSI colours to the level tags.
 pub fn render_text(host: &str, findings: &[Finding], colour: bool) -> String {
-    let paint = |level: Level, s: &str| {
-        if !colour {
-            return s.to_owned();
-        }
-        let code = match level {
-            Level::Ok => "32",
-            Level::Warning => "33",
-            Level::Critical => "31;1",
-        };
-        format!("\x1b[{code}m{s}\x1b[0m")
-    };
-    let total = overall(findings);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Firstline health check for {host}: {}",
-        paint(total, &word(total).to_uppercase())
-    );
+    let mut out = render_summary(host, findings, colour);
     let mut sections: Vec<_> = findings.iter().map(|f| f.section).collect();
     sections.sort();
     sections.dedup();
     for section in sections {
-        let _ = writeln!(out, "\n{}", section.name().to_uppercase());
-        for f in findings.iter().filter(|f| f.section == section) {
-            let _ = writeln!(out, "  {}  {}", paint(f.level, tag(f.level)), f.text);
-        }
+        let of_section: Vec<Finding> = findings
+            .iter()
+            .filter(|f| f.section == section)
+            .cloned()
+            .collect();
+        out.push_str(&render_section(
+            &section.name().to_uppercase(),
+            &of_section,
+            colour,
+        ));
     }
     out
+}
+
+/// One probe's findings under its section title, as printed when the probe finishes.
+pub fn render_section(title: &str, findings: &[Finding], colour: bool) -> String {
+    let mut out = format!("\n{title}\n");
+    for f in findings {
+        let _ = writeln!(
+            out,
+            "  {}  {}",
+            paint(f.level, tag(f.level), colour),
+            f.text
+        );
+    }
+    out
+}
+
+/// The line with the overall judgement.
+pub fn render_summary(host: &str, findings: &[Finding], colour: bool) -> String {
+    let total = overall(findings);
+    format!(
+        "Firstline health check for {host}: {}\n",
+        paint(total, &word(total).to_uppercase(), colour)
+    )
 }
 
 /// The report as JSON: the judgement and, under `facts`, everything the probes found (in the
@@ -176,6 +200,7 @@ mod tests {
                         millis: 3.0,
                         failure: "nxdomain".into(),
                         detail: "no record".into(),
+                        resolver: "10.0.0.53:53".into(),
                     },
                 ],
                 tcp: vec![CheckResult {
@@ -184,6 +209,7 @@ mod tests {
                     millis: 3000.0,
                     failure: "timeout".into(),
                     detail: "no connection within 3s".into(),
+                    resolver: String::new(),
                 }],
                 ..ConnFacts::default()
             })),

@@ -3,17 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::{IsTerminal as _, Write as _};
+
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use firstline_support::blocking;
 use firstline_support::process::colour_wanted;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::check;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::enroll::{EnrollParams, Machine, enroll_machine};
-use crate::facts::Facts;
+use crate::facts::{Facts, ProbeId};
 use crate::identity::Identity;
 use crate::registry::{Context, ProbeSet};
 use crate::runner;
@@ -165,7 +169,9 @@ fn read_ca(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// Runs every probe once, concurrently, and prints the judgement.
+/// Runs every probe once, concurrently, and prints the judgement: in text, each probe's
+/// findings as soon as it finishes, then the summary. A slow probe the running agent ran within
+/// its interval is not run again: its kept result is shown, with its age.
 async fn check_once(config: &Config, json: bool) -> u8 {
     let dir = config.state_dir.clone();
     let collector = blocking::run(move || Identity::load(&dir).ok())
@@ -173,36 +179,133 @@ async fn check_once(config: &Config, json: bool) -> u8 {
         .and_then(|i| runner::collector_target(&i.collector_url));
     let ctx = Context { collector };
     let probes = ProbeSet::new();
-    let runs = probes.ids().map(|id| {
-        let (ctx, probes) = (&ctx, &probes);
-        async move { (id, probes.run_once(id, config, ctx).await) }
-    });
+    let kept = kept_results(&probes, config).await;
+    let colour = (!json).then(|| colour_wanted(std::io::stdout().is_terminal()));
+    if colour.is_some() {
+        let names: Vec<&str> = probes.ids().map(ProbeId::name).collect();
+        say(&format!("Checking {}...\n", names.join(", ")));
+    }
+    let facts = run_probes(&probes, config, &ctx, &kept, colour).await;
+    let findings = with_kept(
+        check::evaluate(&probes, &facts, &check::Limits::default(), now_ms()),
+        &kept,
+    );
+    match colour {
+        Some(colour) => {
+            let host = host_of(&probes, &facts).hostname;
+            say(&format!(
+                "\n{}",
+                check::render_summary(&host, &findings, colour)
+            ));
+        }
+        None => {
+            let mut snapshot = host_of(&probes, &facts);
+            let mut facts_json = serde_json::to_value(&snapshot).unwrap_or_default();
+            for (_, k) in &kept {
+                check::cache::merge(&mut facts_json, &k.facts);
+            }
+            let host = std::mem::take(&mut snapshot.hostname);
+            println!("{}", check::render_json(&host, &findings, facts_json));
+        }
+    }
+    check::overall(&findings).exit_code()
+}
+
+/// Runs the probes that have no kept result, concurrently; in text (`colour` is `Some`),
+/// prints the kept results, then each probe's findings as it finishes.
+async fn run_probes(
+    probes: &ProbeSet,
+    config: &Config,
+    ctx: &Context,
+    kept: &[(ProbeId, check::cache::Kept)],
+    colour: Option<bool>,
+) -> Facts {
+    let started = std::time::Instant::now();
+    let mut runs: FuturesUnordered<_> = probes
+        .ids()
+        .filter(|id| !kept.iter().any(|(k, _)| k == id))
+        .map(|id| async move { (id, probes.run_once(id, config, ctx).await) })
+        .collect();
+    if let Some(colour) = colour {
+        for (id, k) in kept {
+            let title = format!("{}  (the running agent's)", id.name().to_uppercase());
+            say(&check::render_section(
+                &title,
+                &k.findings(*id, now_ms()),
+                colour,
+            ));
+        }
+    }
     let mut facts = Facts::default();
-    for (id, result) in futures_util::future::join_all(runs).await {
+    while let Some((id, result)) = runs.next().await {
+        if let Some(colour) = colour {
+            let mut one = Facts::default();
+            one.apply(id, result.clone());
+            let found = check::evaluate(probes, &one, &check::Limits::default(), now_ms());
+            let secs = started.elapsed().as_secs_f64();
+            let title = format!("{}  ({secs:.1} s)", id.name().to_uppercase());
+            say(&check::render_section(&title, &found, colour));
+        }
         facts.apply(id, result);
     }
+    facts
+}
+
+/// Prints at once (the next probe may take seconds).
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// The snapshot of `facts`, with the host name the system probe found.
+fn host_of(probes: &ProbeSet, facts: &Facts) -> firstline_proto::v1::Snapshot {
     let mut snapshot = crate::wire::snapshot(
-        &probes,
-        &facts,
+        probes,
+        facts,
         &crate::wire::Identity::default(),
         firstline_proto::v1::Trigger::Unspecified,
         now_ms(),
         None,
     );
-    let host = snapshot
+    snapshot.hostname = snapshot
         .system
         .as_ref()
         .map(|s| s.hostname.clone())
         .unwrap_or_default();
-    snapshot.hostname.clone_from(&host);
-    let findings = check::evaluate(&probes, &facts, &check::Limits::default(), now_ms());
-    if json {
-        let facts_json = serde_json::to_value(&snapshot).unwrap_or_default();
-        println!("{}", check::render_json(&host, &findings, facts_json));
-    } else {
-        use std::io::IsTerminal;
-        let colour = colour_wanted(std::io::stdout().is_terminal());
-        print!("{}", check::render_text(&host, &findings, colour));
+    snapshot
+}
+
+/// The slow probes' results the running agent kept, fresher than each probe's interval.
+async fn kept_results(probes: &ProbeSet, config: &Config) -> Vec<(ProbeId, check::cache::Kept)> {
+    let wanted: Vec<(ProbeId, std::time::Duration)> = check::cache::SLOW_PROBES
+        .iter()
+        .filter_map(|name| probes.id(name))
+        .map(|id| (id, probes.timing(id, config).0))
+        .collect();
+    let dir = config.state_dir.clone();
+    blocking::run(move || {
+        wanted
+            .into_iter()
+            .filter_map(|(id, interval)| {
+                check::cache::Kept::load(&dir, id.name(), interval, now_ms()).map(|k| (id, k))
+            })
+            .collect()
+    })
+    .await
+}
+
+/// `findings` with the kept probes' findings in their probe's place of the report order.
+fn with_kept(
+    mut findings: Vec<check::Finding>,
+    kept: &[(ProbeId, check::cache::Kept)],
+) -> Vec<check::Finding> {
+    for (id, k) in kept {
+        let at = findings
+            .iter()
+            .position(|f| f.section.index() > id.index())
+            .unwrap_or(findings.len());
+        findings.splice(at..at, k.findings(*id, now_ms()));
     }
-    check::overall(&findings).exit_code()
+    findings
 }

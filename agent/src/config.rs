@@ -72,6 +72,11 @@ struct RawPatches {
     timeout: Option<String>,
     reboot_markers: Option<Vec<PathBuf>>,
     apt_history: Option<PathBuf>,
+    /// apt's configuration file, as `APT_CONFIG` would name it.
+    apt_config: Option<PathBuf>,
+    /// dpkg's status file and apt's lists folder: passed to apt and watched.
+    dpkg_status: Option<PathBuf>,
+    apt_lists: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,6 +276,7 @@ impl Config {
             if let Some(h) = &p.apt_history {
                 self.patch_settings.apt_history = h.clone();
             }
+            self.apply_apt_paths(p, problems);
         }
         if let Some(a) = antivirus {
             set_timing(
@@ -280,6 +286,7 @@ impl Config {
                 &a.timeout,
                 problems,
             );
+            self.av_settings.clamd_budget = AvSettings::clamd_budget(self.antivirus.timeout);
             if let Some(c) = &a.clamd_conf {
                 self.av_settings.clamd_conf = c.clone();
             }
@@ -331,6 +338,47 @@ impl Config {
         self.conn_settings.dns_servers = servers.iter().filter_map(|s| s.parse().ok()).collect();
         self.conn_settings.https_ca_files =
             ca_files(c.https_ca_files.unwrap_or_default(), problems);
+    }
+}
+
+impl Config {
+    /// `patches.apt_config`, `patches.dpkg_status` (files) and `patches.apt_lists` (a folder):
+    /// each must exist as such when set. Looks at the file system (the config is loaded on the
+    /// blocking pool).
+    fn apply_apt_paths(&mut self, p: &RawPatches, problems: &mut Vec<String>) {
+        let checks = [
+            (
+                "apt_config",
+                &p.apt_config,
+                false,
+                &mut self.patch_settings.apt_config,
+            ),
+            (
+                "dpkg_status",
+                &p.dpkg_status,
+                false,
+                &mut self.patch_settings.dpkg_status,
+            ),
+            (
+                "apt_lists",
+                &p.apt_lists,
+                true,
+                &mut self.patch_settings.apt_lists,
+            ),
+        ];
+        for (key, value, dir, slot) in checks {
+            let Some(path) = value else { continue };
+            let ok = if dir { path.is_dir() } else { path.is_file() };
+            if ok {
+                *slot = Some(path.clone());
+            } else {
+                let what = if dir { "folder" } else { "file" };
+                problems.push(format!(
+                    "patches.{key}: {} is not a {what} (or cannot be read)",
+                    path.display()
+                ));
+            }
+        }
     }
 }
 
@@ -421,6 +469,18 @@ mod tests {
                 "connectivity.dns_servers",
             ),
             ("[patches]\ntimeout = \"forever\"\n", "patches.timeout"),
+            (
+                "[patches]\napt_config = \"/nonexistent/apt.conf\"\n",
+                "patches.apt_config: /nonexistent/apt.conf is not a file",
+            ),
+            (
+                "[patches]\ndpkg_status = \"/\"\n",
+                "patches.dpkg_status: / is not a file",
+            ),
+            (
+                "[patches]\napt_lists = \"/nonexistent/lists\"\n",
+                "patches.apt_lists: /nonexistent/lists is not a folder",
+            ),
         ];
         for (text, expected) in cases {
             let error = load(text).expect_err(text);

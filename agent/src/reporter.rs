@@ -1,8 +1,12 @@
 //! The reporter keeps the latest facts of every probe and decides, on each new result and on a
 //! one-second tick, whether to take a snapshot (see `trigger`); a snapshot goes to the spool and
 //! wakes the uplink. Snapshots carry the uplink's diagnosis while the collector is unreachable,
-//! and what the spool lost or the collector rejected since the previous one.
+//! and what the spool lost or the collector rejected since the previous one. Once an upload
+//! succeeds after failures, a snapshot follows at once: the last one carried the failures, and
+//! the collector would show them next to a working connection until the next heartbeat. The
+//! slow probes' results are also kept in the state directory for `check` (`check::cache`).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,8 +16,9 @@ use prost::Message;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::check::cache::{Kept, SLOW_PROBES};
 use crate::clock::now_ms;
-use crate::facts::{Facts, ProbeId};
+use crate::facts::{Facts, ProbeId, ProbeOutput};
 use crate::identity::Policy;
 use crate::registry::ProbeSet;
 use crate::scheduler::ProbeResult;
@@ -29,6 +34,8 @@ pub struct Reporter {
     pub policy: watch::Receiver<Policy>,
     pub wake: Arc<Notify>,
     pub diagnosis: Arc<Mutex<UplinkDiagnosis>>,
+    /// Where the slow probes' results are kept for `check`.
+    pub state_dir: PathBuf,
 }
 
 impl Reporter {
@@ -36,12 +43,19 @@ impl Reporter {
     pub async fn run(self, mut results: mpsc::Receiver<ProbeResult>, shutdown: CancellationToken) {
         let mut facts = Facts::default();
         let mut last: Option<LastReport> = None;
+        // Upload failures the last spooled snapshot carried.
+        let mut carried: u32 = 0;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 received = results.recv() => match received {
-                    Some((id, result)) => facts.apply(id, result),
+                    Some((id, result)) => {
+                        if let Ok(output) = &result {
+                            self.keep(id, output);
+                        }
+                        facts.apply(id, result);
+                    }
                     None => return,
                 },
                 _ = tick.tick() => {}
@@ -57,11 +71,15 @@ impl Reporter {
                 .signature(&facts, &policy.disk_thresholds_percent);
             let now = Instant::now();
             let heartbeat = Duration::from_secs(u64::from(policy.heartbeat_seconds.max(1)));
-            let Some(trigger) = decide(last.as_ref(), now, &signature, heartbeat) else {
+            let stale = stale_failures(carried, &self.diagnosis());
+            let Some(trigger) = decide(last.as_ref(), now, &signature, heartbeat)
+                .or_else(|| stale.then_some(Trigger::Change))
+            else {
                 continue;
             };
             match self.spool_snapshot(&facts, trigger).await {
-                Ok(stamp) => {
+                Ok((stamp, failures)) => {
+                    carried = failures;
                     let probes: Vec<&str> = facts.reported().map(ProbeId::name).collect();
                     tracing::debug!(
                         epoch = stamp.epoch,
@@ -78,12 +96,38 @@ impl Reporter {
         }
     }
 
-    async fn spool_snapshot(&self, facts: &Facts, trigger: Trigger) -> Result<Stamp, SpoolError> {
-        let diagnosis = self
-            .diagnosis
+    /// Keeps a slow probe's result for `check`, on the blocking pool, without waiting for it.
+    fn keep(&self, id: ProbeId, output: &ProbeOutput) {
+        if !SLOW_PROBES.contains(&id.name()) {
+            return;
+        }
+        let (probes, dir, output) = (self.probes.clone(), self.state_dir.clone(), output.clone());
+        tokio::spawn(async move {
+            let saved = firstline_support::blocking::run(move || {
+                Kept::new(&probes, id, output, now_ms()).save(&dir)
+            })
+            .await;
+            if let Err(error) = saved {
+                tracing::warn!(%error, probe = id.name(), "cannot keep the result for check");
+            }
+        });
+    }
+
+    fn diagnosis(&self) -> UplinkDiagnosis {
+        self.diagnosis
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .clone()
+    }
+
+    /// Spools a snapshot; also says how many upload failures it carries.
+    async fn spool_snapshot(
+        &self,
+        facts: &Facts,
+        trigger: Trigger,
+    ) -> Result<(Stamp, u32), SpoolError> {
+        let diagnosis = self.diagnosis();
+        let failures = diagnosis.consecutive_failures;
         let mut snapshot = wire::snapshot(
             &self.probes,
             facts,
@@ -101,5 +145,35 @@ impl Reporter {
                 snapshot.encode_to_vec()
             })
             .await
+            .map(|stamp| (stamp, failures))
+    }
+}
+
+/// Whether the last snapshot's upload failures are out of date: it carried some, and an upload
+/// has succeeded since (the uplink clears the diagnosis on its first success).
+fn stale_failures(carried: u32, now: &UplinkDiagnosis) -> bool {
+    carried > 0 && now.consecutive_failures == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_follows_the_first_success_after_failures() {
+        let failing = UplinkDiagnosis {
+            consecutive_failures: 10,
+            ..UplinkDiagnosis::default()
+        };
+        let cleared = UplinkDiagnosis::default();
+        let cases = [
+            (0, &cleared, false),
+            (0, &failing, false),
+            (10, &failing, false),
+            (10, &cleared, true),
+        ];
+        for (carried, now, stale) in cases {
+            assert_eq!(stale_failures(carried, now), stale, "{carried} {now:?}");
+        }
     }
 }

@@ -86,6 +86,7 @@ pub async fn run(
         policy: policy_rx,
         wake: wake.clone(),
         diagnosis: diagnosis.clone(),
+        state_dir: config.state_dir.clone(),
     };
     tracker.spawn(reporter.run(results_rx, shutdown.clone()));
     let uplink = Uplink::new(

@@ -211,6 +211,8 @@ mod tests {
     fn events_map_to_the_probe_that_reads_the_file() {
         let mut config = Config::default();
         config.patch_settings.reboot_markers = vec!["/run/reboot-required".into()];
+        // No clamd.conf: the agent's own database folder (not this machine's clamd.conf).
+        config.av_settings.clamd_conf = "/nonexistent/clamd.conf".into();
         let probes = ProbeSet::new();
         let id = |name| probes.id(name).expect("probe");
         let specs = specs(
@@ -228,6 +230,54 @@ mod tests {
                 "/var/lib/clamav/daily.cld",
                 &[Target::Rerun(id("antivirus"))],
             ),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(targets_for(&specs, Path::new(path)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_clamav_database_folder_is_the_one_clamd_conf_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clamd_conf = dir.path().join("clamd.conf");
+        std::fs::write(&clamd_conf, "DatabaseDirectory /srv/clamav-db\n").expect("clamd.conf");
+        let mut config = Config::default();
+        config.av_settings.clamd_conf = clamd_conf.clone();
+        config.av_settings.clamav_db_dir = "/opt/clamav".into();
+        let probes = ProbeSet::new();
+        let av = Target::Rerun(probes.id("antivirus").expect("probe"));
+        let specs = specs(&config, None, &probes);
+        let cases: [(&Path, &[Target]); 4] = [
+            (Path::new("/srv/clamav-db/daily.cld"), &[av]),
+            (Path::new("/srv/clamav-db/main.cvd"), &[av]),
+            (&clamd_conf, &[av]),
+            (Path::new("/var/lib/clamav/daily.cld"), &[]),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(targets_for(&specs, path), expected, "{}", path.display());
+        }
+        // Without DatabaseDirectory, the agent's own setting.
+        std::fs::write(&clamd_conf, "LocalSocket /run/clamd.ctl\n").expect("clamd.conf");
+        let specs = super::specs(&config, None, &probes);
+        assert_eq!(
+            targets_for(&specs, Path::new("/opt/clamav/daily.cvd")),
+            [av]
+        );
+    }
+
+    #[test]
+    fn apt_state_is_watched_where_the_patches_settings_say() {
+        let mut config = Config::default();
+        config.patch_settings.dpkg_status = Some("/srv/lab/dpkg/status".into());
+        config.patch_settings.apt_lists = Some("/srv/lab/lists".into());
+        let probes = ProbeSet::new();
+        let patches = Target::Rerun(probes.id("patches").expect("probe"));
+        let specs = specs(&config, None, &probes);
+        let cases: [(&str, &[Target]); 4] = [
+            ("/srv/lab/dpkg/status", &[patches]),
+            ("/srv/lab/lists/lab_Packages", &[patches]),
+            ("/var/lib/dpkg/status", &[]),
+            ("/var/lib/apt/lists/deb_Packages", &[]),
         ];
         for (path, expected) in cases {
             assert_eq!(targets_for(&specs, Path::new(path)), expected, "{path}");

@@ -2,7 +2,8 @@
 //! tracked condition, and a condition that has held long enough (`for`) and often enough
 //! (consecutive reports) opens a ticket, counts an occurrence, raises its priority, or, when
 //! it clears, resolves it. A recurrence within the reopen window reopens the resolved ticket
-//! instead of opening another. All of it runs in the ingest transaction; what each change
+//! instead of opening another; opened or reopened, the ticket goes through outage correlation
+//! (`crate::correlation`) first. All of it runs in the ingest transaction; what each change
 //! does to a ticket is decided by `tickets::lifecycle`.
 //!
 //! One reading below the clear threshold resolves a ticket, however long it was open: the
@@ -169,11 +170,14 @@ impl Engine {
                         match lifecycle::on_clear(t, at_ms, self.flap_window) {
                             ClearDecision::Wait { since_ms } => {
                                 tx.note_value(t.id, o.value, Some(since_ms)).await?;
+                                // Clear, though held by its own flap window: its outage
+                                // need not wait for it.
+                                crate::correlation::after_clear(tx, t, at_ms).await?;
                             }
                             ClearDecision::Resolve => {
                                 tx.resolve_ticket(t.id, at_ms, o.value, "condition cleared")
                                     .await?;
-                                crate::correlation::after_resolve(tx, t, at_ms).await?;
+                                crate::correlation::after_clear(tx, t, at_ms).await?;
                                 changes.resolved += 1;
                             }
                         }
@@ -194,7 +198,7 @@ impl Engine {
         {
             tx.resolve_ticket(t.id, at_ms, t.last_value, "no longer reported")
                 .await?;
-            crate::correlation::after_resolve(tx, t, at_ms).await?;
+            crate::correlation::after_clear(tx, t, at_ms).await?;
             changes.resolved += 1;
         }
         for c in conditions
@@ -228,6 +232,9 @@ impl Engine {
         Ok(())
     }
 
+    /// Opens a ticket for a condition that became due, or reopens its resolved one within the
+    /// reopen window. Both go through correlation first, so a second storm on the same check
+    /// becomes an outage again rather than hundreds of reopened host tickets.
     async fn open_or_reopen(
         &self,
         tx: &mut WriteTx,
@@ -237,28 +244,18 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let (agent_id, rule, at_ms) = (step.agent_id, step.rule, step.snapshot.at_ms);
         let key = dedupe_key(agent_id, &rule.id, &o.subject);
-        if let Some((id, resolved_at)) = tx.last_resolved(&key).await?
-            && let Recurrence::Reopen { flapping } = lifecycle::recurrence(
+        let reopen = match tx.last_resolved(&key).await? {
+            Some((id, resolved_at)) => match lifecycle::recurrence(
                 Some(resolved_at),
                 at_ms,
                 self.reopen_window,
                 self.flap_window,
-            )
-        {
-            tx.reopen_ticket(
-                id,
-                at_ms,
-                o.value,
-                &self.sla,
-                "the condition recurred within the reopen window",
-            )
-            .await?;
-            if flapping {
-                tx.mark_flapping(id, at_ms).await?;
-            }
-            changes.reopened += 1;
-            return Ok(());
-        }
+            ) {
+                Recurrence::Reopen { flapping } => Some((id, flapping)),
+                Recurrence::New => None,
+            },
+            None => None,
+        };
         let priority = o
             .raised_priority
             .map_or(rule.priority, |p| p.min(rule.priority));
@@ -276,15 +273,35 @@ impl Engine {
             resolve_due_ms,
             kb: &rule.kb,
         };
-        let outage_title = format!("Outage: {} failing on many hosts", o.subject);
         // Decide first, so an outage opened now suppresses only the tickets before this one.
-        let placement =
-            crate::correlation::place(tx, &self.correlation, &new, &outage_title).await?;
-        let id = tx.open_ticket(&new).await?;
-        if let Placement::Under(outage) = placement {
-            tx.suppress(id, outage, at_ms).await?;
+        let placement = crate::correlation::place(tx, &self.correlation, &new, &o.cause).await?;
+        let id = match reopen {
+            Some((id, flapping)) => {
+                tx.reopen_ticket(
+                    id,
+                    at_ms,
+                    o.value,
+                    &self.sla,
+                    "the condition recurred within the reopen window",
+                )
+                .await?;
+                if flapping {
+                    tx.mark_flapping(id, at_ms).await?;
+                }
+                changes.reopened += 1;
+                id
+            }
+            None => {
+                changes.opened += 1;
+                tx.open_ticket(&new).await?
+            }
+        };
+        if !o.cause.is_empty() || reopen.is_some() {
+            tx.set_cause(id, &o.cause).await?;
         }
-        changes.opened += 1;
+        if let Placement::Under(outage) = placement {
+            crate::correlation::join(tx, &self.correlation, &self.sla, id, outage, at_ms).await?;
+        }
         Ok(())
     }
 }
@@ -316,6 +333,7 @@ async fn forecast(
             verdict,
             value: hours.unwrap_or(f64::INFINITY).min(1e9),
             raised_priority: None,
+            cause: String::new(),
         });
     }
     Ok(out)

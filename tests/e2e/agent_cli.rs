@@ -16,10 +16,10 @@ use firstline_tests::netns::NetLab;
 use serde_json::Value;
 
 /// One `check --json` run: the exit code and the report.
-struct Checked {
-    code: Option<i32>,
-    report: Value,
-    stderr: String,
+pub(crate) struct Checked {
+    pub(crate) code: Option<i32>,
+    pub(crate) report: Value,
+    pub(crate) stderr: String,
 }
 
 impl Checked {
@@ -42,7 +42,7 @@ impl Checked {
 
 /// Runs `firstline-agent --config CONFIG check --json` with `fake_bin` first on PATH, inside
 /// the network namespace `netns` when given.
-fn check(config: &Path, fake_bin: &Path, netns: Option<&str>) -> Checked {
+pub(crate) fn check(config: &Path, fake_bin: &Path, netns: Option<&str>) -> Checked {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -73,7 +73,7 @@ fn check(config: &Path, fake_bin: &Path, netns: Option<&str>) -> Checked {
 }
 
 /// A directory with a fake `apt-get` that finds nothing to update (a patched machine).
-fn patched_apt(dir: &Path) -> PathBuf {
+pub(crate) fn patched_apt(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     let apt = bin.join("apt-get");
@@ -178,7 +178,7 @@ fn check_exit_codes_follow_the_worst_finding() {
 }
 
 /// The HTTPS check of `report` for `url`.
-fn https_check<'a>(report: &'a Value, url: &str) -> &'a Value {
+pub(crate) fn https_check<'a>(report: &'a Value, url: &str) -> &'a Value {
     report["facts"]["connectivity"]["https"]
         .as_array()
         .and_then(|a| a.iter().find(|c| c["url"] == url))
@@ -260,7 +260,12 @@ fn https_check_against_a_tls_server_on_loopback() {
     let untrusted = check(&config, &fake_bin, None);
     let result = https_check(&untrusted.report, &url);
     assert_eq!(result["ok"], false, "{result}");
-    assert_eq!(result["failure"], "tls_error", "{result}");
+    assert_eq!(result["failure"], "untrusted", "{result}");
+    assert_eq!(
+        result["certificate_days_left"].as_i64(),
+        Some(days_left),
+        "the expiry of the refused certificate: {result}"
+    );
     assert_eq!(
         result["status"], 0,
         "no HTTP exchange without trust: {result}"
@@ -289,7 +294,7 @@ fn https_check_against_a_tls_server_on_loopback() {
             .any(|f| f["level"] == "warning"
                 && f["text"]
                     .as_str()
-                    .is_some_and(|t| t.starts_with(&format!("https {url} failed: tls_error")))),
+                    .is_some_and(|t| t.starts_with(&format!("https {url} failed: untrusted")))),
         "{}",
         untrusted.report["findings"]
     );

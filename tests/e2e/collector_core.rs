@@ -55,6 +55,9 @@ const CASES: &[(&str, Case)] = &[
     ("the_same_machine_enrolled_twice", |s, _| {
         Box::pin(the_same_machine_enrolled_twice(s))
     }),
+    ("conditions_on_their_way_show_on_the_host", |s, _| {
+        Box::pin(conditions_on_their_way_show_on_the_host(s))
+    }),
 ];
 
 const T0: i64 = 1_800_000_000_000;
@@ -455,7 +458,7 @@ async fn unknown_stored_values_are_errors(store: Store, url: String) {
         "names the host: {error}"
     );
     let svc = service(&store);
-    let error = svc.list_hosts().await.expect_err("service error");
+    let error = svc.list_hosts(T0).await.expect_err("service error");
     assert!(
         matches!(error, ServiceError::Internal(_)),
         "not worth retrying: {error:?}"
@@ -543,16 +546,20 @@ async fn hosts_by_name_labels_and_silences(store: Store) {
         "{tickets:?}"
     );
     let host = svc
-        .set_labels("pc-a", &["lab".into(), "floor-3".into(), "lab".into()])
+        .set_labels("pc-a", &["lab".into(), "floor-3".into(), "lab".into()], T0)
         .await
         .expect("labels");
     assert_eq!(host.labels, ["lab", "floor-3"]);
-    let listed = svc.list_hosts().await.expect("hosts");
+    let listed = svc.list_hosts(T0).await.expect("hosts");
     assert_eq!(
         listed.iter().find(|h| h.agent_id == "a").expect("a").labels,
         ["lab", "floor-3"]
     );
-    assert!(svc.set_labels("pc-a", &["has space".into()]).await.is_err());
+    assert!(
+        svc.set_labels("pc-a", &["has space".into()], T0)
+            .await
+            .is_err()
+    );
     let silence = |host: &str, rule: &str| SilenceRequest {
         host: host.into(),
         rule: rule.into(),
@@ -706,4 +713,63 @@ async fn the_same_machine_enrolled_twice(store: Store) {
         twins,
         [("a", vec!["b".to_owned()]), ("b", vec!["a".to_owned()])]
     );
+}
+
+async fn conditions_on_their_way_show_on_the_host(store: Store) {
+    agent(&store, "a").await;
+    let engine = Engine::default();
+    let day = 1440 * MIN;
+    let security = |seq: u64, at: i64| v1::Snapshot {
+        patches: Some(v1::PatchState {
+            package_manager: "apt".into(),
+            pending_count: 2,
+            security_count: 2,
+            ..Default::default()
+        }),
+        ..snap(seq, at, 10)
+    };
+    ingest(&store, &engine, "a", &batch(vec![security(1, T0)], T0), T0)
+        .await
+        .expect("ingest");
+    let later = T0 + 3 * day;
+    ingest(
+        &store,
+        &engine,
+        "a",
+        &batch(vec![security(2, later)], later),
+        later,
+    )
+    .await
+    .expect("ingest");
+    let host = service(&store).host("a", later).await.expect("host");
+    let pending: Vec<(&str, u32, i64)> = host
+        .pending
+        .iter()
+        .map(|p| (p.rule_id.as_str(), p.priority, p.opens_at_ms))
+        .collect();
+    assert!(
+        pending.contains(&("updates.security", 2, T0 + 7 * day)),
+        "P2 in 4 days if not patched: {pending:?}"
+    );
+    assert!(open_tickets(&store).await.is_empty(), "not due yet");
+    let listed = service(&store).list_hosts(later).await.expect("hosts");
+    assert_eq!(listed[0].pending, host.pending, "the list shows the same");
+    // Once due, it is a ticket and no longer pending.
+    let due = T0 + 7 * day + MIN;
+    ingest(
+        &store,
+        &engine,
+        "a",
+        &batch(vec![security(3, due)], due),
+        due,
+    )
+    .await
+    .expect("ingest");
+    let host = service(&store).host("a", due).await.expect("host");
+    assert!(
+        host.pending.iter().all(|p| p.rule_id != "updates.security"),
+        "{:?}",
+        host.pending
+    );
+    assert_eq!(open_tickets(&store).await.len(), 1);
 }

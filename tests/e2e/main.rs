@@ -3,6 +3,8 @@
 
 mod agent_behaviour;
 mod agent_cli;
+mod agent_cli_checks;
+mod antivirus;
 mod bad_input;
 mod cli;
 mod collector_cli;
@@ -10,6 +12,8 @@ mod collector_core;
 mod disk_tickets;
 mod http_api;
 mod outage;
+mod outage_storms;
+mod patches;
 mod probes;
 mod properties;
 mod scenarios;

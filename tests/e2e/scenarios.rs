@@ -153,6 +153,10 @@ async fn security_updates_for_seven_days(store: Store) {
         (2, "security-updates")
     );
     assert_eq!(
+        open[0].title, "3 security updates pending on pc-a for over 7 days",
+        "a whole count, the rule's duration"
+    );
+    assert_eq!(
         open[0].response_due_ms,
         T0 + 7 * DAY + HOUR + HOUR,
         "P2 response time is one hour"

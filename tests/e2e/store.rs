@@ -26,6 +26,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         Box::pin(one_open_ticket_per_key(s))
     }),
     ("vanished_mount", |s| Box::pin(vanished_mount(s))),
+    ("handoff_says_when_a_list_is_cut", |s| {
+        Box::pin(handoff_says_when_a_list_is_cut(s))
+    }),
 ];
 
 const NOW: i64 = 1_800_000_000_000;
@@ -391,5 +394,40 @@ async fn vanished_mount(store: Store) {
         tickets[0].state,
         TicketState::Resolved,
         "unplugged disk's ticket resolves"
+    );
+}
+
+async fn handoff_says_when_a_list_is_cut(store: Store) {
+    enroll_agent(&store, "a").await;
+    let limit = firstline_collector::store::HANDOFF_LIMIT;
+    let mut tx = store.begin_write().await.expect("tx");
+    for i in 0..=limit {
+        let subject = format!("/m{i}");
+        let id = tx
+            .open_ticket(&NewTicket {
+                agent_id: "a",
+                rule_id: "disk.usage",
+                subject: &subject,
+                priority: 3,
+                title: "t",
+                at_ms: NOW,
+                value: 95.0,
+                response_due_ms: NOW + 1,
+                resolve_due_ms: NOW + 2,
+                kb: "disk-full",
+            })
+            .await
+            .expect("open");
+        tx.resolve_ticket(id, NOW + 1, 10.0, "test")
+            .await
+            .expect("resolve");
+    }
+    tx.commit().await.expect("commit");
+    let handoff = store.handoff(NOW).await.expect("handoff");
+    assert_eq!(handoff.resolved_since.len(), limit);
+    assert_eq!(
+        handoff.truncated,
+        [false, false, true],
+        "only resolved is cut"
     );
 }

@@ -1,8 +1,10 @@
 //! A throwaway `clamd` (Debian's clamav-daemon) with a signature database the test builds
 //! itself: an unsigned `daily.cud` made by `sigtool --unsigned` from one hash signature, so
-//! clamd starts in milliseconds and its `VERSION` reports the database version and date.
+//! clamd starts in milliseconds and its `VERSION` reports the database version and date. It
+//! listens on a unix socket, or (`start_tcp`) only on a TCP port of the loopback address.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +16,8 @@ use crate::wait_for;
 pub struct Clamd {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The TCP port when clamd listens on TCP only.
+    port: Option<u16>,
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -29,8 +33,22 @@ fn tool(name: &str) -> PathBuf {
 }
 
 impl Clamd {
-    /// Builds a database of version `db_version` and starts clamd on it.
+    /// Builds a database of version `db_version` and starts clamd on it, on a unix socket.
     pub fn start(db_version: u32) -> Self {
+        Self::start_with(db_version, None, "")
+    }
+
+    /// Like [`Clamd::start`], but clamd.conf names only `TCPSocket` (a free port) and
+    /// `TCPAddr 127.0.0.1`, and has the lines `extra` too.
+    pub fn start_tcp(db_version: u32, extra: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_with(db_version, Some(port), extra)
+    }
+
+    fn start_with(db_version: u32, port: Option<u16>, extra: &str) -> Self {
         // Short path: a unix socket path must fit in 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("flc")
@@ -65,17 +83,24 @@ impl Clamd {
         );
         std::fs::rename(build.join("daily.cud"), db.join("daily.cud")).expect("move database");
         let conf = dir.path().join("clamd.conf");
+        let listen = match port {
+            Some(port) => format!("TCPSocket {port}\nTCPAddr 127.0.0.1\n"),
+            None => format!("LocalSocket {}\n", dir.path().join("s").display()),
+        };
         std::fs::write(
             &conf,
             format!(
-                "Foreground yes\nLocalSocket {}\nDatabaseDirectory {}\nTemporaryDirectory {}\nBytecode no\nSelfCheck 0\n",
-                dir.path().join("s").display(),
+                "Foreground yes\n{listen}DatabaseDirectory {}\nTemporaryDirectory {}\nBytecode no\nSelfCheck 0\n{extra}",
                 db.display(),
                 dir.path().display()
             ),
         )
         .expect("clamd.conf");
-        let mut me = Self { dir, child: None };
+        let mut me = Self {
+            dir,
+            child: None,
+            port,
+        };
         me.restart();
         me
     }
@@ -121,12 +146,25 @@ impl Clamd {
 
     /// Sends one `z`-command and returns the reply, or None when clamd does not answer.
     pub fn command(&self, command: &str) -> Option<String> {
-        let mut stream = UnixStream::connect(self.socket()).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream.write_all(format!("z{command}\0").as_bytes()).ok()?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).ok()?;
-        Some(reply)
+        fn exchange(mut stream: impl Read + Write, command: &str) -> Option<String> {
+            stream.write_all(format!("z{command}\0").as_bytes()).ok()?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).ok()?;
+            Some(reply)
+        }
+        let timeout = Some(Duration::from_secs(5));
+        match self.port {
+            Some(port) => {
+                let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+                stream.set_read_timeout(timeout).ok()?;
+                exchange(stream, command)
+            }
+            None => {
+                let stream = UnixStream::connect(self.socket()).ok()?;
+                stream.set_read_timeout(timeout).ok()?;
+                exchange(stream, command)
+            }
+        }
     }
 }
 

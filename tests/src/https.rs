@@ -1,5 +1,6 @@
-//! An HTTPS server on 127.0.0.1:0 for the agent's HTTPS check: a self-signed certificate made
-//! by the test (rcgen) with an expiry the test chose, every request answered with one status, in
+//! An HTTPS server on 127.0.0.1:0 for the agent's HTTPS check: a certificate made by the test
+//! (rcgen; self-signed, or signed by a private CA of the test's) with the names and validity
+//! the test chose, every request answered with one status, in
 //! a thread of its own. It counts connections, finished handshakes and answered requests, and
 //! keeps each handshake's error, so a test can tell what the agent got as far as.
 
@@ -17,6 +18,8 @@ pub struct HttpsServer {
     pub port: u16,
     /// The server certificate (PEM), e.g. to trust it explicitly.
     pub certificate_pem: String,
+    /// The certificate to trust for this server: its CA, or itself when self-signed.
+    pub ca_pem: String,
     seen: Arc<Seen>,
     stop: CancellationToken,
     thread: Option<JoinHandle<()>>,
@@ -31,18 +34,33 @@ struct Seen {
     handshake_errors: Mutex<Vec<String>>,
 }
 
+/// The server certificate the test wants: its names, when it is valid (relative to now), and
+/// whether a private CA of the test's signs it (otherwise it is self-signed).
+pub struct CertSpec<'a> {
+    pub names: &'a [&'a str],
+    pub valid_from: time::Duration,
+    pub valid_for: time::Duration,
+    pub private_ca: bool,
+}
+
 impl HttpsServer {
     /// Starts a server whose certificate (for `localhost` and 127.0.0.1) expires `valid_for`
     /// from now, answering every request with `status` (e.g. "204 No Content").
     pub fn start(valid_for: time::Duration, status: &str) -> Self {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-                .expect("certificate params");
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + valid_for;
-        let cert = params.self_signed(&key).expect("self-signed certificate");
+        Self::with_certificate(
+            &CertSpec {
+                names: &["localhost", "127.0.0.1"],
+                valid_from: -time::Duration::hours(1),
+                valid_for,
+                private_ca: false,
+            },
+            status,
+        )
+    }
+
+    /// Starts a server with the certificate `spec` describes; `ca_pem` is then what to trust.
+    pub fn with_certificate(spec: &CertSpec<'_>, status: &str) -> Self {
+        let (cert, key, ca_pem) = certificate(spec);
         let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(
             rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
         );
@@ -68,6 +86,7 @@ impl HttpsServer {
         Self {
             port,
             certificate_pem: cert.pem(),
+            ca_pem,
             seen,
             stop,
             thread: Some(thread),
@@ -111,6 +130,33 @@ impl Drop for HttpsServer {
             let _ = thread.join();
         }
     }
+}
+
+/// The server certificate, its key, and the PEM certificate a client should trust for it.
+fn certificate(spec: &CertSpec<'_>) -> (rcgen::Certificate, rcgen::KeyPair, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let names: Vec<String> = spec.names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = rcgen::CertificateParams::new(names).expect("certificate params");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + spec.valid_from;
+    params.not_after = now + spec.valid_for;
+    let (cert, ca_pem) = if spec.private_ca {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Firstline Test Company CA");
+        ca.not_before = now - time::Duration::days(1);
+        ca.not_after = now + time::Duration::days(3650);
+        let issuer = rcgen::CertifiedIssuer::self_signed(ca, ca_key).expect("CA certificate");
+        let cert = params.signed_by(&key, &issuer).expect("signed certificate");
+        (cert, issuer.pem())
+    } else {
+        let cert = params.self_signed(&key).expect("self-signed certificate");
+        let pem = cert.pem();
+        (cert, pem)
+    };
+    (cert, key, ca_pem)
 }
 
 fn serve(

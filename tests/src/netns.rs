@@ -93,6 +93,11 @@ impl NetLab {
         lab
     }
 
+    /// Removes the client's default route: only the server's subnet stays reachable.
+    pub fn remove_default_route(&self) {
+        ip(&["-n", &self.client, "route", "del", "default"]);
+    }
+
     /// Cuts the link (the server's end goes down).
     pub fn cut(&self) {
         ip(&["-n", &self.server, "link", "set", &self.server_if, "down"]);

@@ -1,6 +1,7 @@
 //! The antivirus probe in the registry: every product found (running, real-time protection and
 //! definitions count as a change), judged stale after a few days, and ClamAV's database folder
-//! watched so new definitions are reported at once.
+//! (the one clamd.conf names, else `antivirus.clamav_db_dir`) and clamd.conf watched so new
+//! definitions are reported at once.
 
 use std::time::Duration;
 
@@ -62,8 +63,17 @@ impl Probe for Antivirus {
             .collect()
     }
 
+    /// Reads clamd.conf (one small file, when the watcher is set up at start) for the folder
+    /// the probe reads.
     fn watched(&self, config: &Config) -> Vec<Watched> {
-        vec![Watched::dir(&config.av_settings.clamav_db_dir)]
+        let settings = &config.av_settings;
+        let conf = std::fs::read_to_string(&settings.clamd_conf)
+            .map(|t| antivirus::clamav::parse_clamd_conf(&t))
+            .unwrap_or_default();
+        vec![
+            Watched::dir(antivirus::clamav_db_dir(settings, &conf)),
+            Watched::file(&settings.clamd_conf),
+        ]
     }
 }
 
@@ -83,7 +93,12 @@ fn judge_av(a: &AvProduct, limits: &Limits, now_ms: i64) -> (Level, String) {
         }
     );
     if !a.running {
-        (Level::Critical, format!("{base}: not running"))
+        // The probe says why after the source ("clamav-db-header; clamd not answering: ...").
+        let why = a
+            .source
+            .split_once("; ")
+            .map_or("not running", |(_, why)| why);
+        (Level::Critical, format!("{base}: {why}"))
     } else if !a.realtime_protection && a.source != "clamd-socket" {
         (Level::Critical, format!("{base}: real-time protection off"))
     } else if age_days.is_some_and(|d| d > limits.definitions_max_age_days) {

@@ -141,7 +141,7 @@ fn check(c: CheckResult) -> v1::NamedCheck {
         millis: c.millis,
         failure: c.failure,
         detail: c.detail,
-        resolver: String::new(),
+        resolver: c.resolver,
     }
 }
 
@@ -154,7 +154,7 @@ fn https(h: HttpsResult) -> v1::HttpsCheck {
         certificate_days_left: h.certificate_days_left,
         failure: h.failure,
         detail: h.detail,
-        certificate_not_after_ms: 0,
+        certificate_not_after_ms: h.certificate_not_after_ms,
     }
 }
 
@@ -190,6 +190,7 @@ mod tests {
                 millis,
                 failure: failure.into(),
                 detail: String::new(),
+                resolver: String::new(),
             }],
             ..ConnFacts::default()
         };

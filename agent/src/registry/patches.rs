@@ -1,6 +1,8 @@
-//! The patch probe in the registry: pending updates (security ones count as a change), the
-//! reboot state, and the package databases and reboot markers it watches. A reboot marker
-//! only needs the reboot state looked at again, not the package manager run.
+//! The patch probe in the registry: pending updates (security ones count as a change), held
+//! packages with newer versions (reported apart from the pending ones), the reboot state, and
+//! the package databases (dpkg's status and apt's lists where `[patches]` says) and reboot
+//! markers it watches. A reboot marker only needs the reboot state looked at again, not the
+//! package manager run.
 
 use std::time::Duration;
 
@@ -12,12 +14,9 @@ use crate::facts::Signature;
 use crate::probe::patch::{self, PatchFacts};
 use crate::probe::{Offload, ProbeError};
 
-/// Package databases whose change means the updates may have changed.
-const DATABASE_DIRS: [&str; 3] = [
-    "/var/lib/rpm",
-    "/var/lib/pacman/local",
-    "/var/lib/apt/lists",
-];
+/// Package databases besides apt's (which `[patches]` names) whose change means the updates
+/// may have changed.
+const DATABASE_DIRS: [&str; 2] = ["/var/lib/rpm", "/var/lib/pacman/local"];
 
 #[derive(Default)]
 pub struct Patches {
@@ -41,8 +40,12 @@ impl Probe for Patches {
 
     fn signature(&self, p: &PatchFacts, _thresholds: &[f64], signature: &mut Signature) {
         signature.other.push(format!(
-            "patches {} {} {}",
-            p.pending_count, p.security_count, p.reboot_required
+            "patches {} {} {} {} {}",
+            p.pending_count,
+            p.security_count,
+            p.held_count,
+            p.held.iter().filter(|u| u.security).count(),
+            p.reboot_required
         ));
     }
 
@@ -77,6 +80,26 @@ impl Probe for Patches {
                 ),
             ));
         }
+        if p.held_count > 0 {
+            let security: Vec<&str> = p
+                .held
+                .iter()
+                .filter(|u| u.security)
+                .map(|u| u.name.as_str())
+                .collect();
+            let (level, fixes) = if security.is_empty() {
+                (Level::Ok, String::new())
+            } else {
+                (
+                    Level::Warning,
+                    format!(", security fixes held: {}", security.join(", ")),
+                )
+            };
+            out.push((
+                level,
+                format!("held: {} packages with newer versions{fixes}", p.held_count),
+            ));
+        }
         if p.reboot_required {
             out.push((
                 Level::Warning,
@@ -87,10 +110,14 @@ impl Probe for Patches {
     }
 
     fn watched(&self, config: &Config) -> Vec<Watched> {
-        let markers = config.patch_settings.reboot_markers.iter();
+        let settings = &config.patch_settings;
+        let markers = settings.reboot_markers.iter();
         markers
             .map(|m| Watched::file(m).refresh_only())
-            .chain([Watched::file("/var/lib/dpkg/status")])
+            .chain([
+                Watched::file(settings.dpkg_status_file()),
+                Watched::dir(settings.apt_lists_dir()),
+            ])
             .chain(DATABASE_DIRS.map(Watched::dir))
             .collect()
     }
@@ -107,26 +134,56 @@ impl Probe for Patches {
     }
 }
 
+fn update(u: patch::PendingUpdate) -> v1::PendingUpdate {
+    v1::PendingUpdate {
+        name: u.name,
+        installed_version: u.installed_version,
+        candidate_version: u.candidate_version,
+        security: u.security,
+    }
+}
+
 fn patches(p: PatchFacts) -> v1::PatchState {
     v1::PatchState {
         package_manager: p.package_manager,
         pending_count: p.pending_count,
         security_count: p.security_count,
-        updates: p
-            .updates
-            .into_iter()
-            .map(|u| v1::PendingUpdate {
-                name: u.name,
-                installed_version: u.installed_version,
-                candidate_version: u.candidate_version,
-                security: u.security,
-            })
-            .collect(),
+        updates: p.updates.into_iter().map(update).collect(),
         updates_truncated: p.updates_truncated,
-        held_count: 0,
-        held: Vec::new(),
+        held_count: p.held_count,
+        held: p.held.into_iter().map(update).collect(),
         reboot_required: p.reboot_required,
         reboot_reason: p.reboot_reason,
         last_update_ms: p.last_update_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::patch::PendingUpdate;
+
+    #[test]
+    fn held_packages_go_into_the_snapshot_and_a_held_security_fix_is_a_warning() {
+        let fix = |name: &str, security| PendingUpdate {
+            name: name.into(),
+            installed_version: "1.0-1".into(),
+            candidate_version: "2.0-1".into(),
+            security,
+        };
+        let mut facts = PatchFacts::from_updates("apt", vec![fix("firstline-demo", false)]);
+        facts.set_held(vec![fix("firstline-sec", true)]);
+        let state = patches(facts.clone());
+        assert_eq!((state.pending_count, state.held_count), (1, 1));
+        assert_eq!(state.held[0].name, "firstline-sec");
+        assert!(state.held[0].security);
+        let findings = Patches::default().judge(&facts, &Limits::default(), 0);
+        assert!(
+            findings.contains(&(
+                Level::Warning,
+                "held: 1 packages with newer versions, security fixes held: firstline-sec".into()
+            )),
+            "{findings:?}"
+        );
     }
 }

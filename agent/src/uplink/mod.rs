@@ -33,6 +33,15 @@ use crate::identity::{Identity, Policy};
 use crate::spool::{Entry, EntryId, SharedSpool};
 use crate::wire::UplinkDiagnosis;
 
+/// The first retry after a failure that can pass, doubling from there.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// The longest wait after failures that can pass: once the collector is back, every agent's
+/// spool drains within this (jittered between half and all of it, so a fleet does not return
+/// as one wave).
+const RETRY_MAX: Duration = Duration::from_secs(15);
+/// The wait after failures that need a person (a revoked certificate, a wrong URL).
+const RETRY_PERSON: Duration = Duration::from_secs(60);
+
 /// Bytes of snapshots per request; well under the collector's message limit.
 const BATCH_BYTES: u64 = (limits::MAX_MESSAGE_BYTES / 2) as u64;
 
@@ -135,7 +144,7 @@ impl<C: Collector> Uplink<C> {
             spool,
             policy,
             state_dir,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX, RETRY_PERSON),
             diagnosis,
             suspects: HashSet::new(),
             spool_failed: false,

@@ -192,6 +192,38 @@ async fn a_success_clears_the_diagnosis() {
 }
 
 #[tokio::test]
+async fn a_long_outage_waits_at_most_the_cap_and_the_first_success_clears_it() {
+    let mut replies: Vec<_> = (0..12)
+        .map(|_| Err(Status::unavailable("collector down")))
+        .collect();
+    replies.push(ack(&[1, 2], &[]));
+    let mut s = Setup::new(2, replies).await;
+    let mut delays = Vec::new();
+    for _ in 0..12 {
+        let Round::Wait(delay) = s.uplink.round().await else {
+            panic!("a failure must wait");
+        };
+        delays.push(delay);
+    }
+    assert!(
+        delays.iter().all(|d| *d <= RETRY_MAX),
+        "never longer than {RETRY_MAX:?}: {delays:?}"
+    );
+    assert!(
+        delays[6..].iter().all(|d| *d >= RETRY_MAX / 2),
+        "at the cap, jittered in its upper half: {delays:?}"
+    );
+    assert_eq!(s.diagnosis.lock().expect("d").consecutive_failures, 12);
+    assert_eq!(s.uplink.round().await, Round::Progress);
+    assert_eq!(
+        *s.diagnosis.lock().expect("d"),
+        UplinkDiagnosis::default(),
+        "the very next snapshot carries no failure"
+    );
+    assert!(s.waiting().await.is_empty());
+}
+
+#[tokio::test]
 async fn an_answer_that_takes_nothing_backs_off() {
     let mut s = Setup::new(2, vec![ack(&[7], &[(8, "not in the batch")])]).await;
     assert!(matches!(s.uplink.round().await, Round::Wait(_)));

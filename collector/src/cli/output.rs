@@ -230,14 +230,27 @@ pub fn handoff(r: &Handoff, now: SystemTime, since: std::time::Duration) -> Stri
     let header = [
         "ID", "PRIO", "STATE", "HOST", "OPENED", "RESOLVE", "ASSIGNEE", "TITLE",
     ];
-    let mut out = format!("OPEN P1/P2 ({})\n", r.critical_open.len());
+    let count = |list: &[Ticket], cut: bool| {
+        if cut {
+            format!("first {}, list cut", list.len())
+        } else {
+            list.len().to_string()
+        }
+    };
+    let mut out = format!(
+        "OPEN P1/P2 ({})\n",
+        count(&r.critical_open, r.cut.critical_open)
+    );
     out.push_str(&table(&header, &rows(&r.critical_open)));
-    out.push_str(&format!("\nESCALATED ({})\n", r.escalated.len()));
+    out.push_str(&format!(
+        "\nESCALATED ({})\n",
+        count(&r.escalated, r.cut.escalated)
+    ));
     out.push_str(&table(&header, &rows(&r.escalated)));
     out.push_str(&format!(
-        "\nRESOLVED IN THE LAST {} ({})\n",
+        "\nRESOLVED IN THE LAST {} ({}; outages stand for their hosts)\n",
         humantime::format_duration(since),
-        r.resolved_since.len()
+        count(&r.resolved_since, r.cut.resolved_since)
     ));
     out.push_str(&table(&header, &rows(&r.resolved_since)));
     out
@@ -263,6 +276,7 @@ pub fn hosts_table(hosts: &[Host], now: SystemTime) -> String {
             if h.clock_skew_ms.abs() > crate::report::CLOCK_TOLERANCE_MS {
                 notes.push(format!("clock off by {}s", h.clock_skew_ms / 1000));
             }
+            notes.extend(h.pending.iter().map(|p| pending_note(p, now)));
             vec![
                 h.hostname.clone(),
                 h.agent_id.clone(),
@@ -300,6 +314,19 @@ pub fn hosts_table(hosts: &[Host], now: SystemTime) -> String {
         "NOTES",
     ];
     table(&header, &rows)
+}
+
+/// "P2 updates.security in 4d if still so" for a condition on its way to a ticket.
+pub fn pending_note(p: &crate::service::PendingCondition, now: SystemTime) -> String {
+    let when = if p.reports_to_go > 0 {
+        format!("after {} more failing reports", p.reports_to_go)
+    } else {
+        due(p.opens_at_ms, now)
+    };
+    format!(
+        "P{} {} {} {when} if still so",
+        p.priority, p.rule_id, p.subject
+    )
 }
 
 /// "12 (3 sec), reboot" or "-" when the patch probe has not reported.

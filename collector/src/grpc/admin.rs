@@ -54,7 +54,7 @@ impl Admin for AdminService {
         let hosts = self
             .state
             .service
-            .list_hosts()
+            .list_hosts(now_ms())
             .await
             .map_err(service_status)?;
         Ok(Response::new(ListHostsResponse {
@@ -190,7 +190,7 @@ impl Admin for AdminService {
         let host = self
             .state
             .service
-            .set_labels(&req.host, &req.labels)
+            .set_labels(&req.host, &req.labels, now_ms())
             .await
             .map_err(service_status)?;
         Ok(Response::new(convert::host_to_wire(&host)))

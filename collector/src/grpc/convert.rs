@@ -6,7 +6,8 @@ use firstline_proto::v1;
 
 use crate::facts::{self, ProbeFacts};
 use crate::service::{
-    AlertEventView, EventPage, FilesystemView, Handoff, Host, SilenceView, TicketDetail,
+    AlertEventView, EventPage, FilesystemView, Handoff, HandoffCuts, Host, PendingCondition,
+    SilenceView, TicketDetail,
 };
 use crate::tickets::{EventKind, Ticket, TicketEvent, TicketState};
 
@@ -136,6 +137,11 @@ pub fn handoff_to_wire(h: &Handoff) -> v1::HandoffReport {
         escalated: wire(&h.escalated),
         resolved_since: wire(&h.resolved_since),
         since_ms: h.since_ms,
+        cut: Some(v1::HandoffCuts {
+            critical_open: h.cut.critical_open,
+            escalated: h.cut.escalated,
+            resolved_since: h.cut.resolved_since,
+        }),
     }
 }
 
@@ -146,6 +152,14 @@ pub fn handoff_from_wire(h: v1::HandoffReport) -> Result<Handoff, BadMessage> {
         critical_open: tickets_from_wire(h.critical_open)?,
         escalated: tickets_from_wire(h.escalated)?,
         resolved_since: tickets_from_wire(h.resolved_since)?,
+        cut: h
+            .cut
+            .map(|c| HandoffCuts {
+                critical_open: c.critical_open,
+                escalated: c.escalated,
+                resolved_since: c.resolved_since,
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -264,6 +278,18 @@ pub fn host_to_wire(h: &Host) -> v1::Host {
         rejected_snapshots: h.rejected_snapshots,
         clock_adjusted_snapshots: h.clock_adjusted_snapshots,
         spool_epoch: h.spool_epoch,
+        pending: h
+            .pending
+            .iter()
+            .map(|p| v1::PendingCondition {
+                rule_id: p.rule_id.clone(),
+                subject: p.subject.clone(),
+                priority: p.priority,
+                since_ms: p.since_ms,
+                opens_at_ms: p.opens_at_ms,
+                reports_to_go: p.reports_to_go,
+            })
+            .collect(),
     }
 }
 
@@ -303,6 +329,18 @@ pub fn host_from_wire(h: v1::Host) -> Result<Host, BadMessage> {
         labels: h.labels,
         same_machine_as: h.same_machine_as,
         filesystems,
+        pending: h
+            .pending
+            .into_iter()
+            .map(|p| PendingCondition {
+                rule_id: p.rule_id,
+                subject: p.subject,
+                priority: p.priority,
+                since_ms: p.since_ms,
+                opens_at_ms: p.opens_at_ms,
+                reports_to_go: p.reports_to_go,
+            })
+            .collect(),
         facts,
     })
 }

@@ -82,7 +82,7 @@ pub fn rules() -> Vec<Rule> {
             RuleKind::SecurityUpdatesPending,
             2,
             7 * DAY,
-            "{value} security updates pending on {host} for over 7 days",
+            "{value} security updates pending on {host} for over {for}",
             "security-updates",
         ),
         rule(
@@ -90,7 +90,7 @@ pub fn rules() -> Vec<Rule> {
             RuleKind::UpdatesPending,
             3,
             30 * DAY,
-            "{value} updates pending on {host} for over 30 days",
+            "{value} updates pending on {host} for over {for}",
             "pending-updates",
         ),
         rule(
@@ -98,7 +98,7 @@ pub fn rules() -> Vec<Rule> {
             RuleKind::RebootPending,
             3,
             3 * DAY,
-            "Reboot pending on {host} for over 3 days",
+            "Reboot pending on {host} for over {for}",
             "reboot-pending",
         ),
         Rule {

@@ -74,6 +74,9 @@ pub struct Observation {
     pub value: f64,
     /// A priority above the rule's own, when the value calls for it.
     pub raised_priority: Option<u32>,
+    /// The shared cause the failure points to, for outage correlation ("resolver 10.0.0.53",
+    /// "gateway 10.0.0.1"); empty when the subject itself is the key.
+    pub cause: String,
 }
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -98,6 +101,7 @@ fn flag(subject: &str, holds: bool, value: f64) -> Observation {
         },
         value,
         raised_priority: None,
+        cause: String::new(),
     }
 }
 
@@ -122,6 +126,7 @@ impl RuleKind {
                             verdict: band(v, *open_percent, *clear_percent),
                             value: v,
                             raised_priority: (v >= *critical_percent).then_some(*critical_priority),
+                            cause: String::new(),
                         }
                     })
                     .collect(),
@@ -142,6 +147,7 @@ impl RuleKind {
                             verdict: band(v, *open_percent, *clear_percent),
                             value: v,
                             raised_priority: None,
+                            cause: String::new(),
                         }
                     })
                     .collect(),
@@ -204,10 +210,18 @@ impl RuleKind {
                 let c = facts.connectivity.as_ref()?;
                 let mut out = Vec::new();
                 if let Some(g) = &c.gateway {
-                    out.push(flag("gateway", !g.present, 0.0));
+                    let mut o = flag("gateway", !g.present, 0.0);
+                    if !g.address.is_empty() {
+                        o.cause = format!("gateway {}", g.address);
+                    }
+                    out.push(o);
                 }
                 for d in &c.dns {
-                    out.push(flag(&format!("dns {}", d.target), !d.ok, d.millis));
+                    let mut o = flag(&format!("dns {}", d.target), !d.ok, d.millis);
+                    if !d.resolver.is_empty() {
+                        o.cause = format!("resolver {}", resolver_address(&d.resolver));
+                    }
+                    out.push(o);
                 }
                 for t in c.tcp.iter().chain(c.collector.as_ref()) {
                     out.push(flag(&format!("tcp {}", t.target), !t.ok, t.millis));
@@ -218,6 +232,11 @@ impl RuleKind {
                 Some(out)
             }
         }
+    }
+
+    /// Whether the observed value is a count (pending updates), shown without decimals.
+    pub fn counts(&self) -> bool {
+        matches!(self, Self::SecurityUpdatesPending | Self::UpdatesPending)
     }
 
     /// How many reports in a row the condition must hold (1 for most kinds).
@@ -252,13 +271,46 @@ impl Rule {
         self.os.is_empty() || self.os.iter().any(|o| o == family)
     }
 
-    /// The ticket title for a subject.
+    /// The ticket title for a subject: `{host}`, `{subject}`, `{value}` (a count as a whole
+    /// number, "2 security updates", a measurement with one decimal) and `{for}` (the rule's
+    /// `for` duration, "7 days").
     pub fn title_for(&self, host: &str, subject: &str, value: f64) -> String {
+        let value = if self.kind.counts() && value.abs() < 1e15 {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.1}")
+        };
         self.title
             .replace("{host}", host)
             .replace("{subject}", subject)
-            .replace("{value}", &format!("{value:.1}"))
+            .replace("{value}", &value)
+            .replace("{for}", &human_duration(self.hold_for))
     }
+}
+
+/// A duration in its largest whole unit: "7 days", "1 day", "36 hours", "90 seconds".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = match secs {
+        0 => (0, "seconds"),
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    match (n, unit) {
+        (0, u) => format!("0 {u}"),
+        (1, u) => format!("1 {u}"),
+        (n, u) => format!("{n} {u}s"),
+    }
+}
+
+/// A resolver as people name it: the address without the standard DNS port.
+fn resolver_address(resolver: &str) -> &str {
+    let host = resolver.strip_suffix(":53").unwrap_or(resolver);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -403,5 +455,66 @@ mod tests {
             rule.title_for("pc-1", "/home", 93.456),
             "Disk /home on pc-1 is 93.5% full"
         );
+    }
+
+    #[test]
+    fn counts_are_whole_and_durations_come_from_the_rule() {
+        let mut rule = crate::rules::defaults::rules()
+            .into_iter()
+            .find(|r| r.id == "updates.security")
+            .expect("shipped");
+        assert_eq!(
+            rule.title_for("pc-1", "", 2.0),
+            "2 security updates pending on pc-1 for over 7 days"
+        );
+        rule.hold_for = Duration::from_secs(36 * 3600);
+        assert_eq!(
+            rule.title_for("pc-1", "", 1.0),
+            "1 security updates pending on pc-1 for over 36 hours"
+        );
+        let disk = &crate::rules::defaults::rules()[0];
+        assert_eq!(
+            disk.title_for("pc-1", "/", 92.0),
+            "Disk / on pc-1 is 92.0% full",
+            "a measurement keeps its decimal"
+        );
+        let cases = [
+            (0, "0 seconds"),
+            (86_400, "1 day"),
+            (5_400, "90 minutes"),
+            (61, "61 seconds"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(human_duration(Duration::from_secs(secs)), text);
+        }
+    }
+
+    #[test]
+    fn dns_failures_carry_their_resolver_and_gateways_their_address() {
+        use crate::facts::{Connectivity, GatewayCheck, NamedCheck};
+        let s = snapshot(|s| {
+            s.facts.connectivity = Some(Connectivity {
+                gateway: Some(GatewayCheck {
+                    present: false,
+                    address: "10.0.0.1".into(),
+                    ..Default::default()
+                }),
+                dns: vec![NamedCheck {
+                    target: "example.org".into(),
+                    ok: false,
+                    resolver: "10.0.0.53:53".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+        });
+        let kind = RuleKind::ConnectivityFailure { consecutive: 1 };
+        let causes: Vec<String> = kind
+            .observe(&s, NOW)
+            .expect("observed")
+            .into_iter()
+            .map(|o| o.cause)
+            .collect();
+        assert_eq!(causes, ["gateway 10.0.0.1", "resolver 10.0.0.53"]);
     }
 }

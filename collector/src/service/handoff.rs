@@ -1,4 +1,7 @@
-//! The end-of-shift report: open critical tickets, escalations, and what was resolved.
+//! The end-of-shift report: open critical tickets, escalations, and what was resolved. Host
+//! tickets that were under an outage are not listed among the resolved: the outage stands for
+//! them, with its host count (`linked_hosts`). Each list is cut at `store::HANDOFF_LIMIT` rows,
+//! and `cut` says which were.
 
 use serde::Serialize;
 
@@ -18,6 +21,16 @@ pub struct Handoff {
     /// Open tickets escalated to tier 2 or 3.
     pub escalated: Vec<Ticket>,
     pub resolved_since: Vec<Ticket>,
+    /// Which lists were cut (more matched than are listed).
+    pub cut: HandoffCuts,
+}
+
+/// Which handoff lists were cut at `store::HANDOFF_LIMIT` rows (more matched).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HandoffCuts {
+    pub critical_open: bool,
+    pub escalated: bool,
+    pub resolved_since: bool,
 }
 
 impl Service {
@@ -32,12 +45,18 @@ impl Service {
             ));
         }
         let rows = self.store.handoff(since_ms).await?;
+        let [critical_open, escalated, resolved_since] = rows.truncated;
         Ok(Handoff {
             generated_at_ms: now_ms,
             since_ms,
             critical_open: rows.critical_open,
             escalated: rows.escalated,
             resolved_since: rows.resolved_since,
+            cut: HandoffCuts {
+                critical_open,
+                escalated,
+                resolved_since,
+            },
         })
     }
 }

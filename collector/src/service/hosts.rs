@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::facts::{Filesystem, ProbeFacts, used_percent};
-use crate::store::HostRow;
+use crate::store::{HostRow, TrackedCondition};
+use crate::tickets::lifecycle::ms;
 
 /// Most labels on one host, and the longest label.
 const MAX_LABELS: usize = 32;
@@ -32,8 +33,25 @@ pub struct Host {
     /// Other agent ids that reported the same OS machine id.
     pub same_machine_as: Vec<String>,
     pub filesystems: Vec<FilesystemView>,
+    /// Conditions that hold but have not opened a ticket yet (a `for` duration or a count of
+    /// reports still to go): what will open if nothing changes.
+    pub pending: Vec<PendingCondition>,
     #[serde(flatten)]
     pub facts: ProbeFacts,
+}
+
+/// A condition on its way to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingCondition {
+    pub rule_id: String,
+    pub subject: String,
+    pub priority: u32,
+    /// Since when the condition holds.
+    pub since_ms: i64,
+    /// When the ticket opens if the condition still holds (the rule's `for`).
+    pub opens_at_ms: i64,
+    /// Reports in a row still needed (rules that count consecutive failures).
+    pub reports_to_go: u32,
 }
 
 /// A filesystem with its usage as `df` shows it.
@@ -93,27 +111,64 @@ impl From<HostRow> for Host {
                 .into_iter()
                 .map(|f| FilesystemView::new(f.fs, f.updated_at_ms))
                 .collect(),
+            pending: Vec::new(),
             facts: h.facts,
         }
     }
 }
 
 impl Service {
-    /// Every enrolled host, by host name.
-    pub async fn list_hosts(&self) -> ServiceResult<Vec<Host>> {
+    /// Every enrolled host, by host name, at `now_ms`.
+    pub async fn list_hosts(&self, now_ms: i64) -> ServiceResult<Vec<Host>> {
         let rows = self.store.list_hosts().await?;
-        Ok(rows.into_iter().map(Host::from).collect())
+        let mut hosts: Vec<Host> = rows.into_iter().map(Host::from).collect();
+        let tracked = self.store.tracked_conditions("").await?;
+        for h in &mut hosts {
+            h.pending = self.pending(&h.agent_id, &tracked, now_ms);
+        }
+        Ok(hosts)
     }
 
-    /// One host, named by agent id or host name.
-    pub async fn host(&self, name: &str) -> ServiceResult<Host> {
+    /// The not-yet-due conditions of one host among `tracked`.
+    fn pending(
+        &self,
+        agent_id: &str,
+        tracked: &[TrackedCondition],
+        now_ms: i64,
+    ) -> Vec<PendingCondition> {
+        tracked
+            .iter()
+            .filter(|t| t.agent_id == agent_id)
+            .filter_map(|t| {
+                let rule = self.engine.rules.iter().find(|r| r.id == t.rule_id)?;
+                let opens_at_ms = t.condition.since_ms.saturating_add(ms(rule.hold_for));
+                let needed = i64::from(rule.kind.consecutive());
+                let reports_to_go =
+                    u32::try_from((needed - t.condition.holds_count).max(0)).unwrap_or(0);
+                (opens_at_ms > now_ms || reports_to_go > 0).then(|| PendingCondition {
+                    rule_id: t.rule_id.clone(),
+                    subject: t.condition.subject.clone(),
+                    priority: rule.priority,
+                    since_ms: t.condition.since_ms,
+                    opens_at_ms,
+                    reports_to_go,
+                })
+            })
+            .collect()
+    }
+
+    /// One host, named by agent id or host name, at `now_ms`.
+    pub async fn host(&self, name: &str, now_ms: i64) -> ServiceResult<Host> {
         let id = self.resolve_host(name).await?;
         let row = self
             .store
             .host(&id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no host {name:?}")))?;
-        Ok(Host::from(row))
+        let mut host = Host::from(row);
+        let tracked = self.store.tracked_conditions(&id).await?;
+        host.pending = self.pending(&id, &tracked, now_ms);
+        Ok(host)
     }
 
     /// The agent id of a host named by agent id or host name; an unknown or ambiguous name is
@@ -138,7 +193,12 @@ impl Service {
     }
 
     /// Replaces a host's labels; returns the host.
-    pub async fn set_labels(&self, name: &str, labels: &[String]) -> ServiceResult<Host> {
+    pub async fn set_labels(
+        &self,
+        name: &str,
+        labels: &[String],
+        now_ms: i64,
+    ) -> ServiceResult<Host> {
         if labels.len() > MAX_LABELS {
             return Err(ServiceError::Invalid(format!(
                 "a host has at most {MAX_LABELS} labels"
@@ -163,6 +223,6 @@ impl Service {
             }
         }
         self.store.set_labels(&id, &unique).await?;
-        self.host(&id).await
+        self.host(&id, now_ms).await
     }
 }

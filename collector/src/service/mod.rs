@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use events::{AlertEventView, EventPage, EventQuery};
-pub use handoff::Handoff;
-pub use hosts::{FilesystemView, Host};
+pub use handoff::{Handoff, HandoffCuts};
+pub use hosts::{FilesystemView, Host, PendingCondition};
 pub use silences::{SilenceRequest, SilenceView};
 pub use tickets::{TicketDetail, TicketQuery};
 

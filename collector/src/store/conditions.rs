@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{StoreError, WriteTx};
+use super::{Store, StoreError, WriteTx};
 
 /// One tracked condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,5 +88,43 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+}
+
+/// A tracked condition of a host, with its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedCondition {
+    pub agent_id: String,
+    pub rule_id: String,
+    pub condition: Condition,
+}
+
+impl Store {
+    /// The conditions tracked for one agent (or, with `agent_id` empty, every agent), by
+    /// agent, rule and subject.
+    pub async fn tracked_conditions(
+        &self,
+        agent_id: &str,
+    ) -> Result<Vec<TrackedCondition>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule_id, subject, since_ms, holds_count, agent_id FROM conditions \
+             WHERE ($1 = '' OR agent_id = $1) ORDER BY agent_id, rule_id, subject LIMIT 100000",
+        )
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrackedCondition {
+                    agent_id: r.try_get(4)?,
+                    rule_id: r.try_get(0)?,
+                    condition: Condition {
+                        subject: r.try_get(1)?,
+                        since_ms: r.try_get(2)?,
+                        holds_count: r.try_get(3)?,
+                    },
+                })
+            })
+            .collect()
     }
 }

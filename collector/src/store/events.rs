@@ -11,6 +11,11 @@
 //! handed out in commit order, and every cursor a reader can see is below every cursor still
 //! uncommitted. Transactions that change no ticket never take the lock. On SQLite writers are
 //! serialised by `BEGIN IMMEDIATE`, which gives the same order.
+//!
+//! Time order: `at_ms` is the time the timeline shows; it is never before the previous event
+//! of the same ticket (an offline spool replayed after the sweep wrote on the collector's
+//! clock would otherwise read "opened 20:44, resolved 20:42"). When it had to move,
+//! `observed_at_ms` keeps the time the snapshot observed. Timelines are read in cursor order.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -40,6 +45,20 @@ pub struct AlertEvent {
 }
 
 impl WriteTx {
+    /// Takes the event-log lock now (PostgreSQL), before reads whose decision must be atomic
+    /// with the writes that follow (outage correlation): every writer of events queues on it,
+    /// so no other transaction can open or link tickets between the reads and this commit.
+    pub async fn lock_event_log(&mut self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres && !self.holds_event_lock {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_LOG_LOCK)
+                .execute(&mut *self.tx)
+                .await?;
+            self.holds_event_lock = true;
+        }
+        Ok(())
+    }
+
     /// Appends an event to a ticket's timeline; the change it records is in this transaction.
     pub async fn event(
         &mut self,
@@ -49,21 +68,26 @@ impl WriteTx {
         actor: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres && !self.holds_event_lock {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(EVENT_LOG_LOCK)
-                .execute(&mut *self.tx)
+        self.lock_event_log().await?;
+        // A timeline never goes back in time: an event observed before the ticket's previous
+        // event (a replayed spool after the sweep opened a ticket on the collector's clock) is
+        // shown at the previous event's time, and keeps when it was observed.
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(at_ms) FROM ticket_events WHERE ticket_id = $1")
+                .bind(ticket_id)
+                .fetch_one(&mut *self.tx)
                 .await?;
-            self.holds_event_lock = true;
-        }
+        let shown_ms = previous.map_or(at_ms, |p| p.max(at_ms));
         sqlx::query(
-            "INSERT INTO ticket_events (ticket_id, at_ms, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO ticket_events (ticket_id, at_ms, kind, actor, detail, observed_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(ticket_id)
-        .bind(at_ms)
+        .bind(shown_ms)
         .bind(kind.as_str())
         .bind(actor)
         .bind(detail)
+        .bind(at_ms)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -22,12 +22,12 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 
 pub use agents::{CertKind, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow};
-pub use conditions::Condition;
+pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
 pub use outages::FLEET;
 pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
 pub use silences::{Matcher, Silence};
-pub use tickets::{HandoffRows, NewTicket, TicketFilter};
+pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketFilter};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +164,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "core",
         include_str!("../../migrations/sqlite/0007_core.sql"),
     ),
+    (
+        8,
+        "correlation",
+        include_str!("../../migrations/sqlite/0008_correlation.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -200,6 +205,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "core",
         include_str!("../../migrations/postgres/0007_core.sql"),
+    ),
+    (
+        8,
+        "correlation",
+        include_str!("../../migrations/postgres/0008_correlation.sql"),
     ),
 ];
 

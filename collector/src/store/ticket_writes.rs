@@ -42,8 +42,8 @@ impl WriteTx {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tickets (dedupe_key, agent_id, rule_id, subject, state, priority, title, \
              occurrences, opened_at_ms, last_seen_at_ms, last_value, response_due_ms, resolve_due_ms, \
-             kb, opened_priority) \
-             VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $7, $8, $9, $10, $11, $5) RETURNING id",
+             kb, opened_priority, last_opened_at_ms) \
+             VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $7, $8, $9, $10, $11, $5, $7) RETURNING id",
         )
         .bind(dedupe_key(t.agent_id, t.rule_id, t.subject))
         .bind(t.agent_id)
@@ -101,7 +101,8 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Resolves an open ticket and logs why.
+    /// Resolves an open ticket and logs why. A resolution observed before the ticket's latest
+    /// (re)opening (a replayed spool) is recorded at that opening, never before it.
     pub async fn resolve_ticket(
         &mut self,
         id: i64,
@@ -110,8 +111,9 @@ impl WriteTx {
         reason: &str,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE tickets SET state = 'resolved', resolved_at_ms = $2, last_value = $3, \
-             flapping = 0, clear_since_ms = NULL \
+            "UPDATE tickets SET state = 'resolved', \
+             resolved_at_ms = CASE WHEN $2 < last_opened_at_ms THEN last_opened_at_ms ELSE $2 END, \
+             last_value = $3, flapping = 0, clear_since_ms = NULL \
              WHERE id = $1 AND state IN ('new', 'acknowledged', 'suppressed')",
         )
         .bind(id)
@@ -139,7 +141,8 @@ impl WriteTx {
     }
 
     /// Reopens a resolved ticket: the condition recurred within the reopen window. Its SLA
-    /// starts again from now.
+    /// starts again from now, and it leaves the outage it was under (correlation places it
+    /// again).
     pub async fn reopen_ticket(
         &mut self,
         id: i64,
@@ -156,7 +159,8 @@ impl WriteTx {
         sqlx::query(
             "UPDATE tickets SET state = 'new', resolved_at_ms = NULL, acknowledged_at_ms = NULL, \
              occurrences = occurrences + 1, last_seen_at_ms = $2, last_value = $3, \
-             response_due_ms = $4, resolve_due_ms = $5 WHERE id = $1",
+             response_due_ms = $4, resolve_due_ms = $5, last_opened_at_ms = $2, \
+             clear_since_ms = NULL, parent_id = NULL WHERE id = $1",
         )
         .bind(id)
         .bind(at_ms)
@@ -231,7 +235,8 @@ impl WriteTx {
                 let (response, resolve) = sla.due(at_ms, ticket.priority);
                 sqlx::query(
                     "UPDATE tickets SET state = 'new', resolved_at_ms = NULL, acknowledged_at_ms = NULL, \
-                     last_seen_at_ms = $2, response_due_ms = $3, resolve_due_ms = $4 WHERE id = $1",
+                     last_seen_at_ms = $2, response_due_ms = $3, resolve_due_ms = $4, \
+                     last_opened_at_ms = $2 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(at_ms)

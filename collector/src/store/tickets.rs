@@ -33,13 +33,20 @@ pub struct NewTicket<'a> {
     pub kb: &'a str,
 }
 
-/// The end-of-shift sets.
+/// The end-of-shift sets, each cut at [`HANDOFF_LIMIT`] rows.
 #[derive(Debug, Clone, Default)]
 pub struct HandoffRows {
     pub critical_open: Vec<Ticket>,
     pub escalated: Vec<Ticket>,
+    /// Resolved tickets, with host tickets that were under an outage left out: the outage
+    /// stands for them (with its host count).
     pub resolved_since: Vec<Ticket>,
+    /// Which lists were cut: critical, escalated, resolved.
+    pub truncated: [bool; 3],
 }
+
+/// Most rows of one handoff list.
+pub const HANDOFF_LIMIT: usize = 500;
 
 pub(super) const COLUMNS: &str = "t.id, t.dedupe_key, t.agent_id, a.hostname, t.rule_id, \
      t.subject, t.state, t.priority, t.title, t.occurrences, t.opened_at_ms, t.last_seen_at_ms, \
@@ -99,9 +106,11 @@ impl Store {
     /// The end-of-shift view: open P1/P2 tickets, open escalated tickets, and tickets resolved
     /// since `since_ms`.
     pub async fn handoff(&self, since_ms: i64) -> Result<HandoffRows, StoreError> {
+        // One row more than shown tells whether the list was cut.
         let query = |clause: &str| {
             format!(
-                "SELECT {COLUMNS} {FROM} WHERE {clause} ORDER BY t.priority, t.opened_at_ms LIMIT 500"
+                "SELECT {COLUMNS} {FROM} WHERE {clause} ORDER BY t.priority, t.opened_at_ms LIMIT {}",
+                HANDOFF_LIMIT + 1
             )
         };
         let critical = sqlx::query(sqlx::AssertSqlSafe(query(
@@ -115,20 +124,28 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let resolved = sqlx::query(sqlx::AssertSqlSafe(query(
-            "t.state IN ('resolved', 'closed') AND t.resolved_at_ms >= $1",
+            "t.state IN ('resolved', 'closed') AND t.resolved_at_ms >= $1 AND t.parent_id IS NULL",
         )))
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        let convert = |rows: Vec<AnyRow>| {
-            rows.iter()
+        let convert = |rows: Vec<AnyRow>| -> Result<(Vec<Ticket>, bool), StoreError> {
+            let cut = rows.len() > HANDOFF_LIMIT;
+            let tickets = rows
+                .iter()
+                .take(HANDOFF_LIMIT)
                 .map(|r| ticket_from_row(r, 0))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((tickets, cut))
         };
+        let (critical_open, c) = convert(critical)?;
+        let (escalated, e) = convert(escalated)?;
+        let (resolved_since, r) = convert(resolved)?;
         Ok(HandoffRows {
-            critical_open: convert(critical)?,
-            escalated: convert(escalated)?,
-            resolved_since: convert(resolved)?,
+            critical_open,
+            escalated,
+            resolved_since,
+            truncated: [c, e, r],
         })
     }
 }

@@ -30,7 +30,7 @@ pub async fn openapi_document() -> Json<Value> {
 
 pub async fn hosts(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
     web.authorize(&headers)?;
-    to_json(&web.service.list_hosts().await?)
+    to_json(&web.service.list_hosts(now_ms()).await?)
 }
 
 pub async fn host(
@@ -40,7 +40,7 @@ pub async fn host(
 ) -> ApiResult {
     web.authorize(&headers)?;
     let Path(name) = bad(name)?;
-    to_json(&web.service.host(&name).await?)
+    to_json(&web.service.host(&name, now_ms()).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +58,11 @@ pub async fn set_labels(
     web.authorize(&headers)?;
     let Path(name) = bad(name)?;
     let Json(body) = bad(body)?;
-    to_json(&web.service.set_labels(&name, &body.labels).await?)
+    to_json(
+        &web.service
+            .set_labels(&name, &body.labels, now_ms())
+            .await?,
+    )
 }
 
 #[derive(Debug, Deserialize)]

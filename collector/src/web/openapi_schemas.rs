@@ -78,6 +78,7 @@ pub const HOST: &[(&str, &str)] = &[
     ("labels", "array:string"),
     ("same_machine_as", "array:string"),
     ("filesystems", "array:ref:Filesystem"),
+    ("pending", "array:object"),
     ("system", "object|null"),
     ("patches", "object|null"),
     ("antivirus", "object|null"),
@@ -121,6 +122,7 @@ pub const HANDOFF: &[(&str, &str)] = &[
     ("critical_open", "array:ref:Ticket"),
     ("escalated", "array:ref:Ticket"),
     ("resolved_since", "array:ref:Ticket"),
+    ("cut", "object"),
 ];
 
 pub const SILENCE: &[(&str, &str)] = &[

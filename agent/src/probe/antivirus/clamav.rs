@@ -1,8 +1,10 @@
 //! ClamAV: clamd's socket protocol (`zPING`, `zVERSION`), its reply
 //! `ClamAV 1.4.6/27462/Mon Nov 18 08:34:28 2024`, the 512-byte `ClamAV-VDB:` header of the
 //! database files (version and publication time, readable with clamd stopped), and the parts
-//! of clamd.conf that say where the socket and the databases are.
+//! of clamd.conf that say where the socket (unix or TCP) and the databases are. A socket that
+//! refuses is told apart from one that accepts and never answers (a hung clamd).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::clock::{local_to_epoch_ms, month_number};
@@ -28,8 +30,64 @@ pub struct DbHeader {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClamdConf {
     pub local_socket: Option<PathBuf>,
+    pub tcp_socket: Option<u16>,
+    /// The first `TCPAddr` (clamd listens on every one named).
+    pub tcp_addr: Option<String>,
     pub database_directory: Option<PathBuf>,
+    /// `OnAccessIncludePath`/`OnAccessMountPath`: clamonacc is configured (it may not run).
     pub on_access: bool,
+}
+
+/// Where clamd listens, as its clamd.conf says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClamdSocket {
+    Unix(PathBuf),
+    Tcp(String, u16),
+}
+
+/// Why clamd gave no reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// Nothing accepts on the socket (refused, no such socket): clamd is not running.
+    NotRunning(String),
+    /// The socket accepted (or never refused) but no reply came in time: clamd is hung.
+    NotAnswering(String),
+}
+
+impl ClamdConf {
+    /// The socket the agent speaks to: `LocalSocket`, else `TCPSocket` on `TCPAddr` (clamd's
+    /// default, every address, is reached on the loopback address).
+    pub fn socket(&self) -> Option<ClamdSocket> {
+        if let Some(path) = &self.local_socket {
+            return Some(ClamdSocket::Unix(path.clone()));
+        }
+        let port = self.tcp_socket?;
+        let host = match self.tcp_addr.as_deref() {
+            None | Some("0.0.0.0") | Some("any") => "127.0.0.1",
+            Some("::") => "::1",
+            Some(addr) => addr,
+        };
+        Some(ClamdSocket::Tcp(host.to_owned(), port))
+    }
+}
+
+impl fmt::Display for ClamdSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "{}", path.display()),
+            Self::Tcp(host, port) if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Self::Tcp(host, port) => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotRunning(why) => write!(f, "clamd not running: {why}"),
+            Self::NotAnswering(why) => write!(f, "clamd not answering: {why}"),
+        }
+    }
 }
 
 /// Parses a `VERSION` reply (NUL or newline terminated).
@@ -97,6 +155,8 @@ pub fn parse_clamd_conf(text: &str) -> ClamdConf {
         let value = value.trim();
         match key {
             "LocalSocket" => conf.local_socket = Some(value.into()),
+            "TCPSocket" => conf.tcp_socket = value.parse().ok(),
+            "TCPAddr" if conf.tcp_addr.is_none() => conf.tcp_addr = Some(value.to_owned()),
             "DatabaseDirectory" => conf.database_directory = Some(value.into()),
             "OnAccessIncludePath" | "OnAccessMountPath" => conf.on_access = true,
             _ => {}
@@ -134,30 +194,58 @@ pub fn definitions_ms(header: Option<&DbHeader>, version: Option<&ClamdVersion>)
         .unwrap_or(0)
 }
 
-/// Sends one command (`zPING`, `zVERSION`) to clamd's unix socket and returns the reply.
+/// Sends one command (`zPING`, `zVERSION`) to clamd and returns the reply, waiting until
+/// `deadline` at most. A refused connection means clamd is not running; a connection that
+/// hangs, or closes without a reply, means it is not answering.
 #[cfg(unix)]
 pub async fn query(
-    socket: &Path,
+    socket: &ClamdSocket,
     command: &str,
-    timeout: std::time::Duration,
-) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::UnixStream::connect(socket).await?;
+    deadline: tokio::time::Instant,
+) -> Result<String, QueryError> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+        mut stream: S,
+        command: &str,
+    ) -> std::io::Result<Vec<u8>> {
         stream.write_all(format!("z{command}\0").as_bytes()).await?;
         let mut reply = Vec::new();
         stream.take(64 * 1024).read_to_end(&mut reply).await?;
-        Ok(String::from_utf8_lossy(&reply).into_owned())
+        Ok(reply)
+    }
+    let waited = |start: tokio::time::Instant| {
+        let secs = start.elapsed().as_secs_f64();
+        format!("{socket}: no reply within {secs:.1}s")
     };
-    tokio::time::timeout(timeout, exchange)
+    let start = tokio::time::Instant::now();
+    let work = async {
+        let connected = match socket {
+            ClamdSocket::Unix(path) => tokio::net::UnixStream::connect(path)
+                .await
+                .map(|s| Box::new(s) as Box<dyn Stream>),
+            ClamdSocket::Tcp(host, port) => tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(|s| Box::new(s) as Box<dyn Stream>),
+        };
+        let stream = connected.map_err(|e| QueryError::NotRunning(format!("{socket}: {e}")))?;
+        match exchange(stream, command).await {
+            Ok(reply) if !reply.is_empty() => Ok(String::from_utf8_lossy(&reply).into_owned()),
+            Ok(_) => Err(QueryError::NotAnswering(format!(
+                "{socket}: closed without a reply"
+            ))),
+            Err(e) => Err(QueryError::NotAnswering(format!("{socket}: {e}"))),
+        }
+    };
+    tokio::time::timeout_at(deadline, work)
         .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "clamd did not answer",
-            ))
-        })
+        .unwrap_or_else(|_| Err(QueryError::NotAnswering(waited(start))))
 }
+
+/// A connected unix or TCP stream.
+#[cfg(unix)]
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+#[cfg(unix)]
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 #[cfg(test)]
 mod tests {
@@ -211,5 +299,32 @@ mod tests {
         assert_eq!(conf.database_directory, Some("/var/lib/clamav".into()));
         assert!(!conf.on_access);
         assert!(parse_clamd_conf("OnAccessIncludePath /home\n").on_access);
+    }
+
+    #[test]
+    fn clamd_conf_names_the_socket_to_speak_to() {
+        let socket = |text: &str| parse_clamd_conf(text).socket();
+        let tcp = |host: &str, port| Some(ClamdSocket::Tcp(host.into(), port));
+        let cases = [
+            (
+                "LocalSocket /run/c.ctl\nTCPSocket 3310\n",
+                Some(ClamdSocket::Unix("/run/c.ctl".into())),
+            ),
+            ("TCPSocket 3310\n", tcp("127.0.0.1", 3310)),
+            (
+                "TCPSocket 3310\nTCPAddr 10.0.0.5\nTCPAddr 127.0.0.1\n",
+                tcp("10.0.0.5", 3310),
+            ),
+            ("TCPAddr ::\nTCPSocket 3311\n", tcp("::1", 3311)),
+            ("TCPSocket none\n", None),
+            ("#LocalSocket /run/c.ctl\n", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(socket(text), expected, "{text:?}");
+        }
+        assert_eq!(
+            tcp("::1", 3310).map(|s| s.to_string()),
+            Some("[::1]:3310".into())
+        );
     }
 }

@@ -15,6 +15,7 @@ mod linux;
 mod other_os;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::probe::Offload;
 
@@ -39,6 +40,17 @@ pub struct AvSettings {
     pub clamd_conf: PathBuf,
     /// Used when clamd.conf names no DatabaseDirectory.
     pub clamav_db_dir: PathBuf,
+    /// How long clamd's PING and VERSION together may take: most of `[antivirus] timeout`
+    /// (a busy clamd answers late), the rest left for the other products, so a hung clamd is
+    /// reported as such instead of the whole run timing out.
+    pub clamd_budget: Duration,
+}
+
+impl AvSettings {
+    /// clamd's share of the probe's `timeout`.
+    pub fn clamd_budget(timeout: Duration) -> Duration {
+        timeout * 4 / 5
+    }
 }
 
 impl Default for AvSettings {
@@ -46,8 +58,17 @@ impl Default for AvSettings {
         Self {
             clamd_conf: "/etc/clamav/clamd.conf".into(),
             clamav_db_dir: "/var/lib/clamav".into(),
+            clamd_budget: Self::clamd_budget(Duration::from_secs(30)),
         }
     }
+}
+
+/// Where ClamAV's databases are: clamd.conf's `DatabaseDirectory`, else the agent's
+/// `clamav_db_dir`. The probe reads and the file watcher watches this one folder.
+pub fn clamav_db_dir(settings: &AvSettings, conf: &clamav::ClamdConf) -> PathBuf {
+    conf.database_directory
+        .clone()
+        .unwrap_or_else(|| settings.clamav_db_dir.clone())
 }
 
 /// Runs the antivirus probe for this OS.

@@ -1,24 +1,28 @@
-//! The individual connectivity checks. Failures are classified into the reasons a technician
-//! acts on: a name that does not exist (`nxdomain`) is not a DNS server that does not answer
-//! (`timeout`), and a refused port (`refused`: the host is up, the service is not) is not an
-//! unreachable network (`unreachable`).
+//! The DNS and TCP checks and what the HTTPS check shares with them. Failures are classified
+//! into the reasons a technician acts on: a name that does not exist (`nxdomain`) is not a DNS
+//! server that does not answer (`timeout`) or one that is down (`refused`: ICMP port
+//! unreachable), and a refused port (`refused`: the host is up, the service is not) is not an
+//! unreachable network (`unreachable`). Details are sentences, read out over the phone.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 
-use super::{CheckResult, HttpsResult};
+use super::CheckResult;
+// Where the config loader finds them.
+pub use super::https::{read_ca_file, tls_config};
+
+/// The resolver of one round's DNS checks and the servers it asks.
+pub struct Dns {
+    pub resolver: Result<TokioResolver, String>,
+    pub servers: Vec<IpAddr>,
+}
 
 /// The reason for an I/O failure.
 pub fn classify_io(error: &io::Error) -> &'static str {
@@ -51,7 +55,49 @@ pub fn classify_dns(error: &NetError) -> &'static str {
     }
 }
 
-fn millis(since: Instant) -> f64 {
+/// The reason for a failed system name lookup (`getaddrinfo`), by the words the C library
+/// puts in the error, since Rust keeps only those.
+pub fn classify_lookup(error: &io::Error) -> &'static str {
+    let text = error.to_string();
+    if text.contains("Name or service not known") || text.contains("nodename nor servname") {
+        "nxdomain"
+    } else if text.contains("No address associated") {
+        "no_records"
+    } else if text.contains("Temporary failure in name resolution") {
+        "timeout"
+    } else {
+        match classify_io(error) {
+            "error" => "dns_error",
+            other => other,
+        }
+    }
+}
+
+/// A DNS failure in words: `resolver` is who was asked.
+pub fn describe_dns(failure: &str, name: &str, resolver: &str, timeout: Duration) -> String {
+    let resolver = if resolver.is_empty() {
+        "the resolver"
+    } else {
+        resolver
+    };
+    match failure {
+        "nxdomain" => format!("{name} does not exist (answer from {resolver})"),
+        "no_records" => format!("{name} exists but has no address (answer from {resolver})"),
+        "timeout" => format!("no answer from {resolver} within {}", secs(timeout)),
+        "refused" => format!("{resolver} is down: nothing answers DNS there"),
+        "unreachable" => format!("no route to {resolver}"),
+        _ => format!("the lookup of {name} failed at {resolver}"),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    ))
+    .to_string()
+}
+
+pub(super) fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -62,15 +108,27 @@ fn failed(target: &str, started: Instant, failure: &str, detail: String) -> Chec
         millis: millis(started),
         failure: failure.to_owned(),
         detail,
+        resolver: String::new(),
     }
 }
 
 /// A resolver for the DNS checks: the given servers, or the system's configuration. Blocks
 /// (it reads `/etc/resolv.conf` and `/etc/hosts`): build it through the probe's `Offload`. The
 /// error is the detail every DNS check reports.
-pub fn resolver(servers: &[IpAddr], timeout: Duration) -> Result<TokioResolver, String> {
-    let builder = if servers.is_empty() {
-        Resolver::builder_tokio().map_err(|e| format!("no resolver configuration: {e}"))?
+pub fn resolver(servers: &[IpAddr], timeout: Duration) -> Dns {
+    let (builder, servers) = if servers.is_empty() {
+        let asked = hickory_resolver::system_conf::read_system_conf()
+            .map(|(config, _)| config.name_servers().iter().map(|s| s.ip).collect())
+            .unwrap_or_default();
+        match Resolver::builder_tokio() {
+            Ok(b) => (b, asked),
+            Err(e) => {
+                return Dns {
+                    resolver: Err(format!("no resolver configuration: {e}")),
+                    servers: asked,
+                };
+            }
+        }
     } else {
         let config = ResolverConfig::from_parts(
             None,
@@ -80,54 +138,110 @@ pub fn resolver(servers: &[IpAddr], timeout: Duration) -> Result<TokioResolver, 
                 .map(|ip| NameServerConfig::udp(*ip))
                 .collect::<Vec<_>>(),
         );
-        Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+        let builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+        (builder, servers.to_vec())
     };
     let mut options = ResolverOpts::default();
     options.timeout = timeout;
     options.attempts = 1;
     options.cache_size = 0;
-    builder
+    let resolver = builder
         .with_options(options)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    Dns { resolver, servers }
 }
 
-/// Resolves `name` (A/AAAA) with `resolver` (see [`resolver`]).
-pub async fn dns(
-    name: &str,
-    resolver: &Result<TokioResolver, String>,
-    timeout: Duration,
-) -> CheckResult {
-    let started = Instant::now();
-    let resolver = match resolver {
-        Ok(r) => r,
-        Err(detail) => return failed(name, started, "dns_error", detail.clone()),
+/// Whether a DNS server that did not answer is down (`refused`: ICMP port unreachable, which
+/// only a connected socket hears) or out of reach (`unreachable`: no route). `None` when it
+/// cannot tell (the packet may simply be lost).
+pub async fn down_or_out_of_reach(server: IpAddr, wait: Duration) -> Option<&'static str> {
+    // A header asking for nothing (QDCOUNT 0): any DNS server answers or ignores it.
+    const QUERY: [u8; 12] = [0x46, 0x4c, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let local: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
     };
+    let attempt = async {
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect((server, 53)).await?;
+        socket.send(&QUERY).await?;
+        let mut buf = [0u8; 512];
+        socket.recv(&mut buf).await.map(|_| ())
+    };
+    match tokio::time::timeout(wait, attempt).await {
+        Ok(Err(e)) => match classify_io(&e) {
+            r @ ("refused" | "unreachable") => Some(r),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Resolves `name` (A/AAAA) with `dns` (see [`resolver`]).
+pub async fn dns(name: &str, dns: &Dns, timeout: Duration) -> CheckResult {
+    let started = Instant::now();
+    let asked = dns
+        .servers
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, 53).to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let with_resolver = |mut r: CheckResult| {
+        r.resolver.clone_from(&asked);
+        r
+    };
+    let resolver = match &dns.resolver {
+        Ok(r) => r,
+        Err(detail) => return with_resolver(failed(name, started, "dns_error", detail.clone())),
+    };
+    // Asked alongside the lookup, not after it: the resolver's retries soon use up the burst of
+    // ICMP errors a kernel sends one host, and a later question would hear nothing.
+    let probe = dns.servers.first().map(|server| {
+        tokio::spawn(down_or_out_of_reach(
+            *server,
+            timeout.min(Duration::from_secs(1)),
+        ))
+    });
     let lookup = tokio::time::timeout(
         timeout + Duration::from_millis(500),
         resolver.lookup_ip(name),
     )
     .await;
-    match lookup {
-        Ok(Ok(ips)) => CheckResult {
-            target: name.to_owned(),
-            ok: true,
-            millis: millis(started),
-            failure: String::new(),
-            detail: ips
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        },
-        Ok(Err(e)) => failed(name, started, classify_dns(&e), e.to_string()),
-        Err(_) => failed(
-            name,
-            started,
-            "timeout",
-            format!("no answer within {timeout:?}"),
-        ),
+    if let (Ok(Ok(_)), Some(probe)) = (&lookup, &probe) {
+        probe.abort();
     }
+    let failure = match lookup {
+        Ok(Ok(ips)) => {
+            return with_resolver(CheckResult {
+                target: name.to_owned(),
+                ok: true,
+                millis: millis(started),
+                failure: String::new(),
+                detail: ips
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                resolver: String::new(),
+            });
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(name, error = %e, "DNS lookup failed");
+            classify_dns(&e)
+        }
+        Err(_) => "timeout",
+    };
+    let failure = match (failure, probe) {
+        ("timeout" | "dns_error", Some(probe)) => probe.await.ok().flatten().unwrap_or(failure),
+        (_, probe) => {
+            probe.inspect(tokio::task::JoinHandle::abort);
+            failure
+        }
+    };
+    let detail = describe_dns(failure, name, &asked, timeout);
+    with_resolver(failed(name, started, failure, detail))
 }
 
 /// Connects to `host:port` (names resolved by the system).
@@ -140,13 +254,26 @@ pub async fn tcp(target: &str, timeout: Duration) -> CheckResult {
             millis: millis(started),
             ..CheckResult::default()
         },
-        Err(e) => failed(target, started, classify_io(&e), e.to_string()),
+        Err((failure, detail)) => failed(target, started, failure, detail),
     }
 }
 
-async fn connect(target: &str, timeout: Duration) -> io::Result<TcpStream> {
+/// Looks `target` up and connects to the first address that takes the connection; the error
+/// is the reason and the words.
+pub(super) async fn connect(
+    target: &str,
+    timeout: Duration,
+) -> Result<TcpStream, (&'static str, String)> {
     let attempt = async {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target).await?.collect();
+        let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(target).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                let host = target.rsplit_once(':').map_or(target, |(h, _)| h);
+                let failure = classify_lookup(&e);
+                let words = describe_dns(failure, host, "the system resolver", timeout);
+                return Err((failure, words));
+            }
+        };
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
         for addr in addrs {
             match TcpStream::connect(addr).await {
@@ -154,16 +281,11 @@ async fn connect(target: &str, timeout: Duration) -> io::Result<TcpStream> {
                 Err(e) => last = e,
             }
         }
-        Err(last)
+        Err((classify_io(&last), last.to_string()))
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no connection within {timeout:?}"),
-            ))
-        })
+        .unwrap_or_else(|_| Err(("timeout", format!("no connection within {}", secs(timeout)))))
 }
 
 /// `https://host[:port]/path` into (host, port, path).
@@ -188,133 +310,6 @@ pub fn parse_status_line(head: &str) -> Option<u32> {
     parts.next()?.parse().ok()
 }
 
-/// Days from `now` (seconds since the epoch) until a DER certificate's notAfter.
-pub fn certificate_days_left(der: &[u8], now_secs: i64) -> Option<i64> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let not_after = cert.validity().not_after.timestamp();
-    Some((not_after - now_secs).div_euclid(86_400))
-}
-
-/// The certificates in a PEM file of trusted CAs (`connectivity.https_ca_files`): every
-/// `CERTIFICATE` block, other blocks (a key, say) skipped. Blocks: read it through the probe's
-/// `Offload`, or where the config is loaded. The error says what is wrong with the file
-/// (without its name: the caller names file and key).
-pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM file: {e}"))?;
-    if certificates.is_empty() {
-        return Err("no PEM certificate in it".into());
-    }
-    let mut scratch = rustls::RootCertStore::empty();
-    for (i, der) in certificates.iter().enumerate() {
-        scratch
-            .add(der.clone())
-            .map_err(|e| format!("certificate {} cannot be trusted: {e}", i + 1))?;
-    }
-    Ok(certificates)
-}
-
-/// The TLS client settings every HTTPS check of one round shares: the web PKI roots and the
-/// certificates in `ca_files` (see [`read_ca_file`]). Blocks: build it through the probe's
-/// `Offload`. The error is the detail every HTTPS check reports.
-pub fn tls_config(ca_files: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for file in ca_files {
-        let certificates =
-            read_ca_file(file).map_err(|e| format!("CA file {}: {e}", file.display()))?;
-        roots.add_parsable_certificates(certificates);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// Fetches `url` with a HEAD request over TLS, trusting what `tls` trusts (see [`tls_config`]).
-pub async fn https(
-    url: &str,
-    tls: &Result<Arc<rustls::ClientConfig>, String>,
-    timeout: Duration,
-) -> HttpsResult {
-    let started = Instant::now();
-    let fail = |failure: &str, detail: String| HttpsResult {
-        url: url.to_owned(),
-        millis: millis(started),
-        failure: failure.to_owned(),
-        detail,
-        ..HttpsResult::default()
-    };
-    let Some((host, port, path)) = split_url(url) else {
-        return fail("error", "not an https:// URL".into());
-    };
-    let config = match tls {
-        Ok(c) => c.clone(),
-        Err(detail) => return fail("tls_error", detail.clone()),
-    };
-    let stream = match connect(&format!("{host}:{port}"), timeout).await {
-        Ok(s) => s,
-        Err(e) => return fail(classify_io(&e), e.to_string()),
-    };
-    let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
-        return fail("error", format!("{host} is not a valid server name"));
-    };
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let exchange = async {
-        let mut tls = connector.connect(server_name, stream).await?;
-        let days = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| certificate_days_left(c, crate::clock::now_ms() / 1000));
-        let request = format!(
-            "HEAD {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: firstline-agent\r\nConnection: close\r\n\r\n"
-        );
-        tls.write_all(request.as_bytes()).await?;
-        let mut head = vec![0u8; 1024];
-        let n = tls.read(&mut head).await?;
-        Ok::<_, io::Error>((days, String::from_utf8_lossy(&head[..n]).into_owned()))
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => fail("timeout", format!("no response within {timeout:?}")),
-        Ok(Err(e)) => {
-            let tls_problem = e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
-            fail(
-                if tls_problem {
-                    "tls_error"
-                } else {
-                    classify_io(&e)
-                },
-                e.to_string(),
-            )
-        }
-        Ok(Ok((days, head))) => {
-            let status = parse_status_line(&head).unwrap_or(0);
-            let ok = (200..400).contains(&status);
-            HttpsResult {
-                url: url.to_owned(),
-                ok,
-                millis: millis(started),
-                status,
-                certificate_days_left: days.unwrap_or(0),
-                failure: if ok {
-                    String::new()
-                } else {
-                    "http_error".into()
-                },
-                detail: head.lines().next().unwrap_or_default().to_owned(),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,12 +329,70 @@ mod tests {
         }
         assert_eq!(classify_dns(&NetError::Timeout), "timeout");
         assert_eq!(
-            classify_dns(&NetError::Io(Arc::new(
+            classify_dns(&NetError::Io(std::sync::Arc::new(
                 io::ErrorKind::ConnectionRefused.into()
             ))),
             "refused"
         );
         assert_eq!(classify_dns(&NetError::NoConnections), "dns_error");
+    }
+
+    #[test]
+    fn system_lookup_failures_have_a_reason_and_words() {
+        let lookup = |words: &str| {
+            io::Error::other(format!("failed to lookup address information: {words}"))
+        };
+        let cases = [
+            ("Name or service not known", "nxdomain"),
+            ("No address associated with hostname", "no_records"),
+            ("Temporary failure in name resolution", "timeout"),
+            ("Something else", "dns_error"),
+        ];
+        for (words, reason) in cases {
+            assert_eq!(classify_lookup(&lookup(words)), reason, "{words}");
+        }
+        assert_eq!(
+            classify_lookup(&io::ErrorKind::ConnectionRefused.into()),
+            "refused"
+        );
+        let t = Duration::from_secs(2);
+        let cases = [
+            (
+                "nxdomain",
+                "typo.example does not exist (answer from 10.0.0.53:53)",
+            ),
+            (
+                "no_records",
+                "typo.example exists but has no address (answer from 10.0.0.53:53)",
+            ),
+            ("timeout", "no answer from 10.0.0.53:53 within 2s"),
+            ("refused", "10.0.0.53:53 is down: nothing answers DNS there"),
+            ("unreachable", "no route to 10.0.0.53:53"),
+            (
+                "dns_error",
+                "the lookup of typo.example failed at 10.0.0.53:53",
+            ),
+        ];
+        for (failure, words) in cases {
+            assert_eq!(
+                describe_dns(failure, "typo.example", "10.0.0.53:53", t),
+                words
+            );
+        }
+        assert_eq!(
+            describe_dns("timeout", "x", "", t),
+            "no answer from the resolver within 2s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resolver_address_with_nothing_listening_is_down() {
+        // Loopback answers a datagram to a closed port with ICMP port unreachable at once.
+        let down = down_or_out_of_reach(IpAddr::from([127, 0, 0, 1]), Duration::from_secs(1)).await;
+        // Unless something does listen on 127.0.0.1:53 here (a local caching resolver).
+        let listening = std::net::UdpSocket::bind("127.0.0.1:53")
+            .is_err_and(|e| e.kind() == io::ErrorKind::AddrInUse);
+        assert!(down == Some("refused") || listening, "{down:?}");
     }
 
     #[test]
@@ -362,37 +415,6 @@ mod tests {
             Some(204)
         );
         assert_eq!(parse_status_line("SSH-2.0-OpenSSH"), None);
-    }
-
-    #[test]
-    fn certificate_expiry_in_days() {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["example.test".into()]).expect("params");
-        params.not_after = rcgen::date_time_ymd(2030, 1, 31);
-        let cert = params.self_signed(&key).expect("cert");
-        // 2030-01-01T00:00:00Z is 1893456000.
-        assert_eq!(certificate_days_left(cert.der(), 1_893_456_000), Some(30));
-        assert_eq!(certificate_days_left(b"junk", 0), None);
-    }
-
-    #[tokio::test]
-    async fn a_ca_file_gone_since_the_config_was_loaded_fails_every_https_check() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let gone = dir.path().join("company-ca.pem");
-        let tls = tls_config(std::slice::from_ref(&gone));
-        let detail = tls.as_ref().expect_err("no such file");
-        assert!(
-            detail.contains(&gone.display().to_string()) && detail.contains("cannot read"),
-            "{detail}"
-        );
-        // Port 1: nothing listens, yet the check stops at the CA file, before connecting.
-        let result = https("https://127.0.0.1:1/", &tls, Duration::from_secs(2)).await;
-        assert_eq!(
-            (result.ok, result.failure.as_str(), result.detail.as_str()),
-            (false, "tls_error", detail.as_str())
-        );
-        assert!(tls_config(&[]).is_ok(), "the web PKI roots alone");
     }
 
     #[tokio::test]

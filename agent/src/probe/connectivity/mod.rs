@@ -1,19 +1,18 @@
 //! Connectivity probe: default gateway (present, and reachable by its ARP entry), DNS lookups
 //! of configured names, TCP connects to configured targets, HTTPS checks (status and
 //! certificate days left), the collector itself, and VPN interfaces. Every check has a timeout
-//! and reports why it failed (NXDOMAIN vs timeout, refused vs unreachable, TLS error). The
+//! and reports why it failed (NXDOMAIN vs timeout, a resolver down vs out of reach, refused vs
+//! unreachable, a certificate for another name, expired or from an unknown issuer). The
 //! route, ARP and interface files, the resolver configuration and the extra trusted CA files of
 //! the HTTPS checks are read on the probe's `Offload`, never on the async threads.
 
 pub mod checks;
+pub mod https;
 pub mod route;
 
+use futures_util::future::join_all;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-
-use futures_util::future::join_all;
-use hickory_resolver::TokioResolver;
 use std::time::Duration;
 
 use crate::probe::{Offload, ProbeError};
@@ -47,6 +46,8 @@ pub struct CheckResult {
     /// Empty when ok; otherwise one of the reasons in the wire contract.
     pub failure: String,
     pub detail: String,
+    /// DNS checks: the resolvers asked (`10.0.0.53:53`); empty for other checks.
+    pub resolver: String,
 }
 
 /// The outcome of one HTTPS check.
@@ -56,7 +57,12 @@ pub struct HttpsResult {
     pub ok: bool,
     pub millis: f64,
     pub status: u32,
+    /// Whole days until the server certificate expires, negative when expired; 0 when none
+    /// was received.
     pub certificate_days_left: i64,
+    /// When the server certificate expires (ms since the epoch), also when it was refused; 0
+    /// when none was received.
+    pub certificate_not_after_ms: i64,
     pub failure: String,
     pub detail: String,
 }
@@ -69,7 +75,8 @@ pub struct ConnSettings {
     pub dns_servers: Vec<IpAddr>,
     pub tcp_targets: Vec<String>,
     pub https_urls: Vec<String>,
-    /// PEM files of CAs the HTTPS checks trust besides the web PKI roots (a company's own CA).
+    /// PEM files of CAs the HTTPS checks trust besides the web PKI roots and the operating
+    /// system's trust store (a company's own CA).
     pub https_ca_files: Vec<PathBuf>,
     /// `host:port` of the collector, when enrolled.
     pub collector: Option<String>,
@@ -94,8 +101,8 @@ impl Default for ConnSettings {
 struct Local {
     gateway: Option<(String, std::net::Ipv4Addr, bool)>,
     vpn: Vec<(String, bool)>,
-    resolver: Option<Result<TokioResolver, String>>,
-    tls: Option<Result<Arc<rustls::ClientConfig>, String>>,
+    resolver: Option<checks::Dns>,
+    tls: Option<Result<https::Tls, String>>,
 }
 
 /// Runs every check concurrently; the round takes at most about one timeout.
@@ -108,12 +115,13 @@ pub async fn collect(settings: &ConnSettings, offload: &Offload) -> Result<ConnF
             gateway: route::read_gateway(),
             vpn: route::vpn_interfaces(),
             resolver: wants_dns.then(|| checks::resolver(&servers, timeout)),
-            tls: ca_files.map(|files| checks::tls_config(&files)),
+            tls: ca_files.map(|files| https::tls_config(&files)),
         })
         .await?;
-    let resolver = local
-        .resolver
-        .unwrap_or_else(|| Err("no names to resolve".into()));
+    let resolver = local.resolver.unwrap_or_else(|| checks::Dns {
+        resolver: Err("no names to resolve".into()),
+        servers: Vec::new(),
+    });
     let tls = local.tls.unwrap_or_else(|| Err("no URLs to fetch".into()));
     let dns = join_all(
         settings
@@ -131,7 +139,7 @@ pub async fn collect(settings: &ConnSettings, offload: &Offload) -> Result<ConnF
         settings
             .https_urls
             .iter()
-            .map(|u| checks::https(u, &tls, settings.timeout)),
+            .map(|u| https::https(u, &tls, settings.timeout)),
     );
     let collector = async {
         match &settings.collector {

@@ -1,6 +1,8 @@
 //! apt (Debian, Ubuntu): pending updates from `apt-get -s dist-upgrade` (a simulation that needs
 //! no lock), security ones told by their archive (`...-security`, label `Debian-Security`), and
-//! the last upgrade time from `/var/log/apt/history.log`.
+//! the last upgrade time from `/var/log/apt/history.log`. Held packages (`apt-mark hold`,
+//! `hold ok installed` in dpkg's status) are kept back by that simulation; their newer versions
+//! come from a second simulation that ignores holds, run only when something is held.
 
 use super::PendingUpdate;
 
@@ -32,6 +34,30 @@ fn parse_inst_line(line: &str) -> Option<PendingUpdate> {
         candidate_version: candidate.to_owned(),
         security,
     })
+}
+
+/// Parses `apt-mark showhold`: one package name per line (`name` or `name:arch`).
+pub fn parse_showhold(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains(char::is_whitespace))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The held packages' updates: the `Inst` lines of a simulation that ignored holds
+/// (`-o APT::Ignore-Hold=true`) for the packages in `held`. A name matches with or without its
+/// `:arch` suffix, since apt prints the suffix for foreign architectures only.
+pub fn held_updates(simulation: &str, held: &[String]) -> Vec<PendingUpdate> {
+    let base = |name: &str| name.split(':').next().unwrap_or(name).to_owned();
+    parse_simulation(simulation)
+        .into_iter()
+        .filter(|u| !u.installed_version.is_empty())
+        .filter(|u| {
+            held.iter()
+                .any(|h| *h == u.name || base(h) == base(&u.name))
+        })
+        .collect()
 }
 
 /// `Label:Version/Archive [arch]`: a security archive ends in `-security` (Debian, Ubuntu) or
@@ -137,6 +163,40 @@ mod tests {
         assert!(parse_simulation(line)[0].security);
         let line = "Inst vim [2:8.2.3995-1ubuntu2] (2:8.2.3995-1ubuntu2.1 Ubuntu:22.04/jammy-updates [amd64])";
         assert!(!parse_simulation(line)[0].security);
+    }
+
+    #[test]
+    fn held_packages_and_their_newer_versions() {
+        let held = parse_showhold(include_str!(
+            "../../../testdata/linux/apt-mark-showhold-apt2.6-lab.txt"
+        ));
+        assert_eq!(held, ["firstline-sec"]);
+        let normal =
+            include_str!("../../../testdata/linux/apt-get-s-dist-upgrade-held-apt2.6-lab.txt");
+        let names: Vec<String> = parse_simulation(normal)
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, ["firstline-demo"], "the held package is kept back");
+        let ignoring = include_str!(
+            "../../../testdata/linux/apt-get-s-dist-upgrade-ignore-hold-apt2.6-lab.txt"
+        );
+        assert_eq!(
+            held_updates(ignoring, &held),
+            [PendingUpdate {
+                name: "firstline-sec".into(),
+                installed_version: "1.0-1".into(),
+                candidate_version: "2.0-1".into(),
+                security: true,
+            }]
+        );
+        assert_eq!(
+            held_updates(ignoring, &["firstline-sec:amd64".into()]).len(),
+            1,
+            "a name with its architecture"
+        );
+        assert!(held_updates(ignoring, &[]).is_empty());
+        assert!(parse_showhold("\n").is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub async fn collect(
 ) -> Result<PatchFacts, ProbeError> {
     let manager = offload.run(find_manager).await?;
     let mut facts = match manager {
-        Manager::Apt => apt_updates().await?,
+        Manager::Apt => apt_updates(settings).await?,
         Manager::Dnf(tool, needs_restarting) => dnf_updates(tool, needs_restarting).await?,
         Manager::Zypper => zypper_updates().await?,
         Manager::Pacman(checkupdates) => {
@@ -84,23 +84,57 @@ fn find_manager() -> Manager {
     }
 }
 
-async fn apt_updates() -> Result<PatchFacts, ProbeError> {
-    let out = run(
-        "apt-get",
-        &["-s", "-o", "Debug::NoLocking=1", "dist-upgrade"],
-        TOOL_TIMEOUT,
-    )
-    .await?;
+/// Pending updates from apt's simulation; held packages (only when `apt-mark showhold` names
+/// some) from a second simulation that ignores holds.
+async fn apt_updates(settings: &PatchSettings) -> Result<PatchFacts, ProbeError> {
+    let out = apt(settings, "apt-get", &["-s", "dist-upgrade"]).await?;
+    let mut facts = PatchFacts::from_updates("apt", apt::parse_simulation(&out));
+    // The pending updates stand even when the held ones cannot be learned.
+    let held = async {
+        let held = apt::parse_showhold(&apt(settings, "apt-mark", &["showhold"]).await?);
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ignoring = ["-s", "-o", "APT::Ignore-Hold=true", "dist-upgrade"];
+        let simulation = apt(settings, "apt-get", &ignoring).await?;
+        Ok::<_, ProbeError>(apt::held_updates(&simulation, &held))
+    };
+    match held.await {
+        Ok(held) => facts.set_held(held),
+        Err(error) => tracing::warn!(%error, "held packages unknown"),
+    }
+    Ok(facts)
+}
+
+/// Runs an apt tool with the agent's apt settings and returns its output; a failure names
+/// the command. `[patches] apt_config` is handed over as `APT_CONFIG` through `env` (the
+/// shared runner sets only the locale); without it, the agent's own `APT_CONFIG` applies.
+async fn apt(settings: &PatchSettings, tool: &str, args: &[&str]) -> Result<String, ProbeError> {
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(conf) = &settings.apt_config {
+        argv.push(format!("APT_CONFIG={}", conf.display()));
+    }
+    argv.push(tool.to_owned());
+    argv.extend(["-o".to_owned(), "Debug::NoLocking=1".to_owned()]);
+    for (key, path) in [
+        ("Dir::State::status", &settings.dpkg_status),
+        ("Dir::State::lists", &settings.apt_lists),
+    ] {
+        if let Some(path) = path {
+            argv.extend(["-o".to_owned(), format!("{key}={}", path.display())]);
+        }
+    }
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = run("env", &argv, TOOL_TIMEOUT).await?;
     if out.code != Some(0) {
         return Err(ProbeError::Failed(format!(
-            "apt-get -s dist-upgrade failed: {}",
+            "{tool} {} failed: {}",
+            args.join(" "),
             first_line(&out.stderr)
         )));
     }
-    Ok(PatchFacts::from_updates(
-        "apt",
-        apt::parse_simulation(&out.stdout),
-    ))
+    Ok(out.stdout)
 }
 
 async fn dnf_updates(tool: &'static str, needs_restarting: bool) -> Result<PatchFacts, ProbeError> {

@@ -28,6 +28,10 @@ pub struct PatchFacts {
     pub security_count: u32,
     pub updates: Vec<PendingUpdate>,
     pub updates_truncated: bool,
+    /// Packages held by the administrator (`apt-mark hold`) that have a newer version; not
+    /// in `pending_count`. Exact count; `held` keeps at most `limits::MAX_UPDATES`.
+    pub held_count: u32,
+    pub held: Vec<PendingUpdate>,
     pub reboot_required: bool,
     pub reboot_reason: String,
     /// Last successful package update, ms since the epoch; 0 when unknown.
@@ -51,6 +55,30 @@ pub struct PatchSettings {
     pub reboot_markers: Vec<std::path::PathBuf>,
     /// apt's history log, for the time of the last update.
     pub apt_history: std::path::PathBuf,
+    /// apt's configuration file (what `APT_CONFIG` names); `None`: `APT_CONFIG` from the
+    /// agent's environment, else apt's own default.
+    pub apt_config: Option<std::path::PathBuf>,
+    /// dpkg's status file, passed to apt (`Dir::State::status`) and watched; `None`: apt's
+    /// setting, and the default file watched.
+    pub dpkg_status: Option<std::path::PathBuf>,
+    /// apt's package lists folder (`Dir::State::lists`), passed and watched the same way.
+    pub apt_lists: Option<std::path::PathBuf>,
+}
+
+impl PatchSettings {
+    /// The dpkg status file the watcher watches.
+    pub fn dpkg_status_file(&self) -> std::path::PathBuf {
+        self.dpkg_status
+            .clone()
+            .unwrap_or_else(|| "/var/lib/dpkg/status".into())
+    }
+
+    /// The apt lists folder the watcher watches.
+    pub fn apt_lists_dir(&self) -> std::path::PathBuf {
+        self.apt_lists
+            .clone()
+            .unwrap_or_else(|| "/var/lib/apt/lists".into())
+    }
 }
 
 impl Default for PatchSettings {
@@ -61,6 +89,9 @@ impl Default for PatchSettings {
                 "/run/reboot-required".into(),
             ],
             apt_history: "/var/log/apt/history.log".into(),
+            apt_config: None,
+            dpkg_status: None,
+            apt_lists: None,
         }
     }
 }
@@ -68,14 +99,8 @@ impl Default for PatchSettings {
 impl PatchFacts {
     /// Builds facts from a full list of updates, keeping exact counts but at most
     /// `limits::MAX_UPDATES` entries (security updates first).
-    pub fn from_updates(package_manager: &str, mut updates: Vec<PendingUpdate>) -> Self {
-        updates.sort_by(|a, b| b.security.cmp(&a.security).then(a.name.cmp(&b.name)));
-        updates.dedup_by(|a, b| a.name == b.name);
-        let pending_count = u32::try_from(updates.len()).unwrap_or(u32::MAX);
-        let security_count =
-            u32::try_from(updates.iter().filter(|u| u.security).count()).unwrap_or(u32::MAX);
-        let updates_truncated = updates.len() > limits::MAX_UPDATES;
-        updates.truncate(limits::MAX_UPDATES);
+    pub fn from_updates(package_manager: &str, updates: Vec<PendingUpdate>) -> Self {
+        let (updates, pending_count, security_count, updates_truncated) = bounded(updates);
         Self {
             package_manager: package_manager.to_owned(),
             pending_count,
@@ -85,6 +110,26 @@ impl PatchFacts {
             ..Self::default()
         }
     }
+
+    /// Sets the held packages that have a newer version (kept out of the pending ones).
+    pub fn set_held(&mut self, held: Vec<PendingUpdate>) {
+        let (held, count, _, _) = bounded(held);
+        self.held = held;
+        self.held_count = count;
+    }
+}
+
+/// Sorts (security first), drops duplicates and cuts to `limits::MAX_UPDATES`; returns the
+/// list, the exact count and security count, and whether it was cut.
+fn bounded(mut updates: Vec<PendingUpdate>) -> (Vec<PendingUpdate>, u32, u32, bool) {
+    updates.sort_by(|a, b| b.security.cmp(&a.security).then(a.name.cmp(&b.name)));
+    updates.dedup_by(|a, b| a.name == b.name);
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let security = count(updates.iter().filter(|u| u.security).count());
+    let all = count(updates.len());
+    let truncated = updates.len() > limits::MAX_UPDATES;
+    updates.truncate(limits::MAX_UPDATES);
+    (updates, all, security, truncated)
 }
 
 /// Runs the patch probe for this OS.
@@ -158,5 +203,19 @@ mod tests {
             facts.updates[0].name, "zz-openssl",
             "security updates are kept first"
         );
+    }
+
+    #[test]
+    fn held_packages_are_apart_from_the_pending_ones() {
+        let mut facts = PatchFacts::from_updates("apt", vec![update("vim", false)]);
+        facts.set_held(vec![update("zlib", false), update("openssl", true)]);
+        assert_eq!((facts.pending_count, facts.security_count), (1, 0));
+        assert_eq!(facts.held_count, 2);
+        let held: Vec<(&str, bool)> = facts
+            .held
+            .iter()
+            .map(|u| (u.name.as_str(), u.security))
+            .collect();
+        assert_eq!(held, [("openssl", true), ("zlib", false)]);
     }
 }

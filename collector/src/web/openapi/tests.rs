@@ -77,6 +77,7 @@ fn schemas_name_exactly_the_fields_the_api_sends() {
         critical_open: vec![],
         escalated: vec![],
         resolved_since: vec![],
+        cut: Default::default(),
     };
     assert_eq!(keys(&handoff), names(HANDOFF), "Handoff");
     let host = Host::from(crate::store::HostRow {
