@@ -32,6 +32,33 @@ pub async fn ingest(
     batch: &Batch,
     now_ms: i64,
 ) -> Result<IngestOutcome, StoreError> {
+    // A race lost to a concurrent writer (a unique key taken first, a serialisation failure or
+    // a deadlock on PostgreSQL) is retried here with the other's result in view, never
+    // answered to the agent. Reports of one host already queue on the host's row, and outage
+    // placement runs under the event-log lock, so this is the net below those.
+    let mut attempt = 0;
+    loop {
+        match ingest_once(store, engine, agent_id, batch, now_ms).await {
+            Err(error) if error.is_race() && attempt < RACE_RETRIES => {
+                attempt += 1;
+                tracing::debug!(agent_id, attempt, %error, "ingest lost a race; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How often a batch that lost a race is tried again before the failure is answered.
+const RACE_RETRIES: u64 = 5;
+
+async fn ingest_once(
+    store: &Store,
+    engine: &Engine,
+    agent_id: &str,
+    batch: &Batch,
+    now_ms: i64,
+) -> Result<IngestOutcome, StoreError> {
     let mut tx = store.begin_write().await?;
     let mut outcome = IngestOutcome::default();
     let mut sequence = tx.sequence(agent_id).await?;

@@ -426,6 +426,39 @@ async fn parallel_batches_are_stored_once(store: Store) {
         assert_eq!(host.snapshots_stored, 5, "{id}");
     }
     assert_eq!(open_tickets(&store).await.len(), 2, "one ticket per host");
+    // One host's reports racing each other to open the same ticket: they queue on the host's
+    // row, nothing is rejected, one ticket opens.
+    agent(&store, "c").await;
+    let mut racing = Vec::new();
+    for seq in 1..=6u64 {
+        let (store, engine) = (store.clone(), engine.clone());
+        racing.push(tokio::spawn(async move {
+            let at = T0 + i64::try_from(seq).unwrap_or(0);
+            ingest(
+                &store,
+                &engine,
+                "c",
+                &batch(vec![snap(seq, at, 96)], at),
+                at,
+            )
+            .await
+        }));
+    }
+    for t in racing {
+        let outcome = t.await.expect("task").expect("no race reaches the agent");
+        assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+        assert_eq!(outcome.stored_seqs.len(), 1);
+    }
+    assert_eq!(
+        store.stored_seqs("c").await.expect("seqs"),
+        [1, 2, 3, 4, 5, 6]
+    );
+    let c_tickets: Vec<_> = open_tickets(&store)
+        .await
+        .into_iter()
+        .filter(|t| t.agent_id == "c")
+        .collect();
+    assert_eq!(c_tickets.len(), 1, "{c_tickets:?}");
 }
 
 async fn unknown_stored_values_are_errors(store: Store, url: String) {

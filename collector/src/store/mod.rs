@@ -67,6 +67,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this transaction lost a race with a concurrent one (a unique key another
+    /// writer took first, a serialisation failure, a deadlock): the same work tried again in
+    /// a new transaction sees the other's result and goes through.
+    pub fn is_race(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => {
+                e.kind() == sqlx::error::ErrorKind::UniqueViolation
+                    || e.code().is_some_and(|c| c == "40001" || c == "40P01")
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(what: &'static str, key: impl ToString, e: impl ToString) -> Self {
         Self::Corrupt {
             what,
@@ -78,6 +91,9 @@ impl StoreError {
     /// Whether the same input would fail the same way again (a value the store refuses, a
     /// constraint), as opposed to a failure that can pass (the store is down or busy).
     pub fn is_permanent(&self) -> bool {
+        if self.is_race() {
+            return false;
+        }
         match self {
             Self::Database(sqlx::Error::Database(e)) => {
                 use sqlx::error::ErrorKind;
