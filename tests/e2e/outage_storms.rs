@@ -358,4 +358,7 @@ async fn replayed_spool_keeps_the_timeline_in_order(store: Store) {
         times,
         [("opened", T0 + 2 * HOUR), ("resolved", T0 + 2 * HOUR)]
     );
+    // Both times are kept: the resolution was observed an hour before it was shown.
+    let observed: Vec<i64> = timeline.iter().map(|e| e.observed_at_ms).collect();
+    assert_eq!(observed, [T0 + 2 * HOUR, T0 + HOUR]);
 }

@@ -189,8 +189,16 @@ pub fn ticket_detail(d: &TicketDetail, now: SystemTime) -> String {
         } else {
             format!(" by {}", e.actor)
         };
+        let observed = if e.observed_at_ms > 0 && e.observed_at_ms != e.at_ms {
+            format!(
+                " (observed {}, reported late)",
+                humantime::format_rfc3339_seconds(from_ms(e.observed_at_ms))
+            )
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "  {}  {}{}  {}\n",
+            "  {}  {}{}  {}{observed}\n",
             humantime::format_rfc3339_seconds(from_ms(e.at_ms)),
             e.kind.as_str(),
             who,
@@ -451,6 +459,34 @@ mod tests {
         assert_eq!(age(10_000_000 - 5_000, now), "5s ago");
         assert_eq!(age(10_000_000 - 300_000, now), "5m ago");
         assert_eq!(age(0, now), "never");
+    }
+
+    #[test]
+    fn a_late_event_shows_when_it_was_observed() {
+        let t = crate::tickets::lifecycle::tests_support::ticket();
+        let event = |at_ms: i64, observed_at_ms: i64| crate::tickets::TicketEvent {
+            cursor: 1,
+            ticket_id: t.id,
+            at_ms,
+            observed_at_ms,
+            kind: crate::tickets::EventKind::Resolved,
+            actor: String::new(),
+            detail: "condition cleared".into(),
+        };
+        let page = |e| TicketDetail {
+            ticket: t.clone(),
+            timeline: vec![e],
+            kb_markdown: String::new(),
+            linked: Vec::new(),
+        };
+        let now = from_ms(1_900_000_000_000);
+        let late = ticket_detail(&page(event(1_800_007_200_000, 1_800_003_600_000)), now);
+        assert!(
+            late.contains("condition cleared (observed 2027-01-15T09:00:00Z, reported late)"),
+            "{late}"
+        );
+        let on_time = ticket_detail(&page(event(1_800_003_600_000, 1_800_003_600_000)), now);
+        assert!(!on_time.contains("observed"), "{on_time}");
     }
 
     #[test]

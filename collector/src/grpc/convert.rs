@@ -85,6 +85,7 @@ pub fn event_to_wire(e: &TicketEvent) -> v1::TicketEvent {
         actor: e.actor.clone(),
         detail: e.detail.clone(),
         ticket_id: e.ticket_id,
+        observed_at_ms: e.observed_at_ms,
     }
 }
 
@@ -96,6 +97,7 @@ fn event_from_wire(e: v1::TicketEvent) -> Result<TicketEvent, BadMessage> {
         kind: EventKind::parse(&e.kind).map_err(|e| BadMessage(e.to_string()))?,
         actor: e.actor,
         detail: e.detail,
+        observed_at_ms: e.observed_at_ms,
     })
 }
 
@@ -199,6 +201,7 @@ pub fn events_to_wire(page: &EventPage) -> v1::EventsSinceResponse {
                 actor: e.actor.clone(),
                 detail: e.detail.clone(),
                 ticket: Some(ticket_to_wire(&e.ticket)),
+                observed_at_ms: e.observed_at_ms,
             })
             .collect(),
         next_cursor: page.next_cursor,
@@ -216,6 +219,7 @@ pub fn events_from_wire(r: v1::EventsSinceResponse) -> Result<EventPage, BadMess
                 kind: EventKind::parse(&e.kind).map_err(|e| BadMessage(e.to_string()))?,
                 actor: e.actor,
                 detail: e.detail,
+                observed_at_ms: e.observed_at_ms,
                 ticket: ticket_from_wire(e.ticket.ok_or_else(|| BadMessage("no ticket".into()))?)?,
             })
         })

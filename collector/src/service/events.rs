@@ -31,6 +31,7 @@ pub struct AlertEventView {
     pub kind: EventKind,
     pub actor: String,
     pub detail: String,
+    pub observed_at_ms: i64,
     pub ticket: Ticket,
 }
 
@@ -84,6 +85,7 @@ impl Service {
                     kind: r.event.kind,
                     actor: r.event.actor,
                     detail: r.event.detail,
+                    observed_at_ms: r.event.observed_at_ms,
                     ticket: r.ticket,
                 })
                 .collect(),

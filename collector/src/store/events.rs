@@ -103,7 +103,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AlertEvent>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS}, e.cursor, e.at_ms, e.kind, e.actor, e.detail \
+            "SELECT {COLUMNS}, e.cursor, e.at_ms, e.kind, e.actor, e.detail, e.observed_at_ms \
              FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id JOIN agents a ON a.agent_id = t.agent_id \
              WHERE e.cursor > $1 AND ($2 = 0 OR t.priority <= $2) AND ($3 = '' OR t.rule_id = $3) \
              AND ($4 = '' OR t.agent_id = $4) \
@@ -132,7 +132,7 @@ impl Store {
     /// A ticket's timeline, oldest first.
     pub async fn timeline(&self, id: i64) -> Result<Vec<TicketEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT cursor, at_ms, kind, actor, detail FROM ticket_events WHERE ticket_id = $1 \
+            "SELECT cursor, at_ms, kind, actor, detail, observed_at_ms FROM ticket_events WHERE ticket_id = $1 \
              ORDER BY cursor LIMIT 5000",
         )
         .bind(id)
@@ -160,6 +160,7 @@ fn event_from_row(r: &AnyRow, at: usize, ticket_id: i64) -> Result<TicketEvent, 
         kind: EventKind::parse(&kind).map_err(|e| StoreError::corrupt("event", cursor, e))?,
         actor: r.try_get(at + 3)?,
         detail: r.try_get(at + 4)?,
+        observed_at_ms: r.try_get(at + 5)?,
     })
 }
 

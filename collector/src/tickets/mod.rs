@@ -93,7 +93,11 @@ pub struct Ticket {
 pub struct TicketEvent {
     pub cursor: i64,
     pub ticket_id: i64,
+    /// When the timeline shows it: never before the ticket's previous event.
     pub at_ms: i64,
+    /// When it was observed (the snapshot's time); differs from `at_ms` only for a replayed
+    /// spool that arrived after later events.
+    pub observed_at_ms: i64,
     pub kind: EventKind,
     pub actor: String,
     pub detail: String,

@@ -107,6 +107,7 @@ pub const EVENT: &[(&str, &str)] = &[
     ("kind", "string"),
     ("actor", "string"),
     ("detail", "string"),
+    ("observed_at_ms", "integer"),
 ];
 
 pub const DETAIL: &[(&str, &str)] = &[
@@ -141,6 +142,7 @@ pub const ALERT_EVENT: &[(&str, &str)] = &[
     ("kind", "string"),
     ("actor", "string"),
     ("detail", "string"),
+    ("observed_at_ms", "integer"),
     ("ticket", "ref:Ticket"),
 ];
 

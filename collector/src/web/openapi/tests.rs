@@ -62,6 +62,7 @@ fn schemas_name_exactly_the_fields_the_api_sends() {
         kind: EventKind::Opened,
         actor: String::new(),
         detail: String::new(),
+        observed_at_ms: 1,
     };
     assert_eq!(keys(&event), names(EVENT), "TicketEvent");
     let detail = TicketDetail {
@@ -118,6 +119,7 @@ fn schemas_name_exactly_the_fields_the_api_sends() {
         kind: EventKind::Resolved,
         actor: String::new(),
         detail: String::new(),
+        observed_at_ms: 1,
         ticket: t,
     };
     assert_eq!(keys(&alert), names(ALERT_EVENT), "AlertEvent");
