@@ -16,6 +16,8 @@ pub const EPOCH: &str = "epoch";
 pub const LAST_SEQ: &str = "last_seq";
 /// Snapshots the collector rejected that no snapshot has reported yet.
 pub const REJECTED: &str = "rejected_count";
+/// Snapshots dropped (spool full, or unreadable) that no snapshot has reported yet.
+pub const DROPPED: &str = "dropped_count";
 /// Where entries that cannot be read or decoded are set aside for inspection.
 pub const UNREADABLE: &str = "unreadable";
 

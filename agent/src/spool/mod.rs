@@ -11,7 +11,8 @@
 //! finds the spool empty. Spools from before epochs keep numbering in epoch 0.
 //!
 //! Layout: `<dir>/<epoch>-<seq>.pb` entries (see `files`), `<dir>/epoch`, `<dir>/last_seq`
-//! (the highest number used, when no entry shows it), `<dir>/rejected_count`. The spool is
+//! (the highest number used, when no entry shows it), `<dir>/rejected_count` and
+//! `<dir>/dropped_count` (counts not yet reported, kept across restarts). The spool is
 //! shared through [`SharedSpool`], which does all file work on the blocking pool.
 
 mod files;
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 pub use numbering::SpoolSummary;
 pub use shared::SharedSpool;
 
-use files::{REJECTED, UNREADABLE, io, sync_dir, write_number};
+use files::{DROPPED, REJECTED, UNREADABLE, io, sync_dir, write_number};
 
 /// The highest sequence number (the collector stores them as signed 64-bit numbers).
 pub const MAX_SEQ: u64 = i64::MAX as u64;
@@ -160,8 +161,14 @@ impl Spool {
         firstline_support::files::write_atomic(&path, &data, 0o600).map_err(io("write", &path))?;
         sync_dir(&self.dir)?;
         self.last_seq = id.seq;
-        self.dropped = 0;
         self.insert(id, data.len() as u64, false);
+        if self.dropped > 0 {
+            self.dropped = 0;
+            if let Err(error) = self.save_dropped() {
+                // The snapshot carries the count; on disk it would be counted again after a restart.
+                tracing::warn!(error = %firstline_support::errors::chain(&error), "cannot reset the dropped count");
+            }
+        }
         if self.rejected > 0 {
             self.rejected = 0;
             if let Err(error) = self.save_rejected() {
@@ -235,6 +242,7 @@ impl Spool {
         self.keep_numbering(&[id])?;
         self.forget(key, meta);
         self.dropped = self.dropped.saturating_add(1);
+        self.save_dropped()?;
         let from = self.path(id, meta);
         let aside = self.dir.join(UNREADABLE);
         let to = aside.join(files::entry_name(id.epoch, id.seq, false));
@@ -315,6 +323,7 @@ impl Spool {
         if let Some((&key, _)) = self.entries.first_key_value() {
             self.remove(&[key.id])?;
             self.dropped = self.dropped.saturating_add(1);
+            self.save_dropped()?;
             tracing::warn!(
                 epoch = key.id.epoch,
                 seq = key.id.seq,
@@ -326,6 +335,11 @@ impl Spool {
 
     fn save_rejected(&self) -> Result<(), SpoolError> {
         write_number(&self.dir.join(REJECTED), self.rejected)
+    }
+
+    /// Keeps the count of drops not yet reported, so a restart does not lose it.
+    fn save_dropped(&self) -> Result<(), SpoolError> {
+        write_number(&self.dir.join(DROPPED), self.dropped)
     }
 
     fn path(&self, id: EntryId, meta: Meta) -> PathBuf {

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use super::files::{
-    self, EPOCH, LAST_SEQ, Number, REJECTED, io, read_number, sync_dir, write_number,
+    self, DROPPED, EPOCH, LAST_SEQ, Number, REJECTED, io, read_number, sync_dir, write_number,
 };
 use super::{EntryId, Key, MAX_SEQ, Spool, SpoolError, SpoolLimits};
 
@@ -70,6 +70,14 @@ impl Spool {
             Number::Missing => 0,
             Number::Corrupt => {
                 tracing::warn!(dir = %dir.display(), "spool rejected_count unreadable; counting from 0");
+                0
+            }
+        };
+        spool.dropped = match read_number(&dir.join(DROPPED))? {
+            Number::Value(n) => n,
+            Number::Missing => 0,
+            Number::Corrupt => {
+                tracing::warn!(dir = %dir.display(), "spool dropped_count unreadable; counting from 0");
                 0
             }
         };

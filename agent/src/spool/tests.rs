@@ -278,6 +278,27 @@ fn rejected_entries_are_deleted_and_counted_across_a_restart() {
 }
 
 #[test]
+fn drops_not_yet_reported_are_counted_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spool = open(dir.path());
+    let epoch = push(&mut spool, "unreadable later").epoch;
+    push(&mut spool, "fine");
+    spool
+        .set_aside(EntryId { epoch, seq: 1 })
+        .expect("set aside");
+    drop(spool);
+    let mut spool = open(dir.path());
+    assert_eq!(
+        push(&mut spool, "next").dropped,
+        1,
+        "the drop survives the restart"
+    );
+    assert_eq!(push(&mut spool, "after").dropped, 0, "reported once");
+    drop(spool);
+    assert_eq!(push(&mut open(dir.path()), "again").dropped, 0);
+}
+
+#[test]
 fn removing_the_newest_entry_keeps_its_number_used() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spool = open(dir.path());
