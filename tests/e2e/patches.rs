@@ -12,35 +12,6 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Builds the apt lab in `lab` with `held` packages held and fetches its lists; returns the
-/// lab's apt.conf.
-fn apt_lab(lab: &Path, held: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/apt-lab.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(lab)
-        .args(held)
-        .output()
-        .expect("run apt-lab.sh");
-    assert!(
-        out.status.success(),
-        "apt-lab.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let apt_conf = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let update = std::process::Command::new("apt-get")
-        .args(["-qq", "update"])
-        .env("APT_CONFIG", &apt_conf)
-        .output()
-        .expect("apt-get update");
-    assert!(
-        update.status.success(),
-        "apt-get update: {}",
-        String::from_utf8_lossy(&update.stderr)
-    );
-    apt_conf
-}
-
 /// `(name, installed, candidate, security)` of a list of updates.
 fn listed(updates: &Value) -> Vec<(String, String, String, bool)> {
     let text = |u: &Value, key: &str| u[key].as_str().unwrap_or_default().to_owned();
@@ -69,7 +40,7 @@ fn update(name: &str, security: bool) -> (String, String, String, bool) {
 #[test]
 fn held_security_fix_is_reported_apart_with_apt_paths_from_the_settings() {
     let lab = tempfile::tempdir().expect("tempdir");
-    let apt_conf = apt_lab(lab.path(), &["firstline-sec"]);
+    let apt_conf = firstline_tests::fixtures::apt_lab(lab.path(), &["firstline-sec"]);
     let dir = tempfile::tempdir().expect("tempdir");
     // A copy of dpkg's status elsewhere than the lab's apt.conf says: only the setting leads
     // apt (and the watcher) to it.

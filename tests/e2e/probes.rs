@@ -85,28 +85,7 @@ fn clamd_running_and_stopped_is_reported_with_its_database() {
 #[test]
 fn apt_pending_updates_and_the_reboot_marker() {
     let lab = tempfile::tempdir().expect("tempdir");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/apt-lab.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(lab.path())
-        .output()
-        .expect("run apt-lab.sh");
-    assert!(
-        out.status.success(),
-        "apt-lab.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let apt_conf = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let update = std::process::Command::new("apt-get")
-        .args(["-qq", "update"])
-        .env("APT_CONFIG", &apt_conf)
-        .output()
-        .expect("apt-get update");
-    assert!(
-        update.status.success(),
-        "apt-get update: {}",
-        String::from_utf8_lossy(&update.stderr)
-    );
+    let apt_conf = firstline_tests::fixtures::apt_lab(lab.path(), &[]);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let marker = dir.path().join("reboot-required");

@@ -53,3 +53,32 @@ pub fn batch(snapshots: Vec<v1::Snapshot>, arrival_ms: i64) -> Batch {
     )
     .expect("a well-formed batch")
 }
+
+/// Builds the apt lab in `lab` with `held` packages held and fetches its lists; returns the
+/// lab's apt.conf.
+pub fn apt_lab(lab: &std::path::Path, held: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/apt-lab.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg(lab)
+        .args(held)
+        .output()
+        .expect("run apt-lab.sh");
+    assert!(
+        out.status.success(),
+        "apt-lab.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apt_conf = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let update = std::process::Command::new("apt-get")
+        .args(["-qq", "update"])
+        .env("APT_CONFIG", &apt_conf)
+        .output()
+        .expect("apt-get update");
+    assert!(
+        update.status.success(),
+        "apt-get update: {}",
+        String::from_utf8_lossy(&update.stderr)
+    );
+    apt_conf
+}
