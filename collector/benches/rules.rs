@@ -2,14 +2,22 @@
 //! - pure evaluation: every default rule reading a realistic snapshot (8 filesystems, patches,
 //!   antivirus, connectivity), in microseconds per report;
 //! - the whole ingest of one report (store, rules, conditions, tickets, commit) on a SQLite
-//!   file, sequentially, as reports per second on one core.
+//!   file, sequentially, as reports per second on one core;
+//! - the same reports from many hosts at once through the group-commit writer the server uses
+//!   (`FIRSTLINE_BENCH_HOSTS` hosts, each sending its next report as soon as the last one is
+//!   acknowledged), as reports per second and the writer's mean group size. No gRPC or TLS:
+//!   the store and the rules alone (the load generator measures the whole collector).
 //!
-//! Run: `cargo bench -p firstline-collector --bench rules` (`FIRSTLINE_BENCH_REPORTS=N`).
+//! Run: `cargo bench -p firstline-collector --bench rules` (`FIRSTLINE_BENCH_REPORTS=N`,
+//! `FIRSTLINE_BENCH_HOSTS=N`, `FIRSTLINE_BENCH_STORE=postgres://…` for the writer part).
 
 use std::time::Instant;
 
 use firstline_collector::engine::Engine;
+use std::sync::Arc;
+
 use firstline_collector::ingest::ingest;
+use firstline_collector::ingest::writer::{Writer, WriterLimits};
 use firstline_collector::report::{Batch, Entry};
 use firstline_collector::store::{CertKind, NewAgent, NewCertificate, Store, TokenRow};
 use firstline_proto::v1;
@@ -84,7 +92,7 @@ fn batch(s: v1::Snapshot, at: i64) -> Batch {
     .expect("valid")
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     let reports: u64 = std::env::var("FIRSTLINE_BENCH_REPORTS")
         .ok()
@@ -174,4 +182,88 @@ async fn main() {
         per.as_secs_f64() * 1000.0,
         reports as f64 / elapsed.as_secs_f64()
     );
+
+    store.close().await;
+
+    // Many hosts at once through the group-commit writer.
+    let hosts: u64 = std::env::var("FIRSTLINE_BENCH_HOSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let url = std::env::var("FIRSTLINE_BENCH_STORE")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("group.db").display()));
+    let store = Store::open(&url).await.expect("store");
+    let prefix = format!("g{}-", std::process::id());
+    enroll_hosts(&store, &prefix, hosts, t0).await;
+    let writer = Writer::start(store.clone(), Arc::new(engine), WriterLimits::default());
+    let per_host = (reports / hosts).max(1);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for h in 0..hosts {
+        let writer = writer.clone();
+        let agent = format!("{prefix}{h}");
+        tasks.push(tokio::spawn(async move {
+            for seq in 1..=per_host {
+                let percent = if (seq + h) % 10 == 0 { 92 } else { 50 };
+                let at = t0 + i64::try_from(seq).unwrap_or(0) * 1000;
+                let b = batch(snapshot(seq, at, percent), at);
+                writer
+                    .submit(agent.clone(), b, 2000, at)
+                    .await
+                    .expect("stored");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("host task");
+    }
+    let elapsed = start.elapsed();
+    let stats = writer.stats();
+    println!(
+        "ingest through the group writer ({}, {hosts} hosts at once): {:.0} reports/s, {:.1} reports per commit",
+        if url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
+        (per_host * hosts) as f64 / elapsed.as_secs_f64(),
+        stats.reports as f64 / stats.groups.max(1) as f64,
+    );
+}
+
+async fn enroll_hosts(store: &Store, prefix: &str, hosts: u64, t0: i64) {
+    let token = format!("{prefix}token");
+    store
+        .create_token(&TokenRow {
+            token_hash: token.clone(),
+            label: String::new(),
+            created_at_ms: t0,
+            expires_at_ms: t0 + 1,
+            uses_total: hosts as i64,
+            uses_left: hosts as i64,
+        })
+        .await
+        .expect("token");
+    for h in 0..hosts {
+        store
+            .enroll(
+                &token,
+                t0,
+                &NewAgent {
+                    agent_id: format!("{prefix}{h}"),
+                    hostname: format!("bench-{h}"),
+                    machine_id: String::new(),
+                    enrolled_at_ms: t0,
+                },
+                &NewCertificate {
+                    fingerprint: format!("{prefix}f{h}"),
+                    kind: CertKind::Agent,
+                    subject: format!("{prefix}{h}"),
+                    issued_at_ms: t0,
+                    not_after_ms: t0 + 1,
+                },
+            )
+            .await
+            .expect("enroll");
+    }
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 pub use firstline_support::config_file::ConfigError;
 
 use crate::engine::Engine;
+use crate::retention::RetentionPolicy;
 
 /// The validated configuration the collector runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,8 @@ pub struct Config {
     pub kb_dir: Option<PathBuf>,
     /// The HTTP/JSON admin API; off when unset.
     pub http_listen: Option<SocketAddr>,
+    /// How long history is kept.
+    pub retention: RetentionPolicy,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +50,7 @@ struct RawConfig {
     tickets: Option<RawTickets>,
     sla: Option<RawSla>,
     http: Option<RawHttp>,
+    retention: Option<RawRetention>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +116,15 @@ struct RawSla {
     p4_tier2: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    snapshots: Option<String>,
+    disk_samples_raw: Option<String>,
+    disk_samples: Option<String>,
+    tickets: Option<String>,
+}
+
 /// Values given on the command line; they win over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -123,6 +136,8 @@ pub struct Overrides {
 const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
+/// A century of humantime's years (365.25 days), so the message says "100years".
+const RETENTION_MAX: Duration = Duration::from_secs(100 * 31_557_600);
 
 /// Where packages put the collector's configuration and state.
 pub const PACKAGED_CONFIG: &str = "/etc/firstline/collector.toml";
@@ -160,6 +175,7 @@ impl Default for Config {
             engine: Engine::default(),
             kb_dir: None,
             http_listen: None,
+            retention: RetentionPolicy::default(),
         }
     }
 }
@@ -201,7 +217,11 @@ impl Config {
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
              [rules]\n# An operator's rule file over the shipped rules (`firstline-collector check-rules FILE`).\n# file = \"/etc/firstline/rules.toml\"\n\n\
              [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n# Reopened this soon after resolving: flapping; it then resolves only after staying clear this long.\nflap_window = \"{}\"\n# Knowledge-base articles (<name>.md) overriding the shipped ones.\n# kb_dir = \"/etc/firstline/kb\"\n\n\
-             [sla]\n# Per priority: acknowledge within `response`, resolve within `resolve` (else tier 2),\n# and escalate from tier 2 to tier 3 when still open `tier2` after reaching tier 2.\n{}",
+             [sla]\n# Per priority: acknowledge within `response`, resolve within `resolve` (else tier 2),\n# and escalate from tier 2 to tier 3 when still open `tier2` after reaching tier 2.\n{}\n\
+             [retention]\n# Raw snapshots (each agent's newest is always kept), after they arrived.\nsnapshots = \"{}\"\n\
+             # Disk samples at full resolution (one per 10 minutes per mount); then the last of each hour.\ndisk_samples_raw = \"{}\"\n\
+             # Hourly disk samples.\ndisk_samples = \"{}\"\n\
+             # Resolved and closed tickets and their events, after they resolved (open tickets: always).\ntickets = \"{}\"\n",
             d.grpc_listen,
             humantime::format_duration(d.certificate_validity),
             humantime::format_duration(d.heartbeat),
@@ -216,6 +236,10 @@ impl Config {
                     n = i + 1
                 ))
                 .collect::<String>(),
+            human(d.retention.snapshots),
+            human(d.retention.disk_samples_raw),
+            human(d.retention.disk_samples),
+            human(d.retention.tickets),
         )
     }
 
@@ -308,6 +332,32 @@ impl Config {
                 set_duration(slot, key, &v, (SECOND, 365 * DAY), problems);
             }
         }
+        self.apply_retention(raw.retention.unwrap_or_default(), problems);
+    }
+
+    fn apply_retention(&mut self, raw: RawRetention, problems: &mut Vec<String>) {
+        let r = &mut self.retention;
+        let durations = [
+            (raw.snapshots, "retention.snapshots", &mut r.snapshots, HOUR),
+            (
+                raw.disk_samples_raw,
+                "retention.disk_samples_raw",
+                &mut r.disk_samples_raw,
+                HOUR,
+            ),
+            (
+                raw.disk_samples,
+                "retention.disk_samples",
+                &mut r.disk_samples,
+                HOUR,
+            ),
+            (raw.tickets, "retention.tickets", &mut r.tickets, DAY),
+        ];
+        for (value, key, slot, min) in durations {
+            if let Some(v) = value {
+                set_duration(slot, key, &v, (min, RETENTION_MAX), problems);
+            }
+        }
     }
 
     fn apply_overrides(&mut self, o: &Overrides, problems: &mut Vec<String>) {
@@ -329,11 +379,39 @@ impl Config {
                 self.store_url
             ));
         }
+        let r = &self.retention;
+        if r.disk_samples < r.disk_samples_raw {
+            problems.push(format!(
+                "retention.disk_samples: {} is shorter than retention.disk_samples_raw ({})",
+                human(r.disk_samples),
+                human(r.disk_samples_raw)
+            ));
+        }
+        if r.tickets <= self.engine.reopen_window {
+            problems.push(format!(
+                "retention.tickets: {} is not longer than tickets.reopen_window ({})",
+                human(r.tickets),
+                human(self.engine.reopen_window)
+            ));
+        }
         for name in &self.server_names {
             if name.is_empty() || name.len() > 253 {
                 problems.push(format!("grpc.server_names: {name:?} is not a host name"));
             }
         }
+    }
+}
+
+/// A duration as the shipped file writes it: whole days (from three) as days ("400days", not
+/// humantime's "1year 1month 4days 13h 30m 36s"), whole hours as hours, else humantime's text.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() == 0 && secs >= 3 * DAY.as_secs() && secs.is_multiple_of(DAY.as_secs()) {
+        format!("{}days", secs / DAY.as_secs())
+    } else if d.subsec_nanos() == 0 && secs > 0 && secs.is_multiple_of(HOUR.as_secs()) {
+        format!("{}h", secs / HOUR.as_secs())
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
@@ -386,6 +464,26 @@ mod tests {
             ),
             ("[store]\nurl = \"mysql://x\"\n", "store.url"),
             ("[rules]\nfile = 7\n", "invalid type"),
+            (
+                "[retention]\nsnapshots = \"0s\"\n",
+                "retention.snapshots: \"0s\" is not between",
+            ),
+            (
+                "[retention]\ntickets = \"-3days\"\n",
+                "retention.tickets: \"-3days\" is not a duration",
+            ),
+            (
+                "[retention]\ndisk_samples_raw = \"0h\"\n",
+                "retention.disk_samples_raw: \"0h\"",
+            ),
+            (
+                "[retention]\ndisk_samples = \"1h\"\n",
+                "retention.disk_samples: 1h is shorter than retention.disk_samples_raw",
+            ),
+            (
+                "[retention]\nsnapshot = \"1d\"\n",
+                "unknown field `snapshot`",
+            ),
         ];
         for (text, expected) in cases {
             let error = load(text).expect_err(text);
@@ -395,6 +493,15 @@ mod tests {
                 "{error:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn retention_section_sets_the_policy() {
+        let config = load("[retention]\nsnapshots = \"3days\"\ndisk_samples_raw = \"24h\"\n")
+            .expect("loads");
+        assert_eq!(config.retention.snapshots, 3 * DAY);
+        assert_eq!(config.retention.disk_samples_raw, 24 * HOUR);
+        assert_eq!(config.retention.tickets, RetentionPolicy::default().tickets);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::correlation::{Correlation, Placement};
 use crate::facts::{Snapshot, os_family};
 use crate::rules::{Observation, Rule, RuleKind, Verdict};
-use crate::store::{NewTicket, StoreError, WriteTx};
+use crate::store::{Condition, NewTicket, StoreError, WriteTx};
 use crate::tickets::lifecycle::{self, ClearDecision, Recurrence, Sla, ms};
 use crate::tickets::{Ticket, dedupe_key};
 
@@ -55,6 +55,13 @@ pub struct Changes {
     pub resolved: usize,
 }
 
+/// What one rule finds stored for the agent: its open tickets and tracked conditions.
+#[derive(Clone, Copy)]
+struct RuleInputs<'a> {
+    open: &'a [Ticket],
+    conditions: &'a [Condition],
+}
+
 /// One rule's view of one snapshot, for the steps below.
 struct Step<'a> {
     agent_id: &'a str,
@@ -85,22 +92,29 @@ impl Engine {
         t
     }
 
-    /// Applies every rule to a newly stored, newest snapshot of `agent_id`.
+    /// Applies every rule to a newly stored, newest snapshot of `agent_id`. `new_sample`:
+    /// this snapshot added a disk sample, so the forecast has a new point to read (it runs
+    /// on the sampling cadence, not on every report).
     pub async fn apply(
         &self,
         tx: &mut WriteTx,
         agent_id: &str,
         snapshot: &Snapshot,
+        new_sample: bool,
     ) -> Result<Changes, StoreError> {
         let at_ms = snapshot.at_ms;
         let mut changes = Changes::default();
+        // Every input the rules need about this agent, read once.
+        let mut open = tx.open_tickets_of(agent_id).await?;
+        let mut conditions = tx.conditions_of(agent_id).await?;
         // A report ends any "agent silent" ticket.
-        for t in tx.open_tickets(agent_id, SILENT_RULE).await? {
+        for t in open.iter().filter(|t| t.rule_id == SILENT_RULE) {
             tx.resolve_ticket(t.id, at_ms, 0.0, "the agent reported again")
                 .await?;
             changes.resolved += 1;
         }
-        let silences = tx.active_silences(at_ms).await?;
+        open.retain(|t| t.rule_id != SILENT_RULE);
+        let silences = tx.silences_at(at_ms).await?;
         let labels = if silences.is_empty() {
             Vec::new()
         } else {
@@ -110,6 +124,9 @@ impl Engine {
         for rule in self.rules.iter().filter(|r| r.applies_to(family)) {
             let observations = match &rule.kind {
                 RuleKind::DiskForecast { horizon_hours } => {
+                    if !new_sample {
+                        continue;
+                    }
                     Some(forecast(tx, agent_id, snapshot, *horizon_hours).await?)
                 }
                 kind => kind.observe(snapshot, at_ms),
@@ -128,7 +145,17 @@ impl Engine {
                 snapshot,
                 silenced,
             };
-            self.apply_rule(tx, &step, &observations, &mut changes)
+            let rule_open: Vec<Ticket> = open
+                .iter()
+                .filter(|t| t.rule_id == rule.id)
+                .cloned()
+                .collect();
+            let rule_conditions = conditions.remove(&rule.id).unwrap_or_default();
+            let inputs = RuleInputs {
+                open: &rule_open,
+                conditions: &rule_conditions,
+            };
+            self.apply_rule(tx, &step, &observations, inputs, &mut changes)
                 .await?;
         }
         Ok(changes)
@@ -139,11 +166,11 @@ impl Engine {
         tx: &mut WriteTx,
         step: &Step<'_>,
         observations: &[Observation],
+        inputs: RuleInputs<'_>,
         changes: &mut Changes,
     ) -> Result<(), StoreError> {
         let (agent_id, rule, at_ms) = (step.agent_id, step.rule, step.snapshot.at_ms);
-        let open = tx.open_tickets(agent_id, &rule.id).await?;
-        let conditions = tx.conditions(agent_id, &rule.id).await?;
+        let (open, conditions) = (inputs.open, inputs.conditions);
         for o in observations {
             let ticket = open.iter().find(|t| t.subject == o.subject);
             let previous = conditions.iter().find(|c| c.subject == o.subject);
@@ -313,12 +340,17 @@ async fn forecast(
     snapshot: &Snapshot,
     horizon_hours: f64,
 ) -> Result<Vec<Observation>, StoreError> {
+    let mut samples = tx
+        .disk_samples_of(agent_id, snapshot.at_ms - 86_400_000)
+        .await?;
     let mut out = Vec::with_capacity(snapshot.filesystems.len());
     for fs in &snapshot.filesystems {
-        let samples = tx
-            .disk_samples(agent_id, &fs.mount_point, snapshot.at_ms - 86_400_000)
-            .await?;
-        let mut points: Vec<(i64, u64)> = samples.iter().map(|s| (s.at_ms, s.used_bytes)).collect();
+        let mut points: Vec<(i64, u64)> = samples
+            .remove(&fs.mount_point)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| (s.at_ms, s.used_bytes))
+            .collect();
         if points.last().is_none_or(|(t, _)| *t < snapshot.at_ms) {
             points.push((snapshot.at_ms, fs.used_bytes));
         }

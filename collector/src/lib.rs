@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod kb;
 pub mod pki;
 pub mod report;
+pub mod retention;
 pub mod rules;
 pub mod server;
 pub mod service;

@@ -21,6 +21,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use crate::clock::{now_ms, to_ms};
 use crate::config::Config;
 use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared, status_remap};
+use crate::ingest::writer::{Writer, WriterLimits};
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
 use crate::service::Service;
 use crate::store::{CertKind, NewCertificate, Store};
@@ -63,13 +64,13 @@ impl Collector {
                 addr: config.grpc_listen,
                 source,
             })?;
-        let service = Service::new(
-            store,
-            Arc::new(config.engine.clone()),
-            config.kb_dir.clone(),
-        );
+        let engine = Arc::new(config.engine.clone());
+        let store_handle = store.clone();
+        let service = Service::new(store, engine.clone(), config.kb_dir.clone());
+        let writer = Writer::start(store_handle, engine, WriterLimits::default());
         let shared = Arc::new(Shared {
             service,
+            writer,
             authority,
             certificate_validity: config.certificate_validity,
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),

@@ -16,6 +16,8 @@ use firstline_collector::tickets::TicketState;
 use firstline_proto::v1;
 use firstline_tests::pg::TempPostgres;
 
+mod retention;
+
 type Scenario = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 const SCENARIOS: &[(&str, Scenario)] = &[
@@ -28,6 +30,15 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("vanished_mount", |s| Box::pin(vanished_mount(s))),
     ("handoff_says_when_a_list_is_cut", |s| {
         Box::pin(handoff_says_when_a_list_is_cut(s))
+    }),
+    ("retention_snapshots", |s| {
+        Box::pin(retention::old_snapshots_go_newest_stays(s))
+    }),
+    ("retention_disk_samples", |s| {
+        Box::pin(retention::disk_samples_thin_to_one_per_hour(s))
+    }),
+    ("retention_tickets", |s| {
+        Box::pin(retention::old_finished_tickets_go_open_ones_stay(s))
     }),
 ];
 

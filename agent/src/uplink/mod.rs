@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 
-pub use classify::{Failure, classify};
+pub use classify::{Failure, classify, pushback, pushback_delay};
 
 use crate::backoff::Backoff;
 use crate::diagnose::{Explained, explain_status};
@@ -279,6 +279,21 @@ impl<C: Collector> Uplink<C> {
 
     async fn failed(&mut self, epoch: u64, ids: &[EntryId], status: &tonic::Status) -> Round {
         let failure = classify(status.code());
+        if failure == Failure::Transient
+            && let Some(asked) = pushback(status)
+        {
+            // A busy collector said when to come back: that is the wait, not the backoff
+            // (which is for a collector that cannot say).
+            let delay = pushback_delay(asked, fastrand::f64());
+            tracing::info!(
+                epoch,
+                snapshots = ids.len(),
+                retry_in_ms = delay.as_millis() as u64,
+                reason = status.message(),
+                "collector busy; sending again when it asked"
+            );
+            return Round::Wait(delay);
+        }
         if failure != Failure::Refused {
             let explained = explain_status(status, &crate::identity::ca_path(&self.state_dir));
             let code = format!("{:?}", status.code());

@@ -243,3 +243,23 @@ async fn undecodable_entries_are_set_aside_and_the_rest_sent() {
     assert!(s.waiting().await.is_empty());
     assert_eq!(push(&s.spool).await.dropped, 1, "counted as lost");
 }
+
+#[tokio::test]
+async fn a_busy_collector_is_retried_when_it_asked_with_the_spool_kept() {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(classify::PUSHBACK, "4000".parse().expect("ascii"));
+    let busy = Status::with_metadata(Code::ResourceExhausted, "busy", metadata);
+    let mut s = Setup::new(2, vec![Err(busy), ack(&[1, 2], &[])]).await;
+    let Round::Wait(delay) = s.uplink.round().await else {
+        panic!("a busy collector means waiting");
+    };
+    // Far beyond the first backoff step (250–500 ms): the collector's delay, plus jitter.
+    assert!(
+        (Duration::from_secs(4)..=Duration::from_secs(6)).contains(&delay),
+        "{delay:?}"
+    );
+    assert_eq!(s.waiting().await, [1, 2], "nothing leaves the spool");
+    assert_eq!(s.uplink.round().await, Round::Progress);
+    assert_eq!(s.sent(), [vec![1, 2], vec![1, 2]]);
+    assert!(s.waiting().await.is_empty());
+}

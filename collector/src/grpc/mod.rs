@@ -24,6 +24,8 @@ use crate::store::{CertKind, Store, StoreError};
 /// What every service needs.
 pub struct Shared {
     pub service: Service,
+    /// The group-commit writer every report goes through.
+    pub writer: crate::ingest::writer::Writer,
     pub authority: Authority,
     pub certificate_validity: std::time::Duration,
     pub heartbeat_seconds: u32,

@@ -5,16 +5,20 @@
 //!
 //! Values are stored as `BIGINT` milliseconds and `TEXT`, the common ground of both engines.
 
+mod agent_state;
 mod agents;
 mod conditions;
 mod events;
+mod hints;
 mod outages;
 mod reports;
+mod retention;
 mod silences;
 mod ticket_writes;
 mod tickets;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -26,6 +30,7 @@ pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
 pub use outages::FLEET;
 pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
+pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};
 pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketFilter};
 
@@ -57,6 +62,10 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A failure shared by the reports of one group commit (the store went away, the commit
+    /// failed): each report of the group gets it; it can pass.
+    #[error("{0}")]
+    Unavailable(String),
     /// A stored row that cannot be read back; names what and which.
     #[error("stored {what} {key} cannot be read: {detail}")]
     Corrupt {
@@ -116,7 +125,10 @@ impl StoreError {
             Self::Database(
                 sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. },
             ) => true,
-            Self::Database(_) | Self::Migrate(_) | Self::UnsupportedUrl(_) => false,
+            Self::Database(_)
+            | Self::Migrate(_)
+            | Self::UnsupportedUrl(_)
+            | Self::Unavailable(_) => false,
             Self::TokenUnknown
             | Self::TokenExpired
             | Self::TokenUsedUp
@@ -133,6 +145,7 @@ impl StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    hints: Arc<hints::Hints>,
 }
 
 /// A write transaction. SQLite transactions start `IMMEDIATE` so that two writers queue on the
@@ -142,6 +155,9 @@ pub struct WriteTx {
     backend: Backend,
     /// Whether this transaction holds the event-log lock (see `events`).
     holds_event_lock: bool,
+    /// Silences read once per transaction: from when, and which (see `agent_state`).
+    silence_memo: Option<(i64, Vec<Silence>)>,
+    hints: Arc<hints::Hints>,
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -185,6 +201,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "correlation",
         include_str!("../../migrations/sqlite/0008_correlation.sql"),
     ),
+    (
+        9,
+        "retention",
+        include_str!("../../migrations/sqlite/0009_retention.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -227,6 +248,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "correlation",
         include_str!("../../migrations/postgres/0008_correlation.sql"),
     ),
+    (
+        9,
+        "retention",
+        include_str!("../../migrations/postgres/0009_retention.sql"),
+    ),
 ];
 
 impl Backend {
@@ -260,7 +286,8 @@ impl Store {
                         Box::pin(async move {
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                                 PRAGMA temp_store = MEMORY;",
                             )
                             .await?;
                             Ok(())
@@ -271,7 +298,11 @@ impl Store {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            hints: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -313,6 +344,8 @@ impl Store {
             tx,
             backend: self.backend,
             holds_event_lock: false,
+            silence_memo: None,
+            hints: self.hints.clone(),
         })
     }
 
@@ -346,26 +379,54 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Marks a point to go back to when one part of the transaction fails (one snapshot of a
-    /// batch): see [`WriteTx::rollback_to`] and [`WriteTx::release`].
-    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.tx.execute("SAVEPOINT part").await?;
+    /// Marks a point to go back to when one part of the transaction fails (one report of a
+    /// group, one snapshot of a batch): see [`WriteTx::rollback_to`] and
+    /// [`WriteTx::release`]. Savepoints nest.
+    pub async fn savepoint(&mut self, at: Savepoint) -> Result<(), StoreError> {
+        self.tx.execute(at.sql()[0]).await?;
         Ok(())
     }
 
     /// Undoes everything since the savepoint; the transaction goes on.
-    pub async fn rollback_to(&mut self) -> Result<(), StoreError> {
-        self.tx.execute("ROLLBACK TO SAVEPOINT part").await?;
-        self.tx.execute("RELEASE SAVEPOINT part").await?;
-        // A lock taken after the savepoint is released with it.
+    pub async fn rollback_to(&mut self, at: Savepoint) -> Result<(), StoreError> {
+        self.tx.execute(at.sql()[1]).await?;
+        self.tx.execute(at.sql()[2]).await?;
+        // A lock taken after the savepoint is released with it; taking it again is harmless.
         self.holds_event_lock = false;
         Ok(())
     }
 
     /// Keeps everything since the savepoint.
-    pub async fn release(&mut self) -> Result<(), StoreError> {
-        self.tx.execute("RELEASE SAVEPOINT part").await?;
+    pub async fn release(&mut self, at: Savepoint) -> Result<(), StoreError> {
+        self.tx.execute(at.sql()[2]).await?;
         Ok(())
+    }
+}
+
+/// The savepoints of a write transaction, outermost first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Savepoint {
+    /// One report of a group commit.
+    Report,
+    /// One snapshot of a report.
+    Snapshot,
+}
+
+impl Savepoint {
+    /// Set, roll back to, release.
+    fn sql(self) -> [&'static str; 3] {
+        match self {
+            Self::Report => [
+                "SAVEPOINT report",
+                "ROLLBACK TO SAVEPOINT report",
+                "RELEASE SAVEPOINT report",
+            ],
+            Self::Snapshot => [
+                "SAVEPOINT part",
+                "ROLLBACK TO SAVEPOINT part",
+                "RELEASE SAVEPOINT part",
+            ],
+        }
     }
 }
 

@@ -103,7 +103,8 @@ impl WriteTx {
     }
 
     /// Counts a newly stored snapshot on its host and, when it is the newest one, takes its
-    /// descriptive facts and its filesystems as the host's current state.
+    /// descriptive facts and its filesystems as the host's current state. Facts and
+    /// filesystems that did not change are not written again (only their time moves).
     pub async fn apply_snapshot(
         &mut self,
         agent_id: &str,
@@ -111,39 +112,46 @@ impl WriteTx {
         newest: bool,
         received_at_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE agents SET snapshots_stored = snapshots_stored + 1, \
+        let counters = "snapshots_stored = snapshots_stored + 1, \
              dropped_snapshots = CASE WHEN dropped_snapshots > $5 - $2 THEN $5 ELSE dropped_snapshots + $2 END, \
              rejected_snapshots = CASE WHEN rejected_snapshots > $5 - $3 THEN $5 ELSE rejected_snapshots + $3 END, \
              clock_adjusted_snapshots = clock_adjusted_snapshots + $6, \
-             last_seen_at_ms = CASE WHEN last_seen_at_ms > $4 THEN last_seen_at_ms ELSE $4 END \
-             WHERE agent_id = $1",
-        )
-        .bind(agent_id)
-        .bind(to_i64(snapshot.dropped_snapshots, "dropped_snapshots")?)
-        .bind(to_i64(snapshot.rejected_snapshots, "rejected_snapshots")?)
-        .bind(received_at_ms)
-        .bind(COUNTER_CAP)
-        .bind(i64::from(snapshot.clock_adjusted))
-        .execute(&mut *self.tx)
-        .await?;
+             last_seen_at_ms = CASE WHEN last_seen_at_ms > $4 THEN last_seen_at_ms ELSE $4 END";
+        let sql = if newest {
+            format!(
+                "UPDATE agents SET {counters}, spool_epoch = $7, last_seq = $8, hostname = $9, os = $10, \
+                 agent_version = $11, machine_id = CASE WHEN $12 = '' THEN machine_id ELSE $12 END \
+                 WHERE agent_id = $1"
+            )
+        } else {
+            format!("UPDATE agents SET {counters} WHERE agent_id = $1")
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(agent_id)
+            .bind(to_i64(snapshot.dropped_snapshots, "dropped_snapshots")?)
+            .bind(to_i64(snapshot.rejected_snapshots, "rejected_snapshots")?)
+            .bind(received_at_ms)
+            .bind(COUNTER_CAP)
+            .bind(i64::from(snapshot.clock_adjusted));
+        if newest {
+            let machine_id = snapshot
+                .facts
+                .system
+                .as_ref()
+                .map(|s| s.machine_id.clone())
+                .unwrap_or_default();
+            query = query
+                .bind(to_i64(snapshot.epoch, "epoch")?)
+                .bind(to_i64(snapshot.seq, "seq")?)
+                .bind(snapshot.hostname.clone())
+                .bind(snapshot.os.clone())
+                .bind(snapshot.agent_version.clone())
+                .bind(machine_id);
+        }
+        query.execute(&mut *self.tx).await?;
         if !newest {
             return Ok(());
         }
-        let machine_id = snapshot.facts.system.as_ref().map(|s| s.machine_id.clone());
-        sqlx::query(
-            "UPDATE agents SET spool_epoch = $2, last_seq = $3, hostname = $4, os = $5, agent_version = $6, \
-             machine_id = CASE WHEN $7 = '' THEN machine_id ELSE $7 END WHERE agent_id = $1",
-        )
-        .bind(agent_id)
-        .bind(to_i64(snapshot.epoch, "epoch")?)
-        .bind(to_i64(snapshot.seq, "seq")?)
-        .bind(&snapshot.hostname)
-        .bind(&snapshot.os)
-        .bind(&snapshot.agent_version)
-        .bind(machine_id.unwrap_or_default())
-        .execute(&mut *self.tx)
-        .await?;
         let previous: Option<Vec<u8>> = sqlx::query_scalar(
             "SELECT payload FROM host_facts WHERE agent_id = $1 AND kind = 'facts'",
         )
@@ -153,19 +161,21 @@ impl WriteTx {
         let previous = previous
             .map(|bytes| decode_facts(agent_id, &bytes))
             .transpose()?;
-        let merged = snapshot.facts.merged_over(previous);
-        let encoded = serde_json::to_vec(&merged)
-            .map_err(|e| StoreError::corrupt("host facts", agent_id, e))?;
-        sqlx::query(
-            "INSERT INTO host_facts (agent_id, kind, payload, updated_at_ms) VALUES ($1, 'facts', $2, $3) \
-             ON CONFLICT (agent_id, kind) DO UPDATE SET payload = excluded.payload, \
-             updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(agent_id)
-        .bind(encoded)
-        .bind(snapshot.at_ms)
-        .execute(&mut *self.tx)
-        .await?;
+        let merged = snapshot.facts.merged_over(previous.clone());
+        if previous.as_ref() != Some(&merged) {
+            let encoded = serde_json::to_vec(&merged)
+                .map_err(|e| StoreError::corrupt("host facts", agent_id, e))?;
+            sqlx::query(
+                "INSERT INTO host_facts (agent_id, kind, payload, updated_at_ms) VALUES ($1, 'facts', $2, $3) \
+                 ON CONFLICT (agent_id, kind) DO UPDATE SET payload = excluded.payload, \
+                 updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(agent_id)
+            .bind(encoded)
+            .bind(snapshot.at_ms)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         self.replace_filesystems(agent_id, snapshot).await
     }
 
@@ -179,11 +189,46 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Makes the snapshot's filesystems the host's current ones: when they are the ones
+    /// stored, only their time moves; otherwise the rows are replaced.
     async fn replace_filesystems(
         &mut self,
         agent_id: &str,
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT mount_point, device, fs_type, total_bytes, used_bytes, available_bytes, \
+             total_inodes, used_inodes FROM filesystems WHERE agent_id = $1 ORDER BY mount_point",
+        )
+        .bind(agent_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut stored = rows
+            .iter()
+            .map(|r| {
+                Ok(Filesystem {
+                    mount_point: r.try_get(0)?,
+                    device: r.try_get(1)?,
+                    fs_type: r.try_get(2)?,
+                    total_bytes: to_u64(r.try_get(3)?, "total_bytes")?,
+                    used_bytes: to_u64(r.try_get(4)?, "used_bytes")?,
+                    available_bytes: to_u64(r.try_get(5)?, "available_bytes")?,
+                    total_inodes: to_u64(r.try_get(6)?, "total_inodes")?,
+                    used_inodes: to_u64(r.try_get(7)?, "used_inodes")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut incoming = snapshot.filesystems.clone();
+        incoming.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+        stored.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+        if stored == incoming {
+            sqlx::query("UPDATE filesystems SET updated_at_ms = $2 WHERE agent_id = $1")
+                .bind(agent_id)
+                .bind(snapshot.at_ms)
+                .execute(&mut *self.tx)
+                .await?;
+            return Ok(());
+        }
         sqlx::query("DELETE FROM filesystems WHERE agent_id = $1")
             .bind(agent_id)
             .execute(&mut *self.tx)
@@ -395,10 +440,9 @@ impl Store {
     }
 }
 
-/// Disk samples are kept one per this interval per mount...
+/// Disk samples are recorded at most one per this interval per mount; retention thins and
+/// ages them (`store::retention`, `crate::retention`).
 const SAMPLE_EVERY_MS: i64 = 10 * 60_000;
-/// ...for this long.
-const SAMPLES_KEPT_MS: i64 = 7 * 86_400_000;
 
 /// One recorded disk sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,20 +453,32 @@ pub struct DiskSample {
 }
 
 impl WriteTx {
-    /// Records the snapshot's disk usage as samples (at most one per mount per ten minutes)
-    /// and forgets samples older than a week.
+    /// Records the snapshot's disk usage as samples (at most one per mount per ten minutes);
+    /// returns whether it did. Old samples are retention's to thin and delete. When this
+    /// collector recorded the agent's last sample less than the interval ago it knows without
+    /// asking the store (a hint only: another replica's samples can only make it ask).
     pub async fn record_disk_samples(
         &mut self,
         agent_id: &str,
         snapshot: &Snapshot,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        if self
+            .hints
+            .last_sample(agent_id)
+            .is_some_and(|l| (0..SAMPLE_EVERY_MS).contains(&(snapshot.at_ms - l)))
+        {
+            return Ok(false);
+        }
         let latest: Option<i64> =
             sqlx::query_scalar("SELECT MAX(at_ms) FROM disk_samples WHERE agent_id = $1")
                 .bind(agent_id)
                 .fetch_one(&mut *self.tx)
                 .await?;
-        if latest.is_some_and(|l| snapshot.at_ms - l < SAMPLE_EVERY_MS) {
-            return Ok(());
+        if let Some(l) = latest
+            && snapshot.at_ms - l < SAMPLE_EVERY_MS
+        {
+            self.hints.sampled(agent_id, l);
+            return Ok(false);
         }
         for fs in &snapshot.filesystems {
             sqlx::query(
@@ -437,12 +493,8 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         }
-        sqlx::query("DELETE FROM disk_samples WHERE agent_id = $1 AND at_ms < $2")
-            .bind(agent_id)
-            .bind(snapshot.at_ms - SAMPLES_KEPT_MS)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        self.hints.sampled(agent_id, snapshot.at_ms);
+        Ok(true)
     }
 
     /// Samples of one mount since `since_ms`, oldest first.

@@ -165,6 +165,19 @@ impl WriteTx {
         rows.iter().map(from_row).collect()
     }
 
+    /// Silences that end after `after_ms` (in force then or later), inside the transaction.
+    pub(super) async fn silences_ending_after(
+        &mut self,
+        after_ms: i64,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM silences WHERE ends_at_ms > $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after_ms)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// A host's labels.
     pub async fn labels(&mut self, agent_id: &str) -> Result<Vec<String>, StoreError> {
         let labels: Option<String> =

@@ -1,16 +1,23 @@
-//! Ingest: one agent's checked batch goes into the store in a single transaction. For every
+//! Ingest: one agent's checked batch goes into the store inside a write transaction. For every
 //! snapshot not stored before, the host's state is updated and the rules run on it, so a
 //! threshold crossing becomes a ticket in the same commit that stores the report.
+//!
+//! The server does not call this per report: `writer` commits the reports waiting at one
+//! moment together (group commit), each batch under a savepoint of its own, and answers each
+//! only after that commit. [`ingest`] is the same work in a transaction of its own, for tools
+//! and tests that store one batch.
 //!
 //! Each snapshot is applied under its own savepoint: one that the store refuses for a reason
 //! that would repeat (a value out of range, a constraint) is rolled back and answered as
 //! rejected, and the others of the batch are stored. A failure that can pass (the store is
 //! down, a lock timed out) fails the whole batch, which the agent sends again.
 
+pub mod writer;
+
 use crate::engine::Engine;
 use crate::facts::Snapshot;
 use crate::report::{Batch, Entry};
-use crate::store::{Sequence, Store, StoreError, WriteTx};
+use crate::store::{Savepoint, Sequence, Store, StoreError, WriteTx};
 
 /// What one batch changed, for the ack, logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +67,20 @@ async fn ingest_once(
     now_ms: i64,
 ) -> Result<IngestOutcome, StoreError> {
     let mut tx = store.begin_write().await?;
+    let outcome = ingest_in(&mut tx, engine, agent_id, batch, now_ms).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Applies one batch inside `tx`, which the caller commits. Each snapshot runs under a
+/// savepoint of its own: a store refusal that would repeat rolls back that snapshot alone.
+pub(crate) async fn ingest_in(
+    tx: &mut WriteTx,
+    engine: &Engine,
+    agent_id: &str,
+    batch: &Batch,
+    now_ms: i64,
+) -> Result<IngestOutcome, StoreError> {
     let mut outcome = IngestOutcome::default();
     let mut sequence = tx.sequence(agent_id).await?;
     for entry in &batch.entries {
@@ -72,9 +93,9 @@ async fn ingest_once(
             }
         };
         let before = (sequence, outcome.clone());
-        tx.savepoint().await?;
+        tx.savepoint(Savepoint::Snapshot).await?;
         match store_one(
-            &mut tx,
+            tx,
             engine,
             agent_id,
             snapshot,
@@ -85,11 +106,11 @@ async fn ingest_once(
         .await
         {
             Ok(()) => {
-                tx.release().await?;
+                tx.release(Savepoint::Snapshot).await?;
                 outcome.stored_seqs.push(snapshot.seq);
             }
             Err(error) if error.is_permanent() => {
-                tx.rollback_to().await?;
+                tx.rollback_to(Savepoint::Snapshot).await?;
                 (sequence, outcome) = before;
                 tracing::warn!(agent_id, seq = snapshot.seq, %error, "snapshot rejected by the store");
                 outcome.rejected.push((
@@ -103,7 +124,6 @@ async fn ingest_once(
     if let Some(skew) = batch.clock_skew_ms {
         tx.set_clock_skew(agent_id, skew).await?;
     }
-    tx.commit().await?;
     Ok(outcome)
 }
 
@@ -135,8 +155,8 @@ async fn store_one(
             epoch: snapshot.epoch,
             last_seq: snapshot.seq,
         };
-        tx.record_disk_samples(agent_id, snapshot).await?;
-        let changes = engine.apply(tx, agent_id, snapshot).await?;
+        let new_sample = tx.record_disk_samples(agent_id, snapshot).await?;
+        let changes = engine.apply(tx, agent_id, snapshot, new_sample).await?;
         outcome.tickets_opened += changes.opened + changes.reopened;
         outcome.tickets_resolved += changes.resolved;
     }
