@@ -19,9 +19,14 @@ case "$store" in sqlite | postgres) ;; *)
   ;;
 esac
 
-echo "==> building (release)" >&2
-cargo build --release --locked -p firstline-collector -p firstline-loadgen >&2
-bin="$PWD/target/release"
+# BENCH_BIN_DIR: use binaries built elsewhere (e.g. an older commit's, for before/after).
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  bin="$BENCH_BIN_DIR"
+else
+  echo "==> building (release)" >&2
+  cargo build --release --locked -p firstline-collector -p firstline-loadgen >&2
+  bin="$PWD/target/release"
+fi
 
 tmp="$(mktemp -d -t firstline-bench.XXXXXX)"
 collector_pid=""

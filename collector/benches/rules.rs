@@ -40,6 +40,12 @@ fn snapshot(seq: u64, at: i64, percent: u64) -> v1::Snapshot {
         taken_at_ms: at,
         hostname: "bench".into(),
         filesystems,
+        system: Some(v1::SystemFacts {
+            os_name: "Debian GNU/Linux".into(),
+            os_version: "13".into(),
+            os_build: "6.12.0".into(),
+            ..Default::default()
+        }),
         patches: Some(v1::PatchState {
             package_manager: "apt".into(),
             pending_count: 5,
@@ -204,7 +210,8 @@ async fn main() {
         let agent = format!("{prefix}{h}");
         tasks.push(tokio::spawn(async move {
             for seq in 1..=per_host {
-                let percent = if (seq + h) % 10 == 0 { 92 } else { 50 };
+                // One report in a hundred crosses the threshold (and the next clears it).
+                let percent = if (seq + h) % 100 == 0 { 92 } else { 50 };
                 let at = t0 + i64::try_from(seq).unwrap_or(0) * 1000;
                 let b = batch(snapshot(seq, at, percent), at);
                 writer

@@ -47,6 +47,26 @@ impl Default for Engine {
     }
 }
 
+/// A tracked condition as [`Engine::steady`] needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracked {
+    pub since_ms: i64,
+    pub holds_count: i64,
+    /// A ticket is open on it.
+    pub ticket: bool,
+}
+
+/// A tracked condition that holds once more (see [`Engine::steady`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    pub rule_id: String,
+    pub subject: String,
+    pub value: f64,
+    /// The ticket's title for this value (when a ticket is open).
+    pub title: String,
+    pub ticket: bool,
+}
+
 /// What applying the rules to one snapshot changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -90,6 +110,64 @@ impl Engine {
         t.sort_by(f64::total_cmp);
         t.dedup();
         t
+    }
+
+    /// What the rules would do with this snapshot of an agent whose tracked conditions (by
+    /// rule and subject, with whether a ticket is open on each) `tracked` tells, when that is
+    /// only to count one more holding of some of them: each holds again, on its open ticket
+    /// without a priority raise, or not yet due to open one; nothing else holds. `None` when
+    /// anything else would happen (a condition starts, clears or becomes due, a priority
+    /// rises), which is the full path's to do. The caller checks that every tracked condition
+    /// holds again (none is gone from the report). The forecast is left out: it runs when a
+    /// disk sample is due, on the full path.
+    pub fn steady(
+        &self,
+        snapshot: &Snapshot,
+        tracked: impl Fn(&str, &str) -> Option<Tracked>,
+    ) -> Option<Vec<Occurrence>> {
+        let family = os_family(&snapshot.os, &snapshot.facts);
+        let at_ms = snapshot.at_ms;
+        let mut holding = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.applies_to(family)) {
+            if matches!(rule.kind, RuleKind::DiskForecast { .. }) {
+                continue;
+            }
+            let observations = rule.kind.observe(snapshot, at_ms).unwrap_or_default();
+            for o in &observations {
+                match (o.verdict, tracked(&rule.id, &o.subject)) {
+                    (Verdict::Holds, Some(t)) => {
+                        let steady = if t.ticket {
+                            o.raised_priority.is_none()
+                        } else {
+                            // Would the next holding make it due? Then it opens: full path.
+                            let due = at_ms - t.since_ms >= ms(rule.hold_for)
+                                && t.holds_count + 1 >= i64::from(rule.kind.consecutive());
+                            !due
+                        };
+                        if !steady {
+                            return None;
+                        }
+                        holding.push(Occurrence {
+                            rule_id: rule.id.clone(),
+                            subject: o.subject.clone(),
+                            value: o.value,
+                            title: rule.title_for(&snapshot.hostname, &o.subject, o.value),
+                            ticket: t.ticket,
+                        });
+                    }
+                    (Verdict::Clear | Verdict::Between, None) => {}
+                    _ => return None,
+                }
+            }
+        }
+        Some(holding)
+    }
+
+    /// Whether `rule_id` is a forecast rule (evaluated only when a disk sample is due).
+    pub fn is_forecast(&self, rule_id: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.id == rule_id && matches!(r.kind, RuleKind::DiskForecast { .. }))
     }
 
     /// Applies every rule to a newly stored, newest snapshot of `agent_id`. `new_sample`:

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod correlation;
+pub mod duty;
 pub mod engine;
 pub mod facts;
 pub mod grpc;

@@ -48,6 +48,7 @@ pub enum ServeError {
 /// A bound, ready server; `run` serves it.
 pub struct Collector {
     listener: TcpListener,
+    retention: crate::retention::RetentionPolicy,
     http: Option<(TcpListener, String)>,
     shared: Arc<Shared>,
 }
@@ -71,6 +72,7 @@ impl Collector {
         let shared = Arc::new(Shared {
             service,
             writer,
+            identities: Default::default(),
             authority,
             certificate_validity: config.certificate_validity,
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
@@ -88,6 +90,7 @@ impl Collector {
         };
         Ok(Self {
             listener,
+            retention: config.retention,
             http,
             shared,
         })
@@ -131,7 +134,11 @@ impl Collector {
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(addr = %addr, "collector serving gRPC");
-        let sweeper = tokio::spawn(sweep_loop(shared.clone(), shutdown.clone()));
+        let duty = tokio::spawn(crate::duty::run(
+            shared.clone(),
+            self.retention,
+            shutdown.clone(),
+        ));
         let web = self.http.map(|(listener, key)| {
             let app = crate::web::router(shared.service.clone(), &key);
             let stop = shutdown.clone();
@@ -161,40 +168,15 @@ impl Collector {
             .add_service(admin)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await?;
-        let _ = sweeper.await;
+        let _ = duty.await;
+        // Reports already taken are committed and answered before the store closes.
+        shared.writer.drain(Duration::from_secs(30)).await;
         if let Some(web) = web {
             let _ = web.await;
         }
         shared.store().close().await;
         tracing::info!("collector stopped");
         Ok(())
-    }
-}
-
-/// How often time-driven work runs (SLA escalation, silent agents).
-const SWEEP_EVERY: Duration = Duration::from_secs(15);
-
-/// Runs the sweep until shutdown. An agent is silent after three report intervals.
-async fn sweep_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let silent_after = Duration::from_secs(u64::from(shared.heartbeat_seconds) * 3);
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
-        let engine = shared.service.engine();
-        match crate::sweep::sweep(shared.store(), engine, silent_after, now_ms()).await {
-            Ok(o) if o.escalated + o.silent_opened > 0 => {
-                tracing::info!(
-                    escalated = o.escalated,
-                    silent = o.silent_opened,
-                    "sweep changed tickets"
-                );
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "sweep failed"),
-        }
     }
 }
 

@@ -253,15 +253,17 @@ fn with_the_shipped_settings_a_crossing_is_reported_before_any_heartbeat() {
     .remove(0);
     assert!(ticket.last_value >= 90.0, "{ticket:?}");
 
-    // The snapshot that first showed the full disk was sent because of the crossing itself.
+    // The snapshot that first showed the full disk was sent at once, because of the crossing
+    // itself (or of a change that happened at the same moment: the mount table is the whole
+    // machine's, and another test mounting a filesystem makes every agent report), never by
+    // the heartbeat a minute later.
     let snapshots = stored_snapshots(&collector, &agent_id);
     let first_full = snapshots
         .iter()
         .find(|s| percent_in(s, &mount).is_some_and(|p| p >= 90.0))
         .unwrap_or_else(|| panic!("no stored snapshot shows {mount} full: {snapshots:?}"));
-    assert_eq!(
-        first_full.trigger(),
-        Trigger::Threshold,
+    assert!(
+        matches!(first_full.trigger(), Trigger::Threshold | Trigger::Change),
         "seq {} showed the crossing; triggers so far: {:?}",
         first_full.seq,
         snapshots

@@ -16,5 +16,6 @@ mod outage_storms;
 mod patches;
 mod probes;
 mod properties;
+mod replicas;
 mod scenarios;
 mod store;

@@ -192,6 +192,15 @@ impl CollectorProc {
         }
     }
 
+    /// Kills the process (SIGKILL: no shutdown, nothing released on purpose) and waits for it,
+    /// as a crash or an OOM kill would end it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Runs `firstline-collector --config <file> ARGS`.
     pub fn cli(&self, args: &[&str]) -> Output {
         output(

@@ -27,7 +27,7 @@ impl AdminService {
     }
 
     async fn operator<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        caller(self.state.store(), request, CertKind::Operator).await
+        caller(&self.state, request, CertKind::Operator).await
     }
 }
 

@@ -30,7 +30,7 @@ impl AgentService {
 #[tonic::async_trait]
 impl Agent for AgentService {
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
-        let agent_id = caller(self.state.store(), &request, CertKind::Agent).await?;
+        let agent_id = caller(&self.state, &request, CertKind::Agent).await?;
         let now = now_ms();
         let size = request.get_ref().encoded_len();
         let batch = Batch::from_wire(request.into_inner(), now).map_err(|error| {

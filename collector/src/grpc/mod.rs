@@ -7,6 +7,7 @@ mod admin;
 mod agent;
 pub mod convert;
 mod enrollment;
+mod identities;
 pub mod status_remap;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tonic::{Request, Status};
 pub use admin::AdminService;
 pub use agent::AgentService;
 pub use enrollment::EnrollmentService;
+pub use identities::{IDENTITY_TTL, Identities};
 
 use crate::pki::{Authority, fingerprint};
 use crate::service::{Service, ServiceError};
@@ -26,6 +28,8 @@ pub struct Shared {
     pub service: Service,
     /// The group-commit writer every report goes through.
     pub writer: crate::ingest::writer::Writer,
+    /// Agents' certificates, remembered for a few seconds.
+    pub identities: Identities,
     pub authority: Authority,
     pub certificate_validity: std::time::Duration,
     pub heartbeat_seconds: u32,
@@ -72,9 +76,10 @@ pub fn store_status(error: StoreError) -> Status {
 }
 
 /// Finds who is calling from the TLS client certificate, and checks it is of the wanted kind.
-/// The identity never comes from the message.
+/// The identity never comes from the message. Agents' identities come from memory when
+/// recently looked up (see `identities`); operators' are read every time.
 pub async fn caller<T>(
-    store: &Store,
+    shared: &Shared,
     request: &Request<T>,
     want: CertKind,
 ) -> Result<String, Status> {
@@ -85,13 +90,13 @@ pub async fn caller<T>(
         .first()
         .ok_or_else(|| Status::unauthenticated("a client certificate is required for this call"))?;
     let fp = fingerprint(leaf.as_ref());
-    let identity = store
-        .identity(&fp)
-        .await
-        .map_err(store_status)?
-        .ok_or_else(|| {
-            Status::unauthenticated("client certificate was not issued by this collector")
-        })?;
+    let found = match want {
+        CertKind::Agent => shared.identities.lookup(shared.store(), &fp).await,
+        CertKind::Operator => shared.store().identity(&fp).await,
+    };
+    let identity = found.map_err(store_status)?.ok_or_else(|| {
+        Status::unauthenticated("client certificate was not issued by this collector")
+    })?;
     if identity.revoked {
         return Err(Status::unauthenticated(format!(
             "client certificate of {} is revoked",

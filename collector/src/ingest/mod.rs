@@ -12,6 +12,7 @@
 //! rejected, and the others of the batch are stored. A failure that can pass (the store is
 //! down, a lock timed out) fails the whole batch, which the agent sends again.
 
+pub mod quiet;
 pub mod writer;
 
 use crate::engine::Engine;

@@ -10,17 +10,20 @@
 //! the commit failed) fails every report of the group, which the agents send again; ingest is
 //! idempotent, so nothing is stored twice.
 //!
-//! Backpressure: the queue is bounded in reports and in bytes. When it is full the call is
-//! answered at once with [`SubmitError::Busy`] and a retry delay derived from the queue's
-//! length and the measured drain rate, which the agent honours; memory stays bounded and the
-//! reports already queued keep their latency.
+//! Backpressure: the queue is bounded in reports, in bytes, and in time (a report that would
+//! wait more than [`MAX_QUEUE_WAIT`] at the measured drain rate is not queued). When it is
+//! full the call is answered at once with [`SubmitError::Busy`] and a retry delay derived
+//! from the queue's length and the drain rate, which the agent honours; memory stays bounded
+//! and the reports already queued keep their latency.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use super::quiet::QuietMemory;
 use super::{IngestOutcome, RACE_RETRIES, ingest_in};
 use crate::engine::Engine;
 use crate::report::Batch;
@@ -79,6 +82,9 @@ struct Gauges {
     drain_rate: AtomicU64,
     groups: AtomicU64,
     reports: AtomicU64,
+    quiet: AtomicU64,
+    /// A group is being applied.
+    committing: std::sync::atomic::AtomicBool,
 }
 
 /// The handle report calls submit through; cheap to clone.
@@ -103,6 +109,8 @@ pub struct WriterStats {
     pub queued: usize,
     pub groups: u64,
     pub reports: u64,
+    /// Reports stored on the quiet path (`ingest::quiet`).
+    pub quiet: u64,
 }
 
 impl Writer {
@@ -136,6 +144,9 @@ impl Writer {
             Err(tokio::sync::TryAcquireError::Closed) => return Err(SubmitError::Stopped),
             Err(tokio::sync::TryAcquireError::NoPermits) => return Err(self.busy()),
         };
+        if self.queue_too_long() {
+            return Err(self.busy());
+        }
         let (done, answer) = oneshot::channel();
         let job = Job {
             agent_id,
@@ -157,13 +168,35 @@ impl Writer {
         }
     }
 
+    /// Waits until nothing is queued or being committed, at most `limit`: on shutdown, after
+    /// the server stopped taking calls, so every report taken is answered before the store
+    /// closes.
+    pub async fn drain(&self, limit: Duration) {
+        let started = Instant::now();
+        while (self.gauges.queued.load(Ordering::Relaxed) > 0
+            || self.gauges.committing.load(Ordering::Relaxed))
+            && started.elapsed() < limit
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// What the writer has done so far.
     pub fn stats(&self) -> WriterStats {
         WriterStats {
             queued: self.gauges.queued.load(Ordering::Relaxed),
             groups: self.gauges.groups.load(Ordering::Relaxed),
             reports: self.gauges.reports.load(Ordering::Relaxed),
+            quiet: self.gauges.quiet.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether a report queued now would wait longer than [`MAX_QUEUE_WAIT`] at the measured
+    /// drain rate. Below [`ALWAYS_QUEUED`] reports it is always taken.
+    fn queue_too_long(&self) -> bool {
+        let queued = self.gauges.queued.load(Ordering::Relaxed);
+        let rate = f64::from_bits(self.gauges.drain_rate.load(Ordering::Relaxed));
+        queued >= ALWAYS_QUEUED && rate > 0.0 && queued as f64 > rate * MAX_QUEUE_WAIT.as_secs_f64()
     }
 
     fn busy(&self) -> SubmitError {
@@ -175,6 +208,16 @@ impl Writer {
         }
     }
 }
+
+/// How often the writer says what it did (at debug level).
+const SAY_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest a report should wait in the queue: beyond it, callers are asked to come back
+/// later rather than every report's latency growing.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// So many reports are always taken, whatever the measured rate (a cold start has none).
+const ALWAYS_QUEUED: usize = 1000;
 
 /// How long a refused caller should wait: about the time the queue takes to drain at the
 /// measured rate, between a quarter of a second and ten seconds. The agent adds jitter.
@@ -196,13 +239,19 @@ async fn run(
 ) {
     let max_group = limits.max_group.max(1);
     let mut group = Vec::with_capacity(max_group);
+    let mut memory = QuietMemory::default();
+    let mut last_said = Instant::now();
+    let (mut said_reports, mut said_groups, mut said_quiet) = (0u64, 0u64, 0u64);
     while rx.recv_many(&mut group, max_group).await > 0 {
         let started = Instant::now();
         let n = group.len();
+        gauges.committing.store(true, Ordering::Relaxed);
         gauges.queued.fetch_sub(n, Ordering::Relaxed);
-        commit_group(&store, &engine, &mut group).await;
+        commit_group(&store, &engine, &mut memory, &mut group).await;
+        gauges.committing.store(false, Ordering::Relaxed);
         gauges.groups.fetch_add(1, Ordering::Relaxed);
         gauges.reports.fetch_add(n as u64, Ordering::Relaxed);
+        gauges.quiet.store(memory.stored, Ordering::Relaxed);
         let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-6);
         let old = f64::from_bits(gauges.drain_rate.load(Ordering::Relaxed));
         let smoothed = if old > 0.0 {
@@ -218,15 +267,38 @@ async fn run(
             elapsed_us = started.elapsed().as_micros() as u64,
             "group committed"
         );
+        if last_said.elapsed() >= SAY_EVERY {
+            let reports = gauges.reports.load(Ordering::Relaxed);
+            let groups = gauges.groups.load(Ordering::Relaxed);
+            tracing::debug!(
+                reports = reports - said_reports,
+                groups = groups - said_groups,
+                quiet = memory.stored - said_quiet,
+                remembered = memory.len(),
+                queued = gauges.queued.load(Ordering::Relaxed),
+                seconds = last_said.elapsed().as_secs(),
+                "ingest"
+            );
+            (said_reports, said_groups, said_quiet) = (reports, groups, memory.stored);
+            last_said = Instant::now();
+        }
     }
     tracing::debug!("ingest writer stopped");
 }
 
 /// Applies and commits one group, then answers every report of it.
-async fn commit_group(store: &Store, engine: &Engine, group: &mut Vec<Job>) {
-    let results = match apply_group(store, engine, group).await {
+async fn commit_group(
+    store: &Store,
+    engine: &Engine,
+    memory: &mut QuietMemory,
+    group: &mut Vec<Job>,
+) {
+    let results = match apply_group(store, engine, memory, group).await {
         Ok(results) => results,
         Err(error) => {
+            for job in group.iter() {
+                memory.forget(&job.agent_id);
+            }
             tracing::warn!(%error, reports = group.len(), "group commit failed; the agents will send again");
             let text = error.to_string();
             group
@@ -244,41 +316,97 @@ async fn commit_group(store: &Store, engine: &Engine, group: &mut Vec<Job>) {
 async fn apply_group(
     store: &Store,
     engine: &Engine,
+    memory: &mut QuietMemory,
     group: &[Job],
 ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
     let mut tx = store.begin_write().await?;
-    let mut results = Vec::with_capacity(group.len());
-    for job in group {
-        results.push(apply_one(&mut tx, engine, job).await?);
+    let mut results: Vec<Option<Result<IngestOutcome, StoreError>>> =
+        (0..group.len()).map(|_| None).collect();
+    // Quiet reports first, all together: only an agent's first report of the group may be
+    // quiet (the others follow it on the full path).
+    let mut seen = HashSet::with_capacity(group.len());
+    let mut plans = Vec::new();
+    for (i, job) in group.iter().enumerate() {
+        if !seen.insert(job.agent_id.as_str()) {
+            continue;
+        }
+        if let Some(plan) = memory.plan(&tx, engine, &job.agent_id, &job.batch, job.now_ms)? {
+            plans.push((i, plan));
+        }
+    }
+    if !plans.is_empty() {
+        tx.savepoint(Savepoint::Report).await?;
+        let rows: Vec<_> = plans.iter().map(|(_, p)| p.row()).collect();
+        match tx.store_quiet(&rows).await {
+            Ok(advanced) => {
+                tx.release(Savepoint::Report).await?;
+                for (i, plan) in &plans {
+                    if advanced.contains(plan.agent_id) {
+                        memory.stored(plan);
+                        results[*i] = Some(Ok(plan.outcome()));
+                    } else {
+                        tracing::debug!(
+                            agent_id = plan.agent_id,
+                            "agent changed elsewhere; full path"
+                        );
+                        memory.forget(plan.agent_id);
+                    }
+                }
+            }
+            Err(error) => {
+                // One of them the store refused: each goes the full path, alone.
+                tracing::debug!(%error, reports = plans.len(), "quiet batch refused; full path");
+                tx.rollback_to(Savepoint::Report).await?;
+                for (_, plan) in &plans {
+                    memory.forget(plan.agent_id);
+                }
+            }
+        }
+    }
+    for (job, result) in group.iter().zip(results.iter_mut()) {
+        if result.is_none() {
+            *result = Some(apply_one(&mut tx, engine, memory, job).await?);
+        }
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(results.into_iter().flatten().collect())
 }
 
-/// One report of the group under its savepoint. `Ok(Err(_))`: this report failed alone and
-/// is rolled back; `Err(_)`: the transaction cannot go on.
+/// One report of the group on the full path, under its savepoint. `Ok(Err(_))`: this report failed alone and is rolled back; `Err(_)`: the
+/// transaction cannot go on.
 async fn apply_one(
     tx: &mut WriteTx,
     engine: &Engine,
+    memory: &mut QuietMemory,
     job: &Job,
 ) -> Result<Result<IngestOutcome, StoreError>, StoreError> {
+    let agent_id = job.agent_id.as_str();
+    tx.savepoint(Savepoint::Report).await?;
     let mut attempt = 0;
     loop {
-        tx.savepoint(Savepoint::Report).await?;
-        match ingest_in(tx, engine, &job.agent_id, &job.batch, job.now_ms).await {
+        let result = match ingest_in(tx, engine, agent_id, &job.batch, job.now_ms).await {
+            Ok(outcome) => memory
+                .learn(tx, agent_id, &job.batch)
+                .await
+                .map(|()| outcome),
+            Err(error) => Err(error),
+        };
+        match result {
             Ok(outcome) => {
                 tx.release(Savepoint::Report).await?;
                 return Ok(Ok(outcome));
             }
             Err(error) => {
+                memory.forget(agent_id);
                 tx.rollback_to(Savepoint::Report).await?;
                 if error.is_race() && attempt < RACE_RETRIES {
                     attempt += 1;
-                    tracing::debug!(agent_id = job.agent_id, attempt, %error, "report lost a race; retrying");
+                    tracing::debug!(agent_id, attempt, %error, "report lost a race; retrying");
+                    tx.savepoint(Savepoint::Report).await?;
                     continue;
                 }
                 if error.is_permanent() {
-                    tracing::warn!(agent_id = job.agent_id, %error, "report refused by the store");
+                    tracing::warn!(agent_id, %error, "report refused by the store");
                     return Ok(Err(error));
                 }
                 // The store is failing: the other reports would too.
@@ -375,6 +503,116 @@ mod group_tests {
             T0 + 100,
         )
         .expect("valid batch")
+    }
+
+    /// A heartbeat of a healthy host: every probe's facts, `percent` used on `/`.
+    fn full_report(seq: u64, percent: u64) -> Batch {
+        let at = T0 + seq as i64 * 60_000;
+        let snapshot = v1::Snapshot {
+            seq,
+            taken_at_ms: at,
+            hostname: "h".into(),
+            filesystems: vec![v1::Filesystem {
+                mount_point: "/".into(),
+                total_bytes: 1000,
+                used_bytes: percent * 10,
+                available_bytes: 1000 - percent * 10,
+                ..Default::default()
+            }],
+            system: Some(v1::SystemFacts {
+                os_name: "Debian".into(),
+                ..Default::default()
+            }),
+            patches: Some(v1::PatchState {
+                package_manager: "apt".into(),
+                ..Default::default()
+            }),
+            antivirus: Some(v1::AntivirusState::default()),
+            connectivity: Some(v1::Connectivity::default()),
+            ..Default::default()
+        };
+        Batch::from_wire(
+            v1::ReportRequest {
+                snapshots: vec![snapshot],
+                sent_at_ms: 0,
+            },
+            at + 10,
+        )
+        .expect("valid batch")
+    }
+
+    async fn send(writer: &Writer, agent: &str, seq: u64, percent: u64) -> IngestOutcome {
+        let at = T0 + seq as i64 * 60_000;
+        writer
+            .submit(agent.into(), full_report(seq, percent), 100, at + 10)
+            .await
+            .expect("stored")
+    }
+
+    #[tokio::test]
+    async fn quiet_reports_skip_the_rules_and_anything_that_matters_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with_agents(dir.path(), 1).await;
+        let engine = Arc::new(Engine::default());
+        let writer = Writer::start(store.clone(), engine.clone(), WriterLimits::default());
+        // The first report teaches the writer the host; the next ones are quiet.
+        for seq in 1..=4 {
+            assert_eq!(send(&writer, "a0", seq, 50 + seq).await.stored_seqs, [seq]);
+        }
+        assert_eq!(writer.stats().quiet, 3, "{:?}", writer.stats());
+        let host = store.host("a0").await.expect("host").expect("exists");
+        assert_eq!(host.last_seq, 4);
+        assert_eq!(host.snapshots_stored, 4);
+        assert_eq!(
+            host.filesystems[0].fs.used_bytes, 540,
+            "the current disk is the last report's"
+        );
+        // A crossing is not quiet: the ticket opens.
+        let crossing = send(&writer, "a0", 5, 92).await;
+        assert_eq!(crossing.tickets_opened, 1);
+        let quiet_before = writer.stats().quiet;
+        // Still over: one more occurrence of the open ticket, counted on the quiet path.
+        assert_eq!(send(&writer, "a0", 6, 93).await.stored_seqs, [6]);
+        assert_eq!(writer.stats().quiet, quiet_before + 1);
+        let open = store
+            .list_tickets(&crate::store::TicketFilter::default())
+            .await
+            .expect("tickets");
+        let disk = open
+            .iter()
+            .find(|t| t.rule_id == "disk.usage")
+            .expect("disk ticket");
+        assert_eq!(disk.occurrences, 2);
+        assert_eq!(disk.last_value, 93.0);
+        assert!(disk.title.contains("93"), "{}", disk.title);
+        // The clear is not steady: the full path resolves it.
+        let clear = send(&writer, "a0", 7, 50).await;
+        assert_eq!(clear.tickets_resolved, 1);
+        assert_eq!(writer.stats().quiet, quiet_before + 1);
+        let quiet_before = writer.stats().quiet;
+        assert_eq!(send(&writer, "a0", 8, 50).await.stored_seqs, [8]);
+        assert_eq!(writer.stats().quiet, quiet_before + 1, "settled again");
+        // The sweep opens a silent-agent ticket behind the writer's back: the next report
+        // must resolve it, whatever the writer remembered.
+        let silent = crate::sweep::sweep(
+            &store,
+            &engine,
+            Duration::from_secs(60),
+            T0 + 8 * 60_000 + 10 + 3_600_000,
+        )
+        .await
+        .expect("sweep");
+        assert_eq!(silent.silent_opened, 1);
+        let back = send(&writer, "a0", 9, 50).await;
+        assert_eq!(
+            back.tickets_resolved, 1,
+            "the silent ticket resolves: {back:?}"
+        );
+        assert_eq!(
+            writer.stats().quiet,
+            quiet_before + 1,
+            "that one took the full path"
+        );
     }
 
     #[tokio::test]

@@ -69,6 +69,14 @@ impl WriteTx {
         detail: &str,
     ) -> Result<(), StoreError> {
         self.lock_event_log().await?;
+        // The agent's ticket state changed: whoever remembers it must read it again.
+        sqlx::query(
+            "UPDATE agents SET state_version = state_version + 1 \
+             WHERE agent_id = (SELECT agent_id FROM tickets WHERE id = $1)",
+        )
+        .bind(ticket_id)
+        .execute(&mut *self.tx)
+        .await?;
         // A timeline never goes back in time: an event observed before the ticket's previous
         // event (a replayed spool after the sweep opened a ticket on the collector's clock) is
         // shown at the previous event's time, and keeps when it was observed.

@@ -10,7 +10,9 @@ mod agents;
 mod conditions;
 mod events;
 mod hints;
+mod lease;
 mod outages;
+mod quiet;
 mod reports;
 mod retention;
 mod silences;
@@ -28,7 +30,9 @@ use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 pub use agents::{CertKind, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow};
 pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
+pub use lease::Lease;
 pub use outages::FLEET;
+pub use quiet::{AgentQuietState, AgentVersion, QuietRow, Recurring};
 pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
 pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};
@@ -206,6 +210,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0009_retention.sql"),
     ),
+    (
+        10,
+        "state version",
+        include_str!("../../migrations/sqlite/0010_state_version.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -252,6 +261,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "retention",
         include_str!("../../migrations/postgres/0009_retention.sql"),
+    ),
+    (
+        10,
+        "state version",
+        include_str!("../../migrations/postgres/0010_state_version.sql"),
     ),
 ];
 

@@ -462,11 +462,7 @@ impl WriteTx {
         agent_id: &str,
         snapshot: &Snapshot,
     ) -> Result<bool, StoreError> {
-        if self
-            .hints
-            .last_sample(agent_id)
-            .is_some_and(|l| (0..SAMPLE_EVERY_MS).contains(&(snapshot.at_ms - l)))
-        {
+        if !self.sample_may_be_due(agent_id, snapshot.at_ms) {
             return Ok(false);
         }
         let latest: Option<i64> =
@@ -495,6 +491,15 @@ impl WriteTx {
         }
         self.hints.sampled(agent_id, snapshot.at_ms);
         Ok(true)
+    }
+
+    /// Whether a snapshot of `agent_id` at `at_ms` would add a disk sample, or this collector
+    /// cannot tell without asking the store.
+    pub fn sample_may_be_due(&self, agent_id: &str, at_ms: i64) -> bool {
+        !self
+            .hints
+            .last_sample(agent_id)
+            .is_some_and(|l| (0..SAMPLE_EVERY_MS).contains(&(at_ms - l)))
     }
 
     /// Samples of one mount since `since_ms`, oldest first.
