@@ -77,6 +77,12 @@ if [ "$store" = postgres ]; then
   measure+=(--measure-pid "$(head -1 "$pg_data/postmaster.pid")")
 fi
 
+# Many agents, many sockets: as root, lift the open files limit for both processes.
+if [ "$(id -u)" = 0 ]; then
+  ulimit -Hn 1048576 2>/dev/null || true
+  ulimit -Sn 1048576 2>/dev/null || true
+fi
+
 port="$(free_port)"
 export FIRSTLINE_DATA_DIR="$tmp/collector"
 collector=("$bin/firstline-collector" --listen "127.0.0.1:$port")

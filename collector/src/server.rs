@@ -56,6 +56,7 @@ pub struct Collector {
 impl Collector {
     /// Opens the store, loads or creates the CA and the local operator certificate, and binds.
     pub async fn start(config: &Config) -> Result<Self, ServeError> {
+        raise_open_files_limit();
         let authority = Authority::load_or_create(&config.data_dir, &config.server_names)?;
         let store = Store::open(&config.effective_store_url()).await?;
         ensure_operator_certificate(&store, &authority, config).await?;
@@ -207,4 +208,24 @@ async fn ensure_operator_certificate(
         .await?;
     tracing::info!(path = %path.display(), "issued local operator certificate");
     Ok(())
+}
+
+/// Every connected agent holds a socket: the soft limit on open files (often 1024) is raised
+/// to the hard one, as far as the service manager allows (the packaged unit sets it high).
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let old = getrlimit(Resource::Nofile);
+        if old.current < old.maximum {
+            let new = Rlimit {
+                current: old.maximum,
+                maximum: old.maximum,
+            };
+            match setrlimit(Resource::Nofile, new) {
+                Ok(()) => tracing::debug!(open_files = ?old.maximum, "raised the open files limit"),
+                Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+            }
+        }
+    }
 }

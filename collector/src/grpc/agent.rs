@@ -85,7 +85,7 @@ fn submit_status(agent_id: &str, error: SubmitError) -> Status {
             }
             Status::with_metadata(
                 Code::ResourceExhausted,
-                format!("the collector is busy ({queued} reports waiting); retry in {millis} ms"),
+                format!("the collector is busy ({queued} snapshots waiting); retry in {millis} ms"),
                 metadata,
             )
         }

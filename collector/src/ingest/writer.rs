@@ -1,5 +1,6 @@
 //! Group commit: the one writer of reports. Report calls put their checked batch on a bounded
-//! queue and wait; the writer takes everything waiting at that moment (up to `max_group`),
+//! queue and wait; the writer takes everything waiting at that moment (up to `max_group`
+//! reports and `max_group_snapshots` snapshots),
 //! applies it in one transaction, each batch under a savepoint of its own, commits once, and
 //! only then answers each caller. A commit costs one disk flush however many reports it
 //! carries, so throughput grows with load instead of collapsing under it.
@@ -38,6 +39,8 @@ pub struct WriterLimits {
     pub queue_bytes: usize,
     /// Reports committed together at most.
     pub max_group: usize,
+    /// Snapshots committed together at most (a report may carry many).
+    pub max_group_snapshots: usize,
 }
 
 impl Default for WriterLimits {
@@ -46,6 +49,7 @@ impl Default for WriterLimits {
             queue_reports: 20_000,
             queue_bytes: 256 * 1024 * 1024,
             max_group: 1000,
+            max_group_snapshots: 1000,
         }
     }
 }
@@ -54,7 +58,7 @@ impl Default for WriterLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     /// The queue is full: send again after `retry_after`.
-    #[error("the collector is busy ({queued} reports waiting); retry in {} ms", retry_after.as_millis())]
+    #[error("the collector is busy ({queued} snapshots waiting); retry in {} ms", retry_after.as_millis())]
     Busy {
         queued: usize,
         retry_after: Duration,
@@ -77,14 +81,49 @@ struct Job {
 /// Shared counters of the writer, read by the backpressure hint and by metrics.
 #[derive(Debug, Default)]
 struct Gauges {
+    /// Snapshots waiting (a report weighs its snapshots).
     queued: AtomicUsize,
-    /// Reports per second drained, smoothed, as f64 bits.
+    /// Snapshots per second drained, smoothed, as f64 bits.
     drain_rate: AtomicU64,
     groups: AtomicU64,
     reports: AtomicU64,
     quiet: AtomicU64,
     /// A group is being applied.
     committing: std::sync::atomic::AtomicBool,
+    /// Reports refused in the current second, and in the one before.
+    refusals: std::sync::Mutex<Refusals>,
+}
+
+/// Refused snapshots counted per second: callers told to come back are demand still to serve,
+/// so each refused caller is given a later turn than the one before it in the same second
+/// (its place in line at the measured rate), which spreads a fleet's return over the time the
+/// writer needs for it instead of bringing it back as one wave.
+#[derive(Debug)]
+struct Refusals {
+    since: Instant,
+    now: u64,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            now: 0,
+        }
+    }
+}
+
+impl Refusals {
+    /// Counts a refusal of `weight` snapshots; returns the snapshots refused so far in this
+    /// second, this one included (the caller's place in line).
+    fn count(&mut self, weight: u64) -> u64 {
+        if self.since.elapsed() >= Duration::from_secs(1) {
+            self.now = 0;
+            self.since = Instant::now();
+        }
+        self.now = self.now.saturating_add(weight);
+        self.now
+    }
 }
 
 /// The handle report calls submit through; cheap to clone.
@@ -106,6 +145,7 @@ impl std::fmt::Debug for Writer {
 /// What the writer has done so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterStats {
+    /// Snapshots waiting.
     pub queued: usize,
     pub groups: u64,
     pub reports: u64,
@@ -138,14 +178,15 @@ impl Writer {
         size: usize,
         now_ms: i64,
     ) -> Result<IngestOutcome, SubmitError> {
+        let weight = weight(&batch);
         let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
         let bytes = match self.bytes.clone().try_acquire_many_owned(permits) {
             Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(SubmitError::Stopped),
-            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(self.busy()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(self.busy(weight)),
         };
         if self.queue_too_long() {
-            return Err(self.busy());
+            return Err(self.busy(weight));
         }
         let (done, answer) = oneshot::channel();
         let job = Job {
@@ -157,9 +198,9 @@ impl Writer {
         };
         match self.queue.try_send(job) {
             Ok(()) => {
-                self.gauges.queued.fetch_add(1, Ordering::Relaxed);
+                self.gauges.queued.fetch_add(weight, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => return Err(self.busy()),
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(self.busy(weight)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(SubmitError::Stopped),
         }
         match answer.await {
@@ -199,14 +240,26 @@ impl Writer {
         queued >= ALWAYS_QUEUED && rate > 0.0 && queued as f64 > rate * MAX_QUEUE_WAIT.as_secs_f64()
     }
 
-    fn busy(&self) -> SubmitError {
+    fn busy(&self, weight: usize) -> SubmitError {
         let queued = self.gauges.queued.load(Ordering::Relaxed);
         let rate = f64::from_bits(self.gauges.drain_rate.load(Ordering::Relaxed));
+        let refused = self
+            .gauges
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .count(weight as u64);
+        let waiting = queued.saturating_add(usize::try_from(refused).unwrap_or(usize::MAX));
         SubmitError::Busy {
             queued,
-            retry_after: retry_after(queued, rate),
+            retry_after: retry_after(waiting, rate),
         }
     }
+}
+
+/// What a report weighs in the queue: its snapshots (a spool flush carries many).
+fn weight(batch: &Batch) -> usize {
+    batch.entries.len().max(1)
 }
 
 /// How often the writer says what it did (at debug level).
@@ -214,16 +267,17 @@ const SAY_EVERY: Duration = Duration::from_secs(10);
 
 /// The longest a report should wait in the queue: beyond it, callers are asked to come back
 /// later rather than every report's latency growing.
-pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
-/// So many reports are always taken, whatever the measured rate (a cold start has none).
-const ALWAYS_QUEUED: usize = 1000;
+/// So many snapshots are always taken, whatever the measured rate (a cold start has none).
+const ALWAYS_QUEUED: usize = 5000;
 
-/// How long a refused caller should wait: about the time the queue takes to drain at the
-/// measured rate, between a quarter of a second and ten seconds. The agent adds jitter.
-pub fn retry_after(queued: usize, drain_per_second: f64) -> Duration {
+/// How long a refused caller should wait: about the time the writer needs, at the measured
+/// rate, for what is queued and for the callers refused before it in this second (who all
+/// come back), between a quarter of a second and ten seconds. The agent adds jitter.
+pub fn retry_after(waiting: usize, drain_per_second: f64) -> Duration {
     let seconds = if drain_per_second > 0.0 {
-        queued as f64 / drain_per_second
+        waiting as f64 / drain_per_second
     } else {
         1.0
     };
@@ -242,17 +296,30 @@ async fn run(
     let mut memory = QuietMemory::default();
     let mut last_said = Instant::now();
     let (mut said_reports, mut said_groups, mut said_quiet) = (0u64, 0u64, 0u64);
-    while rx.recv_many(&mut group, max_group).await > 0 {
+    while let Some(first) = rx.recv().await {
+        // Whatever else is waiting, up to the group's bounds in reports and in snapshots (a
+        // spool flush carries many per report, and a group is one transaction).
+        let mut snapshots = weight(&first.batch);
+        group.push(first);
+        while group.len() < max_group && snapshots < limits.max_group_snapshots {
+            match rx.try_recv() {
+                Ok(job) => {
+                    snapshots += weight(&job.batch);
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
         let started = Instant::now();
         let n = group.len();
         gauges.committing.store(true, Ordering::Relaxed);
-        gauges.queued.fetch_sub(n, Ordering::Relaxed);
+        gauges.queued.fetch_sub(snapshots, Ordering::Relaxed);
         commit_group(&store, &engine, &mut memory, &mut group).await;
         gauges.committing.store(false, Ordering::Relaxed);
         gauges.groups.fetch_add(1, Ordering::Relaxed);
         gauges.reports.fetch_add(n as u64, Ordering::Relaxed);
         gauges.quiet.store(memory.stored, Ordering::Relaxed);
-        let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        let rate = snapshots as f64 / started.elapsed().as_secs_f64().max(1e-6);
         let old = f64::from_bits(gauges.drain_rate.load(Ordering::Relaxed));
         let smoothed = if old > 0.0 {
             0.8 * old + 0.2 * rate
@@ -666,6 +733,7 @@ mod group_tests {
             queue_reports: 1,
             queue_bytes: 1 << 20,
             max_group: 1,
+            max_group_snapshots: 1,
         };
         let writer = Writer::start(store.clone(), Arc::new(Engine::default()), limits);
         // Another writer holds the store: the group writer waits on it.
