@@ -142,35 +142,13 @@ impl WriteTx {
     }
 
     async fn advance_agents(&mut self, rows: &[QuietRow<'_>]) -> Result<Vec<String>, StoreError> {
-        let mut values = String::new();
-        for i in 0..rows.len() {
-            let b = i * 15;
-            if i > 0 {
-                values.push_str(", ");
-            }
-            let _ = write!(
-                values,
-                "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
-                 CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
-                 CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
-                 CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 11,
-                b + 12,
-                b + 13,
-                b + 14,
-                b + 15
-            );
-        }
+        let values = values_list(
+            rows.len(),
+            &[
+                "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT",
+                "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT",
+            ],
+        );
         // VALUES columns are column1.. in both engines: 1 agent, 2 dropped, 3 rejected,
         // 4 received, 5 clock adjusted, 6 seq, 7 hostname, 8 os, 9 version, 10 machine id,
         // 11 has skew, 12 skew, 13 seen epoch, 14 seen seq, 15 seen state version.
@@ -227,23 +205,7 @@ impl WriteTx {
         let mut sql = String::from(
             "INSERT INTO snapshots (agent_id, epoch, seq, taken_at_ms, received_at_ms, trigger_kind, payload) VALUES ",
         );
-        for i in 0..rows.len() {
-            let b = i * 7;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(
-                sql,
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            );
-        }
+        sql.push_str(&values_list(rows.len(), &[""; 7]));
         sql.push_str(" ON CONFLICT (agent_id, epoch, seq) DO NOTHING");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
@@ -308,26 +270,7 @@ impl WriteTx {
                 "INSERT INTO filesystems (agent_id, mount_point, device, fs_type, total_bytes, \
                  used_bytes, available_bytes, total_inodes, used_inodes, updated_at_ms) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 10;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let _ = write!(
-                    sql,
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10
-                );
-            }
+            sql.push_str(&values_list(chunk.len(), &[""; 10]));
             sql.push_str(
                 " ON CONFLICT (agent_id, mount_point) DO UPDATE SET device = excluded.device, \
                  fs_type = excluded.fs_type, total_bytes = excluded.total_bytes, \
@@ -356,21 +299,10 @@ impl WriteTx {
 
     /// One more occurrence of each ticket: as `bump_ticket` does, for many at once.
     async fn recur_tickets(&mut self, rows: &[(&str, i64, &Recurring)]) -> Result<(), StoreError> {
-        let mut values = String::new();
-        for i in 0..rows.len() {
-            let b = i * 4;
-            if i > 0 {
-                values.push_str(", ");
-            }
-            let _ = write!(
-                values,
-                "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS DOUBLE PRECISION), CAST(${} AS TEXT))",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4
-            );
-        }
+        let values = values_list(
+            rows.len(),
+            &["BIGINT", "BIGINT", "DOUBLE PRECISION", "TEXT"],
+        );
         let sql = format!(
             "UPDATE tickets SET occurrences = occurrences + 1, last_seen_at_ms = v.column2, \
              last_value = v.column3, title = v.column4, clear_since_ms = NULL \
@@ -393,21 +325,7 @@ impl WriteTx {
         &mut self,
         rows: &[(&str, i64, &Recurring)],
     ) -> Result<(), StoreError> {
-        let mut values = String::new();
-        for i in 0..rows.len() {
-            let b = i * 4;
-            if i > 0 {
-                values.push_str(", ");
-            }
-            let _ = write!(
-                values,
-                "(CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT))",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4
-            );
-        }
+        let values = values_list(rows.len(), &["TEXT", "TEXT", "TEXT", "BIGINT"]);
         let sql = format!(
             "UPDATE conditions SET holds_count = holds_count + 1, last_seen_ms = v.column4 \
              FROM (VALUES {values}) AS v WHERE conditions.agent_id = v.column1 \
@@ -423,5 +341,43 @@ impl WriteTx {
         }
         query.execute(&mut *self.tx).await?;
         Ok(())
+    }
+}
+
+/// The placeholders of `rows` rows of a VALUES list, `$1` onwards, one per type of `types`
+/// (empty: the bare placeholder; else `CAST($n AS type)`, so PostgreSQL knows a parameter's
+/// type where nothing else tells it).
+fn values_list(rows: usize, types: &[&str]) -> String {
+    let mut out = String::with_capacity(rows * types.len() * 12);
+    let mut n = 0;
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for (i, ty) in types.iter().enumerate() {
+            n += 1;
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if ty.is_empty() {
+                let _ = write!(out, "${n}");
+            } else {
+                let _ = write!(out, "CAST(${n} AS {ty})");
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values_list;
+
+    #[test]
+    fn values_lists_number_their_placeholders_across_rows() {
+        assert_eq!(values_list(2, &["", ""]), "($1, $2), ($3, $4)");
+        assert_eq!(
+            values_list(1, &["TEXT", "BIGINT"]),
+            "(CAST($1 AS TEXT), CAST($2 AS BIGINT))"
+        );
     }
 }
