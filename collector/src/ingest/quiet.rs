@@ -210,15 +210,11 @@ impl QuietMemory {
         batch: &Batch,
     ) -> Result<(), StoreError> {
         self.known.remove(agent_id);
-        let Some(state) = tx.agent_quiet_state(agent_id).await? else {
+        let Some(version) = tx.agent_version(agent_id).await? else {
             return Ok(());
         };
         let newest = batch.entries.iter().rev().find_map(|e| match e {
-            Entry::Valid(s)
-                if s.epoch == state.version.epoch && s.seq == state.version.last_seq =>
-            {
-                Some(s)
-            }
+            Entry::Valid(s) if s.epoch == version.epoch && s.seq == version.last_seq => Some(s),
             _ => None,
         });
         let Some(snapshot) = newest else {
@@ -264,7 +260,7 @@ impl QuietMemory {
         self.known.insert(
             agent_id.to_owned(),
             Known {
-                version: state.version,
+                version,
                 facts: print(&encoded),
                 mounts: mounts_print(snapshot),
                 tracked: Arc::new(tracked),

@@ -32,7 +32,7 @@ pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
 pub use lease::Lease;
 pub use outages::FLEET;
-pub use quiet::{AgentQuietState, AgentVersion, QuietRow, Recurring};
+pub use quiet::{AgentVersion, QuietRow, Recurring};
 pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
 pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};

@@ -52,55 +52,34 @@ pub struct AgentVersion {
     pub state_version: i64,
 }
 
-/// What the writer reads after the full path to decide whether the next report may be quiet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AgentQuietState {
-    pub version: AgentVersion,
-    /// No open ticket and no tracked condition.
-    pub settled: bool,
-}
-
 /// Counters cap, as in `reports`.
 const COUNTER_CAP: i64 = 1 << 62;
 
 impl WriteTx {
-    /// The agent's row version and whether it has nothing open or tracked, read after the
-    /// full path has run on its report.
-    pub async fn agent_quiet_state(
+    /// The agent's row version, read after the full path has run on its report.
+    pub async fn agent_version(
         &mut self,
         agent_id: &str,
-    ) -> Result<Option<AgentQuietState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT a.spool_epoch, a.last_seq, a.state_version, \
-             (SELECT COUNT(*) FROM tickets t WHERE t.agent_id = a.agent_id \
-              AND t.state IN ('new', 'acknowledged', 'suppressed')) + \
-             (SELECT COUNT(*) FROM conditions c WHERE c.agent_id = a.agent_id) \
-             FROM agents a WHERE a.agent_id = $1",
+    ) -> Result<Option<AgentVersion>, StoreError> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT spool_epoch, last_seq, state_version FROM agents WHERE agent_id = $1",
         )
         .bind(agent_id)
         .fetch_optional(&mut *self.tx)
         .await?;
-        let Some(row) = row else {
+        let Some((epoch, last_seq, state_version)) = row else {
             return Ok(None);
         };
-        let epoch: i64 = row.try_get(0)?;
-        let last_seq: i64 = row.try_get(1)?;
-        let pending: i64 = row.try_get(3)?;
-        Ok(Some(AgentQuietState {
-            version: AgentVersion {
-                epoch: super::to_u64(epoch, "spool_epoch")?,
-                last_seq: super::to_u64(last_seq, "last_seq")?,
-                state_version: row.try_get(2)?,
-            },
-            settled: pending == 0,
+        Ok(Some(AgentVersion {
+            epoch: super::to_u64(epoch, "spool_epoch")?,
+            last_seq: super::to_u64(last_seq, "last_seq")?,
+            state_version,
         }))
     }
-}
 
-impl WriteTx {
     /// The batched form of the quiet path for many agents at once: advances every agent row
     /// still at its `seen` version and stores the snapshot, facts and filesystems of those,
-    /// in a handful of statements per hundred reports. Returns the agents advanced; the
+    /// in a handful of statements per 25 reports. Returns the agents advanced; the
     /// others changed elsewhere and nothing of theirs was written.
     pub async fn store_quiet(
         &mut self,
