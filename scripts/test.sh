@@ -30,6 +30,11 @@ command -v sigtool >/dev/null || missing+=(clamav)
 command -v apt-ftparchive >/dev/null || missing+=(apt-utils)
 command -v dpkg-deb >/dev/null || missing+=(dpkg)
 command -v ip >/dev/null || missing+=(iproute2)
+[ -x /usr/sbin/ngircd ] || missing+=(ngircd)
+[ -x /usr/bin/alertmanager-irc-relay ] || missing+=(alertmanager-irc-relay)
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
+[ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+[ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   need_pkg "${missing[@]}"
@@ -43,6 +48,19 @@ fi
 # `runuser` runs the PostgreSQL server as an unprivileged user (it refuses to run as root).
 command -v runuser >/dev/null || need_pkg util-linux
 id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+
+# Python grpcio and grpcio-tools: the Feed/Watch test reads the feed with another gRPC stack
+# (tests/python/watch_consumer.py, stubs generated from proto/ at run time).
+command -v python3 >/dev/null || need_pkg python3
+if ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+  echo "==> installing grpcio and grpcio-tools for python3"
+  python3 -m pip --version >/dev/null 2>&1 || need_pkg python3-pip
+  # Debian 12+ and Ubuntu 23.04+ mark the system Python as externally managed (PEP 668).
+  if ! python3 -m pip install -q grpcio grpcio-tools; then
+    python3 -m pip install -q --break-system-packages grpcio grpcio-tools
+  fi
+  python3 -c 'import grpc, grpc_tools'
+fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace --locked "$@"

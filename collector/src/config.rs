@@ -22,6 +22,8 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     /// Extra DNS names or IP addresses for the server certificate, besides localhost.
     pub server_names: Vec<String>,
+    /// A `Watch` consumer that reads nothing this long while events wait is ended.
+    pub watch_stall_timeout: Duration,
     /// Empty: `sqlite://<data_dir>/firstline.db`.
     pub store_url: String,
     pub certificate_validity: Duration,
@@ -36,6 +38,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// How long history is kept.
     pub retention: RetentionPolicy,
+    /// Webhooks, Alertmanagers and NATS (docs/feeds.md).
+    pub feeds: crate::feeds::config::FeedsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +55,7 @@ struct RawConfig {
     sla: Option<RawSla>,
     http: Option<RawHttp>,
     retention: Option<RawRetention>,
+    feeds: Option<crate::feeds::config::RawFeeds>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +69,7 @@ struct RawHttp {
 struct RawGrpc {
     listen: Option<String>,
     server_names: Option<Vec<String>>,
+    watch_stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +174,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
             server_names: Vec::new(),
+            watch_stall_timeout: Duration::from_secs(30),
             store_url: String::new(),
             certificate_validity: Duration::from_secs(365 * 24 * 3600),
             heartbeat: Duration::from_secs(60),
@@ -176,6 +183,7 @@ impl Default for Config {
             kb_dir: None,
             http_listen: None,
             retention: RetentionPolicy::default(),
+            feeds: Default::default(),
         }
     }
 }
@@ -210,7 +218,7 @@ impl Config {
         format!(
             "# Firstline collector configuration. Every key is optional; shown are the defaults.\n\
              # data_dir = \"/var/lib/firstline-collector\"  # default: $STATE_DIRECTORY or ./firstline-data\n\n\
-             [grpc]\nlisten = \"{}\"\n# Extra names or addresses agents use to reach this collector.\nserver_names = []\n\n\
+             [grpc]\nlisten = \"{}\"\n# Extra names or addresses agents use to reach this collector.\nserver_names = []\n# A Watch consumer that reads nothing this long while events wait is ended (it resumes by cursor).\nwatch_stall_timeout = \"{}\"\n\n\
              [http]\n# The JSON admin API (e.g. \"127.0.0.1:7080\"); off when empty. Key: data_dir/api.key.\nlisten = \"\"\n\n\
              [store]\n# Empty: SQLite file firstline.db in data_dir. Or postgres://user@host/db\nurl = \"\"\n\n\
              [enrollment]\ncertificate_validity = \"{}\"\n\n\
@@ -221,8 +229,18 @@ impl Config {
              [retention]\n# Raw snapshots (each agent's newest is always kept), after they arrived.\nsnapshots = \"{}\"\n\
              # Disk samples at full resolution (one per 10 minutes per mount); then the last of each hour.\ndisk_samples_raw = \"{}\"\n\
              # Hourly disk samples.\ndisk_samples = \"{}\"\n\
-             # Resolved and closed tickets and their events, after they resolved (open tickets: always).\ntickets = \"{}\"\n",
+             # Resolved and closed tickets and their events, after they resolved (open tickets: always).\ntickets = \"{}\"\n\n\
+             # Alert feeds (docs/feeds.md): any number of webhooks and Alertmanagers, one NATS server.\n\
+             # [[feeds.webhook]]\n# name = \"ops\"\n# url = \"https://hooks.example.com/firstline\"\n\
+             # secret_file = \"/etc/firstline/ops-webhook.secret\"  # HMAC-SHA256 key of the signature header\n\
+             # format = \"firstline\"   # or \"alertmanager\" (Alertmanager webhook payload, version 4)\n\
+             # max_priority = 2         # only P1 and P2; also rules, labels, hosts, kinds = [...]\n\
+             # max_attempts = 8\n# retry_initial = \"2s\"\n# retry_max = \"10m\"\n# timeout = \"10s\"\n\n\
+             # [[feeds.alertmanager]]\n# name = \"am\"\n# url = \"http://127.0.0.1:9093\"\n# resend = \"1m\"\n\n\
+             # [feeds.nats]\n# url = \"nats://127.0.0.1:4222\"\n# subject_prefix = \"firstline.alerts\"  # subjects <prefix>.p1 .. <prefix>.p4\n\
+             # stream = \"FIRSTLINE_ALERTS\"  # created when missing\n",
             d.grpc_listen,
+            humantime::format_duration(d.watch_stall_timeout),
             humantime::format_duration(d.certificate_validity),
             humantime::format_duration(d.heartbeat),
             humantime::format_duration(d.engine.reopen_window),
@@ -253,6 +271,15 @@ impl Config {
         }
         if let Some(names) = grpc.server_names {
             self.server_names = names;
+        }
+        if let Some(v) = grpc.watch_stall_timeout {
+            set_duration(
+                &mut self.watch_stall_timeout,
+                "grpc.watch_stall_timeout",
+                &v,
+                (SECOND, HOUR),
+                problems,
+            );
         }
         if let Some(url) = raw.store.unwrap_or_default().url {
             self.store_url = url;
@@ -333,6 +360,8 @@ impl Config {
             }
         }
         self.apply_retention(raw.retention.unwrap_or_default(), problems);
+        self.feeds =
+            crate::feeds::config::FeedsConfig::from_raw(raw.feeds.unwrap_or_default(), problems);
     }
 
     fn apply_retention(&mut self, raw: RawRetention, problems: &mut Vec<String>) {

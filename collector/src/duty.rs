@@ -48,6 +48,7 @@ pub async fn run(shared: Arc<Shared>, retention: RetentionPolicy, shutdown: Canc
         };
         if now_held != held {
             held = now_held;
+            shared.duty.send_replace(held);
             if held {
                 tracing::info!("this collector now runs the time-driven work (sweep, retention)");
                 next_sweep = Instant::now();
@@ -88,6 +89,7 @@ pub async fn run(shared: Arc<Shared>, retention: RetentionPolicy, shutdown: Canc
     if let Some(p) = pruning {
         p.abort();
     }
+    shared.duty.send_replace(false);
     lease.release().await;
 }
 

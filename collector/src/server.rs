@@ -10,6 +10,7 @@ use std::time::Duration;
 use firstline_proto::limits::MAX_MESSAGE_BYTES;
 use firstline_proto::v1::{
     admin_server::AdminServer, agent_server::AgentServer, enrollment_server::EnrollmentServer,
+    feed_server::FeedServer,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -20,7 +21,10 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::clock::{now_ms, to_ms};
 use crate::config::Config;
-use crate::grpc::{AdminService, AgentService, EnrollmentService, Shared, status_remap};
+use crate::feeds::Feeds;
+use crate::grpc::{
+    AdminService, AgentService, EnrollmentService, FeedService, Shared, status_remap,
+};
 use crate::ingest::writer::{Writer, WriterLimits};
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
 use crate::service::Service;
@@ -43,7 +47,17 @@ pub enum ServeError {
     },
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("gRPC reflection cannot start: {0}")]
+    Reflection(String),
 }
+
+/// The services the health service reports on, by their full gRPC names.
+const SERVICES: [&str; 4] = [
+    "firstline.v1.Enrollment",
+    "firstline.v1.Agent",
+    "firstline.v1.Admin",
+    "firstline.v1.Feed",
+];
 
 /// A bound, ready server; `run` serves it.
 pub struct Collector {
@@ -51,12 +65,14 @@ pub struct Collector {
     retention: crate::retention::RetentionPolicy,
     http: Option<(TcpListener, String)>,
     shared: Arc<Shared>,
+    feeds: Arc<Feeds>,
 }
 
 impl Collector {
     /// Opens the store, loads or creates the CA and the local operator certificate, and binds.
     pub async fn start(config: &Config) -> Result<Self, ServeError> {
         raise_open_files_limit();
+        crate::telemetry::init();
         let authority = Authority::load_or_create(&config.data_dir, &config.server_names)?;
         let store = Store::open(&config.effective_store_url()).await?;
         ensure_operator_certificate(&store, &authority, config).await?;
@@ -68,7 +84,9 @@ impl Collector {
             })?;
         let engine = Arc::new(config.engine.clone());
         let store_handle = store.clone();
-        let service = Service::new(store, engine.clone(), config.kb_dir.clone());
+        let feeds = Feeds::new(config.feeds.clone());
+        let service =
+            Service::new(store, engine.clone(), config.kb_dir.clone()).with_feeds(feeds.clone());
         let writer = Writer::start(store_handle, engine, WriterLimits::default());
         let shared = Arc::new(Shared {
             service,
@@ -77,6 +95,8 @@ impl Collector {
             authority,
             certificate_validity: config.certificate_validity,
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
+            duty: tokio::sync::watch::Sender::new(false),
+            watch_stall_timeout: config.watch_stall_timeout,
         });
         let http = match config.http_listen {
             Some(addr) => {
@@ -94,6 +114,7 @@ impl Collector {
             retention: config.retention,
             http,
             shared,
+            feeds,
         })
     }
 
@@ -129,6 +150,24 @@ impl Collector {
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let admin = AdminServer::new(AdminService::new(shared.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let feed = FeedServer::new(FeedService::new(shared.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        // Standard health checking and reflection, so load balancers, grpc_health_probe and
+        // grpcurl work without the .proto files. Both answer without a client certificate.
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        for name in SERVICES {
+            health_reporter
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(firstline_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
         let addr = self
             .listener
             .local_addr()
@@ -140,6 +179,19 @@ impl Collector {
             self.retention,
             shutdown.clone(),
         ));
+        let feed_tasks = self
+            .feeds
+            .start(shared.store(), shared.duty.subscribe(), &shutdown);
+        let stopping = shutdown.clone();
+        let health_on_stop = health_reporter.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            for name in SERVICES.iter().chain(std::iter::once(&"")) {
+                health_on_stop
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        });
         let web = self.http.map(|(listener, key)| {
             let app = crate::web::router(shared.service.clone(), &key);
             let stop = shutdown.clone();
@@ -167,9 +219,15 @@ impl Collector {
             .add_service(enrollment)
             .add_service(agent)
             .add_service(admin)
+            .add_service(feed)
+            .add_service(health)
+            .add_service(reflection)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await?;
         let _ = duty.await;
+        for task in feed_tasks {
+            let _ = task.await;
+        }
         // Reports already taken are committed and answered before the store closes.
         shared.writer.drain(Duration::from_secs(30)).await;
         if let Some(web) = web {

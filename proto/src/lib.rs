@@ -6,6 +6,10 @@
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("firstline.v1");
+
+    /// The encoded `FileDescriptorSet` of `firstline.v1`, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/firstline_descriptor.bin"));
 }
 
 /// Bounds the collector enforces and the agent respects when it builds batches.

@@ -34,7 +34,19 @@ impl InProcess {
         (me, http.expect("http address"))
     }
 
+    /// Starts a collector with the default config changed by `adjust`.
+    pub async fn start_configured(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_inner(false, adjust).await.0
+    }
+
     async fn start_with(http: bool) -> (Self, Option<SocketAddr>) {
+        Self::start_inner(http, |_| {}).await
+    }
+
+    async fn start_inner(
+        http: bool,
+        adjust: impl FnOnce(&mut Config),
+    ) -> (Self, Option<SocketAddr>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("collector");
         let overrides = Overrides {
@@ -46,6 +58,7 @@ impl InProcess {
         if http {
             config.http_listen = Some("127.0.0.1:0".parse().expect("addr"));
         }
+        adjust(&mut config);
         let collector = Collector::start(&config).await.expect("collector starts");
         let addr = collector.local_addr().expect("bound address");
         let http_addr = collector.http_addr();

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod bins;
 pub mod clamav;
+pub mod feedlab;
 pub mod fixtures;
 pub mod fs;
 pub mod https;
@@ -12,6 +13,7 @@ pub mod inproc;
 pub mod netns;
 pub mod pg;
 pub mod procs;
+pub mod webhook_receiver;
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};

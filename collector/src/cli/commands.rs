@@ -18,11 +18,11 @@ use crate::config::Config;
 use crate::grpc::convert;
 
 /// A call's failure in the collector's own words.
-fn failed(status: tonic::Status) -> anyhow::Error {
+pub(super) fn failed(status: tonic::Status) -> anyhow::Error {
     anyhow!("{}", status.message())
 }
 
-async fn client(config: &Config, args: &ReadArgs) -> Result<AdminClient<Channel>> {
+pub(super) async fn client(config: &Config, args: &ReadArgs) -> Result<AdminClient<Channel>> {
     let url = args
         .collector
         .clone()
@@ -30,7 +30,7 @@ async fn client(config: &Config, args: &ReadArgs) -> Result<AdminClient<Channel>
     Ok(admin_client::connect(&url, &config.data_dir).await?)
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+pub(super) fn print_json<T: Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod admin_client;
 mod commands;
+mod feeds;
 mod local;
 pub mod output;
 
@@ -83,6 +84,10 @@ pub enum Command {
     },
     /// The alert event log after a cursor, oldest first (needs the running collector).
     Events(EventArgs),
+    /// Alert feeds: list them, send a test event, list and replay dead letters (needs the
+    /// running collector).
+    #[command(subcommand)]
+    Feeds(feeds::FeedsCommand),
     /// Revoke every certificate of an agent; its reports are refused from then on (works on
     /// the store; the collector may be stopped).
     Revoke {
@@ -290,6 +295,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
             commands::label(&config, &host, labels, &read).await?;
         }
         Command::Events(args) => commands::events(&config, &args).await?,
+        Command::Feeds(cmd) => feeds::run(&config, cmd).await?,
         Command::PrintDefaultConfig | Command::CheckRules { .. } => {}
     }
     Ok(())

@@ -219,4 +219,67 @@ impl Admin for AdminService {
             .map_err(service_status)?;
         Ok(Response::new(convert::events_to_wire(&page)))
     }
+
+    async fn list_feeds(
+        &self,
+        request: Request<v1::ListFeedsRequest>,
+    ) -> Result<Response<v1::ListFeedsResponse>, Status> {
+        self.operator(&request).await?;
+        let feeds = self.state.service.feeds().await.map_err(service_status)?;
+        Ok(Response::new(v1::ListFeedsResponse {
+            feeds: feeds.iter().map(convert::feed_to_wire).collect(),
+        }))
+    }
+
+    async fn test_feed(
+        &self,
+        request: Request<v1::TestFeedRequest>,
+    ) -> Result<Response<v1::TestFeedResponse>, Status> {
+        self.operator(&request).await?;
+        let r = request.into_inner();
+        let outcome = self
+            .state
+            .service
+            .test_feed(&r.name)
+            .await
+            .map_err(service_status)?;
+        Ok(Response::new(v1::TestFeedResponse {
+            delivered: outcome.delivered,
+            detail: outcome.detail,
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<v1::ListDeadLettersRequest>,
+    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
+        self.operator(&request).await?;
+        let r = request.into_inner();
+        let rows = self
+            .state
+            .service
+            .dead_letters(Some(&r.feed), Some(r.limit))
+            .await
+            .map_err(service_status)?;
+        Ok(Response::new(v1::ListDeadLettersResponse {
+            dead_letters: rows.iter().map(convert::dead_letter_to_wire).collect(),
+        }))
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        request: Request<v1::ReplayDeadLettersRequest>,
+    ) -> Result<Response<v1::ReplayDeadLettersResponse>, Status> {
+        self.operator(&request).await?;
+        let r = request.into_inner();
+        let replayed = self
+            .state
+            .service
+            .replay_dead_letters(&r.feed, Some(r.event_cursor))
+            .await
+            .map_err(service_status)?;
+        Ok(Response::new(v1::ReplayDeadLettersResponse {
+            replayed: u32::try_from(replayed).unwrap_or(u32::MAX),
+        }))
+    }
 }

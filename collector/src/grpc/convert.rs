@@ -6,8 +6,8 @@ use firstline_proto::v1;
 
 use crate::facts::{self, ProbeFacts};
 use crate::service::{
-    AlertEventView, EventPage, FilesystemView, Handoff, HandoffCuts, Host, PendingCondition,
-    SilenceView, TicketDetail,
+    AlertEventView, DeadLetterView, EventPage, FeedView, FilesystemView, Handoff, HandoffCuts,
+    Host, PendingCondition, SilenceView, TicketDetail,
 };
 use crate::tickets::{EventKind, Ticket, TicketEvent, TicketState};
 
@@ -191,20 +191,47 @@ pub fn silence_from_wire(s: v1::SilenceInfo) -> SilenceView {
 
 pub fn events_to_wire(page: &EventPage) -> v1::EventsSinceResponse {
     v1::EventsSinceResponse {
-        events: page
-            .events
-            .iter()
-            .map(|e| v1::AlertEvent {
-                cursor: e.cursor,
-                at_ms: e.at_ms,
-                kind: e.kind.as_str().to_owned(),
-                actor: e.actor.clone(),
-                detail: e.detail.clone(),
-                ticket: Some(ticket_to_wire(&e.ticket)),
-                observed_at_ms: e.observed_at_ms,
-            })
-            .collect(),
+        events: page.events.iter().map(alert_to_wire).collect(),
         next_cursor: page.next_cursor,
+    }
+}
+
+pub fn alert_to_wire(e: &AlertEventView) -> v1::AlertEvent {
+    v1::AlertEvent {
+        cursor: e.cursor,
+        at_ms: e.at_ms,
+        kind: e.kind.as_str().to_owned(),
+        actor: e.actor.clone(),
+        detail: e.detail.clone(),
+        ticket: Some(ticket_to_wire(&e.ticket)),
+        observed_at_ms: e.observed_at_ms,
+        labels: e.labels.clone(),
+    }
+}
+
+pub fn feed_to_wire(f: &FeedView) -> v1::FeedInfo {
+    v1::FeedInfo {
+        name: f.name.clone(),
+        kind: f.kind.to_owned(),
+        target: f.target.clone(),
+        cursor: f.cursor,
+        lag: f.lag,
+        pending: f.pending,
+        dead_letters: f.dead_letters,
+        last_error: f.last_error.clone(),
+        last_error_at_ms: f.last_error_at_ms.unwrap_or(0),
+        last_delivery_at_ms: f.last_delivery_at_ms.unwrap_or(0),
+    }
+}
+
+pub fn dead_letter_to_wire(d: &DeadLetterView) -> v1::DeadLetter {
+    v1::DeadLetter {
+        feed: d.feed.clone(),
+        event_cursor: d.event_cursor,
+        attempts: d.attempts,
+        last_error: d.last_error.clone(),
+        failed_at_ms: d.failed_at_ms,
+        event: d.event.as_ref().map(alert_to_wire),
     }
 }
 
@@ -220,6 +247,7 @@ pub fn events_from_wire(r: v1::EventsSinceResponse) -> Result<EventPage, BadMess
                 actor: e.actor,
                 detail: e.detail,
                 observed_at_ms: e.observed_at_ms,
+                labels: e.labels,
                 ticket: ticket_from_wire(e.ticket.ok_or_else(|| BadMessage("no ticket".into()))?)?,
             })
         })

@@ -9,6 +9,7 @@ pub mod convert;
 mod enrollment;
 mod identities;
 pub mod status_remap;
+mod watch;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub use admin::AdminService;
 pub use agent::AgentService;
 pub use enrollment::EnrollmentService;
 pub use identities::{IDENTITY_TTL, Identities};
+pub use watch::FeedService;
 
 use crate::pki::{Authority, fingerprint};
 use crate::service::{Service, ServiceError};
@@ -33,6 +35,11 @@ pub struct Shared {
     pub authority: Authority,
     pub certificate_validity: std::time::Duration,
     pub heartbeat_seconds: u32,
+    /// Whether this replica holds the duty lease (`duty.rs` keeps it current; feeds wait on
+    /// it).
+    pub duty: tokio::sync::watch::Sender<bool>,
+    /// See `Config::watch_stall_timeout`.
+    pub watch_stall_timeout: std::time::Duration,
 }
 
 /// Shared state handle passed to each service.

@@ -30,6 +30,9 @@ pub struct IngestOutcome {
     pub new_snapshots: usize,
     pub tickets_opened: usize,
     pub tickets_resolved: usize,
+    /// When each ticket opened (or reopened) by this batch was observed: the time of the
+    /// snapshot that opened it, on the collector's clock (for the alert latency metric).
+    pub opened_observed_at_ms: Vec<i64>,
 }
 
 /// Stores a batch for `agent_id` and applies the rules.
@@ -159,6 +162,10 @@ async fn store_one(
         let new_sample = tx.record_disk_samples(agent_id, snapshot).await?;
         let changes = engine.apply(tx, agent_id, snapshot, new_sample).await?;
         outcome.tickets_opened += changes.opened + changes.reopened;
+        let opened = changes.opened + changes.reopened;
+        outcome
+            .opened_observed_at_ms
+            .extend(std::iter::repeat_n(snapshot.at_ms, opened));
         outcome.tickets_resolved += changes.resolved;
     }
     Ok(())

@@ -29,6 +29,7 @@ use super::{IngestOutcome, RACE_RETRIES, ingest_in};
 use crate::engine::Engine;
 use crate::report::Batch;
 use crate::store::{Savepoint, Store, StoreError, WriteTx};
+use crate::telemetry::{self, ReportAnswer};
 
 /// Queue bounds and group size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +190,7 @@ impl Writer {
             return Err(self.busy(weight));
         }
         let (done, answer) = oneshot::channel();
+        let submitted = Instant::now();
         let job = Job {
             agent_id,
             batch,
@@ -203,10 +205,11 @@ impl Writer {
             Err(mpsc::error::TrySendError::Full(_)) => return Err(self.busy(weight)),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(SubmitError::Stopped),
         }
-        match answer.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(SubmitError::Stopped),
-        }
+        let Ok(result) = answer.await else {
+            return Err(SubmitError::Stopped);
+        };
+        telemetry::report_answered(answer_of(&result), submitted.elapsed());
+        Ok(result?)
     }
 
     /// Waits until nothing is queued or being committed, at most `limit`: on shutdown, after
@@ -241,6 +244,7 @@ impl Writer {
     }
 
     fn busy(&self, weight: usize) -> SubmitError {
+        telemetry::report_refused();
         let queued = self.gauges.queued.load(Ordering::Relaxed);
         let rate = f64::from_bits(self.gauges.drain_rate.load(Ordering::Relaxed));
         let refused = self
@@ -260,6 +264,28 @@ impl Writer {
 /// What a report weighs in the queue: its snapshots (a spool flush carries many).
 fn weight(batch: &Batch) -> usize {
     batch.entries.len().max(1)
+}
+
+/// How a queued report was answered, for the metrics.
+fn answer_of(result: &Result<IngestOutcome, StoreError>) -> ReportAnswer {
+    match result {
+        Ok(outcome) => ReportAnswer::Accepted {
+            new: outcome.new_snapshots,
+            rejected: outcome.rejected.len(),
+        },
+        Err(error) if error.is_permanent() => ReportAnswer::Rejected,
+        Err(_) => ReportAnswer::Failed,
+    }
+}
+
+/// The alert latency of every ticket a committed group opened, now that it is committed.
+fn record_alerts(results: &[Result<IngestOutcome, StoreError>]) {
+    let now = crate::clock::now_ms();
+    for outcome in results.iter().flatten() {
+        for at in &outcome.opened_observed_at_ms {
+            telemetry::alert_opened(*at, now);
+        }
+    }
 }
 
 /// How often the writer says what it did (at debug level).
@@ -315,6 +341,7 @@ async fn run(
         gauges.committing.store(true, Ordering::Relaxed);
         gauges.queued.fetch_sub(snapshots, Ordering::Relaxed);
         commit_group(&store, &engine, &mut memory, &mut group).await;
+        telemetry::group_committed(n, snapshots, started.elapsed());
         gauges.committing.store(false, Ordering::Relaxed);
         gauges.groups.fetch_add(1, Ordering::Relaxed);
         gauges.reports.fetch_add(n as u64, Ordering::Relaxed);
@@ -361,7 +388,10 @@ async fn commit_group(
     group: &mut Vec<Job>,
 ) {
     let results = match apply_group(store, engine, memory, group).await {
-        Ok(results) => results,
+        Ok(results) => {
+            record_alerts(&results);
+            results
+        }
         Err(error) => {
             for job in group.iter() {
                 memory.forget(&job.agent_id);

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::store::EventFilter;
+use crate::store::{AlertEvent, EventFilter};
 use crate::tickets::{EventKind, Ticket};
 
 const DEFAULT_EVENTS: u32 = 100;
@@ -32,7 +32,24 @@ pub struct AlertEventView {
     pub actor: String,
     pub detail: String,
     pub observed_at_ms: i64,
+    /// The host's labels now.
+    pub labels: Vec<String>,
     pub ticket: Ticket,
+}
+
+impl From<AlertEvent> for AlertEventView {
+    fn from(r: AlertEvent) -> Self {
+        Self {
+            cursor: r.event.cursor,
+            at_ms: r.event.at_ms,
+            kind: r.event.kind,
+            actor: r.event.actor,
+            detail: r.event.detail,
+            observed_at_ms: r.event.observed_at_ms,
+            labels: r.labels,
+            ticket: r.ticket,
+        }
+    }
 }
 
 /// A page of events and the cursor to ask from next.
@@ -77,18 +94,7 @@ impl Service {
         let rows = self.store.events_since(q.cursor, &filter, limit).await?;
         let next_cursor = rows.last().map_or(q.cursor, |r| r.event.cursor);
         Ok(EventPage {
-            events: rows
-                .into_iter()
-                .map(|r| AlertEventView {
-                    cursor: r.event.cursor,
-                    at_ms: r.event.at_ms,
-                    kind: r.event.kind,
-                    actor: r.event.actor,
-                    detail: r.event.detail,
-                    observed_at_ms: r.event.observed_at_ms,
-                    ticket: r.ticket,
-                })
-                .collect(),
+            events: rows.into_iter().map(AlertEventView::from).collect(),
             next_cursor,
         })
     }

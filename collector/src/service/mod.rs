@@ -4,6 +4,7 @@
 //! request gets the same answer whichever door it came in by. Domain types in, domain types out.
 
 mod events;
+mod feeds;
 mod handoff;
 mod hosts;
 mod silences;
@@ -13,6 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use events::{AlertEventView, EventPage, EventQuery};
+pub use feeds::{
+    DeadLetterView, FeedDescription, FeedDirectory, FeedHealth, FeedTestOutcome, FeedView, NoFeeds,
+    TestFuture,
+};
 pub use handoff::{Handoff, HandoffCuts};
 pub use hosts::{FilesystemView, Host, PendingCondition};
 pub use silences::{SilenceRequest, SilenceView};
@@ -22,11 +27,21 @@ use crate::engine::Engine;
 use crate::store::{Store, StoreError};
 
 /// What the service layer works with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Service {
     store: Store,
     engine: Arc<Engine>,
     kb_dir: Option<PathBuf>,
+    feeds: Arc<dyn FeedDirectory>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("store", &self.store)
+            .field("kb_dir", &self.kb_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a request was not done. Each interface maps these to its own codes (gRPC status, HTTP
@@ -83,7 +98,14 @@ impl Service {
             store,
             engine,
             kb_dir,
+            feeds: Arc::new(NoFeeds),
         }
+    }
+
+    /// The same service, answering feed questions from `feeds` (the running feeds).
+    pub fn with_feeds(mut self, feeds: Arc<dyn FeedDirectory>) -> Self {
+        self.feeds = feeds;
+        self
     }
 
     pub fn store(&self) -> &Store {

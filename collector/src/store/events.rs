@@ -42,6 +42,8 @@ pub struct EventFilter {
 pub struct AlertEvent {
     pub event: TicketEvent,
     pub ticket: Ticket,
+    /// The host's labels now.
+    pub labels: Vec<String>,
 }
 
 impl WriteTx {
@@ -69,6 +71,7 @@ impl WriteTx {
         detail: &str,
     ) -> Result<(), StoreError> {
         self.lock_event_log().await?;
+        self.wrote_events = true;
         // The agent's ticket state changed: whoever remembers it must read it again.
         sqlx::query(
             "UPDATE agents SET state_version = state_version + 1 \
@@ -111,12 +114,11 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AlertEvent>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS}, e.cursor, e.at_ms, e.kind, e.actor, e.detail, e.observed_at_ms \
-             FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id JOIN agents a ON a.agent_id = t.agent_id \
-             WHERE e.cursor > $1 AND ($2 = 0 OR t.priority <= $2) AND ($3 = '' OR t.rule_id = $3) \
+            "{} WHERE e.cursor > $1 AND ($2 = 0 OR t.priority <= $2) AND ($3 = '' OR t.rule_id = $3) \
              AND ($4 = '' OR t.agent_id = $4) \
              AND ($5 = '' OR (',' || a.labels || ',') LIKE $6 ESCAPE '\\') \
-             ORDER BY e.cursor LIMIT $7"
+             ORDER BY e.cursor LIMIT $7",
+            alert_select()
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(cursor)
@@ -128,13 +130,7 @@ impl Store {
             .bind(i64::from(limit.max(1)))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let ticket = ticket_from_row(r, 0)?;
-                let event = event_from_row(r, WIDTH, ticket.id)?;
-                Ok(AlertEvent { event, ticket })
-            })
-            .collect()
+        rows.iter().map(alert_from_row).collect()
     }
 
     /// A ticket's timeline, oldest first.
@@ -156,6 +152,38 @@ impl Store {
             .await?;
         Ok(c.unwrap_or(0))
     }
+}
+
+/// `SELECT … FROM …` of events `e` with their tickets `t` and agents `a`, read by
+/// [`alert_from_row`]; the caller adds `WHERE`, `ORDER BY` and `LIMIT`.
+pub(super) fn alert_select() -> String {
+    format!(
+        "SELECT {COLUMNS}, e.cursor, e.at_ms, e.kind, e.actor, e.detail, e.observed_at_ms, a.labels \
+         FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
+         JOIN agents a ON a.agent_id = t.agent_id"
+    )
+}
+
+/// An event with its ticket, from a row of [`alert_select`].
+pub(super) fn alert_from_row(r: &AnyRow) -> Result<AlertEvent, StoreError> {
+    alert_from_row_at(r, 0)
+}
+
+/// An event with its ticket, from the columns of [`alert_select`] starting at column `at`.
+pub(super) fn alert_from_row_at(r: &AnyRow, at: usize) -> Result<AlertEvent, StoreError> {
+    let ticket = ticket_from_row(r, at)?;
+    let event = event_from_row(r, at + WIDTH, ticket.id)?;
+    let labels: String = r.try_get(at + WIDTH + 6)?;
+    let labels = labels
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(AlertEvent {
+        event,
+        ticket,
+        labels,
+    })
 }
 
 fn event_from_row(r: &AnyRow, at: usize, ticket_id: i64) -> Result<TicketEvent, StoreError> {

@@ -7,8 +7,11 @@
 
 mod agent_state;
 mod agents;
+mod alert_sync;
 mod conditions;
 mod events;
+mod feeds;
+mod fleet_stats;
 mod hints;
 mod lease;
 mod outages;
@@ -30,6 +33,8 @@ use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 pub use agents::{CertKind, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow};
 pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
+pub use feeds::{DeadLetterRow, Delivery, FeedCounts};
+pub use fleet_stats::{FleetStats, HostGroup, OpenTickets, VERSION_ROWS};
 pub use lease::Lease;
 pub use outages::FLEET;
 pub use quiet::{AgentVersion, QuietRow, Recurring};
@@ -150,6 +155,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     hints: Arc<hints::Hints>,
+    /// Bumped after every commit that wrote events (see [`Store::event_signal`]).
+    events_written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A write transaction. SQLite transactions start `IMMEDIATE` so that two writers queue on the
@@ -162,6 +169,9 @@ pub struct WriteTx {
     /// Silences read once per transaction: from when, and which (see `agent_state`).
     silence_memo: Option<(i64, Vec<Silence>)>,
     hints: Arc<hints::Hints>,
+    /// Whether this transaction appended events (the signal fires on commit).
+    wrote_events: bool,
+    events_written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -215,6 +225,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "state version",
         include_str!("../../migrations/sqlite/0010_state_version.sql"),
     ),
+    (
+        11,
+        "feeds",
+        include_str!("../../migrations/sqlite/0011_feeds.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -267,6 +282,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "state version",
         include_str!("../../migrations/postgres/0010_state_version.sql"),
     ),
+    (
+        11,
+        "feeds",
+        include_str!("../../migrations/postgres/0011_feeds.sql"),
+    ),
 ];
 
 impl Backend {
@@ -316,6 +336,7 @@ impl Store {
             pool,
             backend,
             hints: Arc::default(),
+            events_written: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         store.migrate().await?;
         Ok(store)
@@ -323,6 +344,13 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Changes after every commit of this process that appended events to the log, so feeds
+    /// read the log at once instead of on their next poll. Events written by another replica
+    /// are not signalled: readers also poll.
+    pub fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events_written.subscribe()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -360,6 +388,8 @@ impl Store {
             holds_event_lock: false,
             silence_memo: None,
             hints: self.hints.clone(),
+            wrote_events: false,
+            events_written: self.events_written.clone(),
         })
     }
 
@@ -390,6 +420,9 @@ impl Store {
 impl WriteTx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        if self.wrote_events {
+            self.events_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(())
     }
 

@@ -147,6 +147,15 @@ impl Store {
             tracing::debug!(tickets, events, "retention: ticket chunk deleted");
             pause_after(started).await;
         }
+        if total.events > 0 {
+            // Webhook deliveries and dead letters of events that are gone can never be sent.
+            sqlx::query(
+                "DELETE FROM feed_deliveries WHERE NOT EXISTS \
+                 (SELECT 1 FROM ticket_events e WHERE e.cursor = feed_deliveries.event_cursor)",
+            )
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(total)
     }
 

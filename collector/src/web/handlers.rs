@@ -28,6 +28,18 @@ pub async fn openapi_document() -> Json<Value> {
     Json(super::openapi::document())
 }
 
+/// The Prometheus metrics: this process's health and this collector's fleet.
+pub async fn metrics(State(web): State<Web>) -> impl axum::response::IntoResponse {
+    let text = crate::telemetry::render(&web.fleet, web.service.store(), now_ms()).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            super::openapi::METRICS_CONTENT_TYPE,
+        )],
+        text,
+    )
+}
+
 pub async fn hosts(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
     web.authorize(&headers)?;
     to_json(&web.service.list_hosts(now_ms()).await?)

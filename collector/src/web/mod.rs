@@ -1,15 +1,19 @@
 //! The HTTP JSON API, for the dashboard and scripts: the same operations as the gRPC admin
 //! service, through the same service layer, described by an OpenAPI document it serves at
-//! `/api/openapi.json`. Off unless `http.listen` is set; every call but `/api/health` and the
-//! OpenAPI document needs `Authorization: Bearer <key>` with the API key the collector keeps
-//! in its data directory (`api.key`, mode 0600). Errors are JSON (`{"error": "..."}`) with a
-//! 4xx status (503 when the store is down), and change nothing.
+//! `/api/openapi.json`. Off unless `http.listen` is set; every call but `/api/health`, the
+//! OpenAPI document and the Prometheus metrics at `/metrics` (`crate::telemetry`, for an
+//! unauthenticated scraper; counts only, no host names) needs `Authorization: Bearer <key>`
+//! with the API key the collector keeps in its data directory (`api.key`, mode 0600). Errors
+//! are JSON (`{"error": "..."}`) with a 4xx status (503 when the store is down), and change
+//! nothing.
 
+mod feeds;
 mod handlers;
 pub mod openapi;
 mod openapi_schemas;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,6 +30,8 @@ pub const API_KEY_FILE: &str = "api.key";
 pub struct Web {
     service: Service,
     key_hash: String,
+    /// The fleet gauges of `/metrics`, with their cached store answer.
+    fleet: Arc<crate::telemetry::FleetGauges>,
 }
 
 /// A JSON error response.
@@ -67,9 +73,13 @@ pub fn load_or_create_key(dir: &Path) -> std::io::Result<String> {
 
 /// The router: every route of [`openapi::routes`], a JSON 404 for anything else.
 pub fn router(service: Service, api_key: &str) -> axum::Router {
+    // `/metrics` shows the health metrics of the global recorder; installing it is idempotent
+    // (`Collector::start` does it too), so the metrics are there whoever builds the router.
+    crate::telemetry::init();
     let web = Web {
         service,
         key_hash: crate::tokens::hash_token(api_key),
+        fleet: Arc::default(),
     };
     let mut router = axum::Router::new();
     for route in openapi::routes() {

@@ -11,6 +11,12 @@ use super::{Web, handlers};
 /// The error text of the JSON 404 for a path that is not a route.
 pub const NO_SUCH_ROUTE: &str = "no such route; see /api/openapi.json";
 
+/// The answer of `/metrics`: Prometheus text, the one route that does not answer JSON.
+pub const METRICS: &str = "Metrics";
+
+/// The media type of `/metrics` (the Prometheus text exposition format).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// One route: method, path (axum's `{name}` syntax is also OpenAPI's), what it does, its
 /// parameters, body and answer schemas, and its handler.
 pub struct Route {
@@ -50,6 +56,16 @@ pub fn routes() -> Vec<Route> {
             answer: "OpenApi",
             auth: false,
             handler: get(handlers::openapi_document),
+        },
+        Route {
+            method: "get",
+            path: "/metrics",
+            summary: "Prometheus metrics in the text format, for scraping (no key needed; docs/metrics.md)",
+            params: &[],
+            body: None,
+            answer: METRICS,
+            auth: false,
+            handler: get(handlers::metrics),
         },
         Route {
             method: "get",
@@ -212,6 +228,54 @@ pub fn routes() -> Vec<Route> {
             auth: true,
             handler: get(handlers::events),
         },
+        Route {
+            method: "get",
+            path: "/api/feeds",
+            summary: "The alert feeds with their cursor, lag, retries, dead letters, last error",
+            params: &[],
+            body: None,
+            answer: "FeedList",
+            auth: true,
+            handler: get(super::feeds::list),
+        },
+        Route {
+            method: "post",
+            path: "/api/feeds/{name}/test",
+            summary: "Send a test event to one feed now",
+            params: &[("name", "path", "string", "feed name, e.g. webhook:ops")],
+            body: None,
+            answer: "FeedTest",
+            auth: true,
+            handler: post(super::feeds::test),
+        },
+        Route {
+            method: "get",
+            path: "/api/feeds/dead-letters",
+            summary: "Deliveries a webhook gave up on, newest first",
+            params: &[
+                ("feed", "query", "string", "only this feed's"),
+                (
+                    "limit",
+                    "query",
+                    "integer",
+                    "at most this many (default 100, max 1000)",
+                ),
+            ],
+            body: None,
+            answer: "DeadLetterList",
+            auth: true,
+            handler: get(super::feeds::dead_letters),
+        },
+        Route {
+            method: "post",
+            path: "/api/feeds/{name}/replay",
+            summary: "Queue a feed's dead letters for delivery again",
+            params: &[("name", "path", "string", "feed name, e.g. webhook:ops")],
+            body: Some("Replay"),
+            answer: "Replayed",
+            auth: true,
+            handler: post(super::feeds::replay),
+        },
     ]
 }
 
@@ -227,11 +291,18 @@ pub fn document() -> Value {
                        "description": what, "schema": {"type": ty}})
             })
             .collect();
+        let media = if r.answer == METRICS {
+            "text/plain"
+        } else {
+            "application/json"
+        };
+        let mut ok = Map::new();
+        ok.insert(media.into(), json!({"schema": reference(r.answer)}));
         let mut op = json!({
             "summary": r.summary,
             "parameters": params,
             "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": reference(r.answer)}}},
+                "200": {"description": "OK", "content": ok},
                 "400": error_response("the request is malformed"),
                 "404": error_response("no such object"),
             },

@@ -4,12 +4,18 @@
 use serde_json::{Map, Value, json};
 
 /// A schema for a property written as "integer", "string|null", "array:string", "ref:Ticket",
-/// "array:ref:Ticket", "object" or "object|null".
+/// "array:ref:Ticket", "ref:AlertEvent|null", "object" or "object|null".
 fn property(kind: &str) -> Value {
     if let Some(inner) = kind.strip_prefix("array:") {
         return json!({"type": "array", "items": property(inner)});
     }
     if let Some(name) = kind.strip_prefix("ref:") {
+        if let Some(name) = name.strip_suffix("|null") {
+            return json!({"anyOf": [
+                {"$ref": format!("#/components/schemas/{name}")},
+                {"type": "null"},
+            ]});
+        }
         return json!({"$ref": format!("#/components/schemas/{name}")});
     }
     match kind.split_once('|') {
@@ -143,6 +149,7 @@ pub const ALERT_EVENT: &[(&str, &str)] = &[
     ("actor", "string"),
     ("detail", "string"),
     ("observed_at_ms", "integer"),
+    ("labels", "array:string"),
     ("ticket", "ref:Ticket"),
 ];
 
@@ -151,6 +158,30 @@ pub const EVENT_PAGE: &[(&str, &str)] = &[
     ("next_cursor", "integer"),
 ];
 
+pub const FEED: &[(&str, &str)] = &[
+    ("name", "string"),
+    ("kind", "string"),
+    ("target", "string"),
+    ("cursor", "integer"),
+    ("lag", "integer"),
+    ("pending", "integer"),
+    ("dead_letters", "integer"),
+    ("last_error", "string"),
+    ("last_error_at_ms", "integer|null"),
+    ("last_delivery_at_ms", "integer|null"),
+];
+
+pub const DEAD_LETTER: &[(&str, &str)] = &[
+    ("feed", "string"),
+    ("event_cursor", "integer"),
+    ("attempts", "integer"),
+    ("last_error", "string"),
+    ("failed_at_ms", "integer"),
+    ("event", "ref:AlertEvent|null"),
+];
+
+pub const FEED_TEST: &[(&str, &str)] = &[("delivered", "boolean"), ("detail", "string")];
+
 /// Every schema, by name.
 pub fn schemas() -> Value {
     let list = |item: &str| json!({"type": "array", "items": property(&format!("ref:{item}"))});
@@ -158,6 +189,8 @@ pub fn schemas() -> Value {
         "Error": object(&[("error", "string")]),
         "Health": object(&[("status", "string")]),
         "OpenApi": {"type": "object"},
+        "Metrics": {"type": "string",
+            "description": "Prometheus text exposition format 0.0.4 (docs/metrics.md)"},
         "Ticket": object(TICKET),
         "TicketList": list("Ticket"),
         "TicketEvent": object(EVENT),
@@ -171,6 +204,17 @@ pub fn schemas() -> Value {
         "AlertEvent": object(ALERT_EVENT),
         "EventPage": object(EVENT_PAGE),
         "Labels": object(&[("labels", "array:string")]),
+        "Feed": object(FEED),
+        "FeedList": list("Feed"),
+        "FeedTest": object(FEED_TEST),
+        "DeadLetter": object(DEAD_LETTER),
+        "DeadLetterList": list("DeadLetter"),
+        "Replayed": object(&[("replayed", "integer")]),
+        "Replay": {
+            "type": "object",
+            "properties": {"event_cursor": {"type": "integer",
+                "description": "only the dead letter of this event; absent: all of the feed"}},
+        },
         "Action": {
             "type": "object",
             "properties": {

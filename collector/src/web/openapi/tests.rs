@@ -120,6 +120,7 @@ fn schemas_name_exactly_the_fields_the_api_sends() {
         actor: String::new(),
         detail: String::new(),
         observed_at_ms: 1,
+        labels: Vec::new(),
         ticket: t,
     };
     assert_eq!(keys(&alert), names(ALERT_EVENT), "AlertEvent");
@@ -173,4 +174,50 @@ fn every_route_is_documented_once_with_its_method() {
         .map(|p| p.as_object().expect("methods").len())
         .sum();
     assert_eq!(documented, routes().len());
+}
+
+#[test]
+fn metrics_are_documented_as_unauthenticated_prometheus_text() {
+    let doc = document();
+    let op = &doc["paths"]["/metrics"]["get"];
+    assert!(op.is_object(), "/metrics missing");
+    assert!(op.get("security").is_none(), "/metrics needs no key: {op}");
+    assert_eq!(
+        op["responses"]["200"]["content"]["text/plain"]["schema"]["$ref"],
+        "#/components/schemas/Metrics"
+    );
+    assert_eq!(doc["components"]["schemas"]["Metrics"]["type"], "string");
+}
+
+#[test]
+fn feed_schemas_name_exactly_the_fields_the_api_sends() {
+    use super::super::openapi_schemas::{DEAD_LETTER, FEED, FEED_TEST};
+    use crate::service::{DeadLetterView, FeedTestOutcome, FeedView};
+    let feed = FeedView {
+        name: "webhook:ops".into(),
+        kind: "webhook",
+        target: "https://x/".into(),
+        cursor: 1,
+        lag: 0,
+        pending: 0,
+        dead_letters: 0,
+        last_error: String::new(),
+        last_error_at_ms: None,
+        last_delivery_at_ms: Some(1),
+    };
+    assert_eq!(keys(&feed), names(FEED), "Feed");
+    let dead = DeadLetterView {
+        feed: "webhook:ops".into(),
+        event_cursor: 1,
+        attempts: 3,
+        last_error: "HTTP 500".into(),
+        failed_at_ms: 1,
+        event: None,
+    };
+    assert_eq!(keys(&dead), names(DEAD_LETTER), "DeadLetter");
+    let test = FeedTestOutcome {
+        delivered: true,
+        detail: String::new(),
+    };
+    assert_eq!(keys(&test), names(FEED_TEST), "FeedTest");
 }

@@ -1,0 +1,73 @@
+//! HTTP handlers of the feed operations (`/api/feeds…`): list, test, dead letters, replay,
+//! each one service call (service/feeds.rs).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, Web, bad};
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+pub async fn list(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
+    web.authorize(&headers)?;
+    to_json(&web.service.feeds().await?)
+}
+
+pub async fn test(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Path(name) = bad(name)?;
+    to_json(&web.service.test_feed(&name).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterParams {
+    feed: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn dead_letters(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    q: Result<Query<DeadLetterParams>, QueryRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Query(q) = bad(q)?;
+    to_json(&web.service.dead_letters(q.feed.as_deref(), q.limit).await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    event_cursor: Option<i64>,
+}
+
+pub async fn replay(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Json<ReplayBody>, JsonRejection>,
+) -> ApiResult {
+    web.authorize(&headers)?;
+    let Path(name) = bad(name)?;
+    let Json(body) = bad(body)?;
+    let replayed = web
+        .service
+        .replay_dead_letters(&name, body.event_cursor)
+        .await?;
+    to_json(&json!({ "replayed": replayed }))
+}
