@@ -39,7 +39,7 @@ async fn main() {
         hook.url("/hook"),
         nats.url
     );
-    let collector = CollectorProc::start(&dir.path().join("collector"), &extra);
+    let collector = CollectorProc::start(dir.path(), &extra);
 
     // The Watch consumer.
     let watch: Arrivals = Arc::default();
