@@ -35,6 +35,11 @@ command -v ip >/dev/null || missing+=(iproute2)
 [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
+# The dashboard's browser test: Debian's chromium driven by playwright-core under Node
+# (tests/browser/, its node_modules installed by the test when missing).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   need_pkg "${missing[@]}"

@@ -37,6 +37,10 @@ pub struct Config {
     pub connectivity: Timing,
     /// Targets; `collector` is filled in from the identity at run time.
     pub conn_settings: ConnSettings,
+    /// Whether to keep the live channel ("check now") open (`report.live_channel`).
+    pub live_channel: bool,
+    /// At most one "check now" per this long (`report.check_now_min_interval`).
+    pub check_now_min_interval: Duration,
 }
 
 /// How often a probe runs and how long one run may take before it is cut off.
@@ -114,6 +118,8 @@ struct RawDisk {
 #[serde(deny_unknown_fields)]
 struct RawReport {
     heartbeat: Option<String>,
+    live_channel: Option<bool>,
+    check_now_min_interval: Option<String>,
     disk_thresholds_percent: Option<Vec<f64>>,
 }
 
@@ -158,6 +164,8 @@ impl Default for Config {
                 timeout: Duration::from_secs(3),
             },
             conn_settings: ConnSettings::default(),
+            live_channel: true,
+            check_now_min_interval: Duration::from_secs(5),
         }
     }
 }
@@ -202,6 +210,18 @@ impl Config {
                 "report.heartbeat",
                 &v,
                 (Duration::from_secs(1), Duration::from_secs(86_400)),
+                problems,
+            );
+        }
+        if let Some(v) = report.live_channel {
+            self.live_channel = v;
+        }
+        if let Some(v) = report.check_now_min_interval {
+            set_duration(
+                &mut self.check_now_min_interval,
+                "report.check_now_min_interval",
+                &v,
+                (Duration::from_secs(1), Duration::from_secs(3600)),
                 problems,
             );
         }

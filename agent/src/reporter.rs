@@ -21,9 +21,10 @@ use crate::clock::now_ms;
 use crate::facts::{Facts, ProbeId, ProbeOutput};
 use crate::identity::Policy;
 use crate::registry::ProbeSet;
-use crate::scheduler::ProbeResult;
+use crate::scheduler::{ProbeResult, Wakeups};
 use crate::spool::{SharedSpool, SpoolError, Stamp};
 use crate::trigger::{LastReport, decide};
+use crate::uplink::live::CheckRequest;
 use crate::wire::{self, UplinkDiagnosis};
 
 /// The reporter's inputs.
@@ -36,11 +37,30 @@ pub struct Reporter {
     pub diagnosis: Arc<Mutex<UplinkDiagnosis>>,
     /// Where the slow probes' results are kept for `check`.
     pub state_dir: PathBuf,
+    /// Runs probes at once for "check now".
+    pub wakeups: Arc<Wakeups>,
+}
+
+/// How long a "check now" waits for every probe's fresh result before it reports what it has.
+const CHECK_GATHER: Duration = Duration::from_secs(6);
+
+/// A "check now" in progress: the probes still to answer, until when, and who asked.
+struct PendingCheck {
+    waiting: Vec<ProbeId>,
+    until: Instant,
+    reply: tokio::sync::oneshot::Sender<Result<(u64, u64), String>>,
 }
 
 impl Reporter {
-    /// Runs until `shutdown` or until every probe task is gone.
-    pub async fn run(self, mut results: mpsc::Receiver<ProbeResult>, shutdown: CancellationToken) {
+    /// Runs until `shutdown` or until every probe task is gone. `checks` asks for a snapshot
+    /// of every probe at once ("check now").
+    pub async fn run(
+        self,
+        mut results: mpsc::Receiver<ProbeResult>,
+        mut checks: mpsc::Receiver<CheckRequest>,
+        shutdown: CancellationToken,
+    ) {
+        let mut check: Option<PendingCheck> = None;
         let mut facts = Facts::default();
         let mut last: Option<LastReport> = None;
         // Upload failures the last spooled snapshot carried.
@@ -55,11 +75,34 @@ impl Reporter {
                             self.keep(id, output);
                         }
                         facts.apply(id, result);
+                        if let Some(c) = &mut check {
+                            c.waiting.retain(|w| *w != id);
+                        }
                     }
                     None => return,
                 },
+                Some(request) = checks.recv(), if check.is_none() => {
+                    let waiting: Vec<ProbeId> = self.probes.ids().collect();
+                    for id in &waiting {
+                        self.wakeups.rerun(*id);
+                    }
+                    check = Some(PendingCheck {
+                        waiting,
+                        until: Instant::now() + CHECK_GATHER,
+                        reply: request.reply,
+                    });
+                    continue;
+                }
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
+            }
+            if check
+                .as_ref()
+                .is_some_and(|c| c.waiting.is_empty() || Instant::now() >= c.until)
+                && let Some(c) = check.take()
+            {
+                self.checked(&facts, c, &mut last).await;
+                continue;
             }
             // The first snapshot waits for the first disk measurement (it comes first).
             if !self.probes.ready_for_first_snapshot(&facts) {
@@ -92,6 +135,47 @@ impl Reporter {
                     self.wake.notify_one();
                 }
                 Err(error) => tracing::error!(error = %chain(&error), "cannot spool snapshot"),
+            }
+        }
+    }
+
+    /// Answers a "check now": a snapshot of what the probes just measured, spooled.
+    async fn checked(&self, facts: &Facts, c: PendingCheck, last: &mut Option<LastReport>) {
+        if !self.probes.ready_for_first_snapshot(facts) {
+            let _ = c
+                .reply
+                .send(Err("the first measurement is not done yet".into()));
+            return;
+        }
+        if !c.waiting.is_empty() {
+            let slow: Vec<&str> = c.waiting.iter().map(|id| id.name()).collect();
+            tracing::info!(
+                probes = slow.join(","),
+                "check now: reporting without the slow probes' new results"
+            );
+        }
+        let policy = self.policy.borrow().clone();
+        let signature = self
+            .probes
+            .signature(facts, &policy.disk_thresholds_percent);
+        let now = Instant::now();
+        match self.spool_snapshot(facts, Trigger::Change).await {
+            Ok((stamp, _)) => {
+                tracing::debug!(
+                    epoch = stamp.epoch,
+                    seq = stamp.seq,
+                    "check now: snapshot spooled"
+                );
+                *last = Some(LastReport { at: now, signature });
+                self.wake.notify_one();
+                let _ = c.reply.send(Ok((stamp.epoch, stamp.seq)));
+            }
+            Err(error) => {
+                let text = chain(&error).to_string();
+                tracing::error!(error = %text, "cannot spool snapshot");
+                let _ = c
+                    .reply
+                    .send(Err(format!("cannot spool the snapshot: {text}")));
             }
         }
     }

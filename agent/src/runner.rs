@@ -17,6 +17,7 @@ use crate::registry::{Context, ProbeSet};
 use crate::reporter::Reporter;
 use crate::scheduler::{self, Wakeups};
 use crate::spool::{SharedSpool, SpoolError};
+use crate::uplink::live::Live;
 use crate::uplink::{Uplink, UplinkError, channel};
 use crate::wire::{self, UplinkDiagnosis};
 
@@ -65,6 +66,7 @@ pub async fn run(
     let wakeups = Arc::new(Wakeups::new(&probes));
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (results_tx, results_rx) = mpsc::channel(32);
+    let (checks_tx, checks_rx) = mpsc::channel(1);
 
     let tracker = TaskTracker::new();
     let ctx = Arc::new(Context {
@@ -87,15 +89,27 @@ pub async fn run(
         wake: wake.clone(),
         diagnosis: diagnosis.clone(),
         state_dir: config.state_dir.clone(),
+        wakeups: wakeups.clone(),
     };
-    tracker.spawn(reporter.run(results_rx, shutdown.clone()));
+    tracker.spawn(reporter.run(results_rx, checks_rx, shutdown.clone()));
+    let uplink_channel = channel(&identity)?;
     let uplink = Uplink::new(
-        channel(&identity)?,
+        uplink_channel.clone(),
         spool,
         policy_tx,
         config.state_dir.clone(),
         diagnosis,
     );
+    if config.live_channel {
+        // The live channel shares the uplink's connection (and its HTTP/2 keepalive).
+        let live = Live::new(
+            uplink_channel,
+            checks_tx,
+            uplink.acked(),
+            config.check_now_min_interval,
+        );
+        tracker.spawn(live.run(shutdown.clone()));
+    }
     tracker.spawn(uplink.run(wake, shutdown.clone()));
 
     let specs = crate::watch::specs(&config, config_file, &probes);

@@ -36,6 +36,10 @@ pub struct Config {
     pub kb_dir: Option<PathBuf>,
     /// The HTTP/JSON admin API; off when unset.
     pub http_listen: Option<SocketAddr>,
+    /// Whether the dashboard's session cookie is marked `Secure` (`[http] secure_cookies`).
+    /// Must be true whenever the HTTP listener is reached over HTTPS (a TLS proxy in front);
+    /// false (the default) suits plain HTTP on loopback only.
+    pub http_secure_cookies: bool,
     /// How long history is kept.
     pub retention: RetentionPolicy,
     /// Webhooks, Alertmanagers and NATS (docs/feeds.md).
@@ -62,6 +66,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +187,7 @@ impl Default for Config {
             engine: Engine::default(),
             kb_dir: None,
             http_listen: None,
+            http_secure_cookies: false,
             retention: RetentionPolicy::default(),
             feeds: Default::default(),
         }
@@ -219,7 +225,7 @@ impl Config {
             "# Firstline collector configuration. Every key is optional; shown are the defaults.\n\
              # data_dir = \"/var/lib/firstline-collector\"  # default: $STATE_DIRECTORY or ./firstline-data\n\n\
              [grpc]\nlisten = \"{}\"\n# Extra names or addresses agents use to reach this collector.\nserver_names = []\n# A Watch consumer that reads nothing this long while events wait is ended (it resumes by cursor).\nwatch_stall_timeout = \"{}\"\n\n\
-             [http]\n# The JSON admin API (e.g. \"127.0.0.1:7080\"); off when empty. Key: data_dir/api.key.\nlisten = \"\"\n\n\
+             [http]\n# The JSON admin API (e.g. \"127.0.0.1:7080\"); off when empty. Key: data_dir/api.key.\nlisten = \"\"\n# Mark the session cookie Secure; must be true when the listener is reached over HTTPS.\nsecure_cookies = false\n\n\
              [store]\n# Empty: SQLite file firstline.db in data_dir. Or postgres://user@host/db\nurl = \"\"\n\n\
              [enrollment]\ncertificate_validity = \"{}\"\n\n\
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
@@ -304,12 +310,11 @@ impl Config {
             );
         }
         self.rules_file = raw.rules.unwrap_or_default().file;
-        if let Some(listen) = raw
-            .http
-            .unwrap_or_default()
-            .listen
-            .filter(|l| !l.is_empty())
-        {
+        let http = raw.http.unwrap_or_default();
+        if let Some(secure) = http.secure_cookies {
+            self.http_secure_cookies = secure;
+        }
+        if let Some(listen) = http.listen.filter(|l| !l.is_empty()) {
             let mut addr = self.grpc_listen;
             set_addr(&mut addr, "http.listen", &listen, problems);
             self.http_listen = Some(addr);

@@ -23,7 +23,7 @@ use crate::clock::{now_ms, to_ms};
 use crate::config::Config;
 use crate::feeds::Feeds;
 use crate::grpc::{
-    AdminService, AgentService, EnrollmentService, FeedService, Shared, status_remap,
+    AdminService, AgentService, EnrollmentService, FeedService, LiveRegistry, Shared, status_remap,
 };
 use crate::ingest::writer::{Writer, WriterLimits};
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
@@ -64,6 +64,7 @@ pub struct Collector {
     listener: TcpListener,
     retention: crate::retention::RetentionPolicy,
     http: Option<(TcpListener, String)>,
+    web_options: crate::web::WebOptions,
     shared: Arc<Shared>,
     feeds: Arc<Feeds>,
 }
@@ -85,8 +86,10 @@ impl Collector {
         let engine = Arc::new(config.engine.clone());
         let store_handle = store.clone();
         let feeds = Feeds::new(config.feeds.clone());
-        let service =
-            Service::new(store, engine.clone(), config.kb_dir.clone()).with_feeds(feeds.clone());
+        let live = Arc::new(LiveRegistry::default());
+        let service = Service::new(store, engine.clone(), config.kb_dir.clone())
+            .with_feeds(feeds.clone())
+            .with_live(live.clone());
         let writer = Writer::start(store_handle, engine, WriterLimits::default());
         let shared = Arc::new(Shared {
             service,
@@ -97,6 +100,7 @@ impl Collector {
             heartbeat_seconds: u32::try_from(config.heartbeat.as_secs()).unwrap_or(u32::MAX),
             duty: tokio::sync::watch::Sender::new(false),
             watch_stall_timeout: config.watch_stall_timeout,
+            live,
         });
         let http = match config.http_listen {
             Some(addr) => {
@@ -113,6 +117,10 @@ impl Collector {
             listener,
             retention: config.retention,
             http,
+            web_options: crate::web::WebOptions {
+                secure_cookies: config.http_secure_cookies,
+                ..Default::default()
+            },
             shared,
             feeds,
         })
@@ -184,16 +192,22 @@ impl Collector {
             .start(shared.store(), shared.duty.subscribe(), &shutdown);
         let stopping = shutdown.clone();
         let health_on_stop = health_reporter.clone();
+        let live = shared.live.clone();
         tokio::spawn(async move {
             stopping.cancelled().await;
+            // Live channels never end on their own: end them, so the graceful shutdown does
+            // not wait for agents (they reconnect to whichever collector comes back).
+            live.close_all();
             for name in SERVICES.iter().chain(std::iter::once(&"")) {
                 health_on_stop
                     .set_service_status(name, tonic_health::ServingStatus::NotServing)
                     .await;
             }
         });
+        let mut web_options = self.web_options;
+        web_options.shutdown = shutdown.clone();
         let web = self.http.map(|(listener, key)| {
-            let app = crate::web::router(shared.service.clone(), &key);
+            let app = crate::web::router_with(shared.service.clone(), &key, web_options);
             let stop = shutdown.clone();
             let addr = listener
                 .local_addr()

@@ -1,4 +1,5 @@
-//! The JSON admin API over HTTP: the key is required, bad requests get JSON errors with a 4xx
+//! The JSON admin API over HTTP: a credential is required (here the machine's api.key, the
+//! built-in admin local-admin), bad requests get JSON errors with a 4xx
 //! status and change nothing, and a technician can work a ticket through it.
 
 use std::io::{Read, Write};
@@ -188,7 +189,7 @@ async fn the_http_api_needs_its_key_and_answers_in_json() {
             .as_array()
             .expect("timeline")
             .iter()
-            .any(|e| e["kind"] == "acknowledged" && e["actor"] == "api")
+            .any(|e| e["kind"] == "acknowledged" && e["actor"] == "local-admin")
     );
     assert!(
         acked.1["kb_markdown"]

@@ -34,6 +34,15 @@ impl InProcess {
         (me, http.expect("http address"))
     }
 
+    /// Starts a collector with the HTTP API on a free loopback port and the default config
+    /// changed by `adjust`; returns its address.
+    pub async fn start_with_http_configured(
+        adjust: impl FnOnce(&mut Config),
+    ) -> (Self, SocketAddr) {
+        let (me, http) = Self::start_inner(true, adjust).await;
+        (me, http.expect("http address"))
+    }
+
     /// Starts a collector with the default config changed by `adjust`.
     pub async fn start_configured(adjust: impl FnOnce(&mut Config)) -> Self {
         Self::start_inner(false, adjust).await.0

@@ -7,6 +7,7 @@
 //! with a hint. The uplink keeps the diagnosis of failures that snapshots carry meanwhile.
 
 mod classify;
+pub mod live;
 #[cfg(test)]
 mod tests;
 
@@ -87,6 +88,8 @@ pub struct Uplink<C = AgentClient<Channel>> {
     suspects: HashSet<EntryId>,
     /// A spool operation failed this round: wait a little instead of trying again at once.
     spool_failed: bool,
+    /// The newest acknowledged snapshots, for "check now" (`live`).
+    acked: watch::Sender<live::Acked>,
 }
 
 /// Builds the mTLS channel to the collector. It connects lazily and reconnects by itself.
@@ -148,7 +151,13 @@ impl<C: Collector> Uplink<C> {
             diagnosis,
             suspects: HashSet::new(),
             spool_failed: false,
+            acked: watch::Sender::new(live::Acked::default()),
         }
+    }
+
+    /// The newest snapshots the collector acknowledged, as they change.
+    pub fn acked(&self) -> watch::Receiver<live::Acked> {
+        self.acked.subscribe()
     }
 
     /// Sends whatever is spooled, waits for more when idle, until `shutdown`.
@@ -261,11 +270,16 @@ impl<C: Collector> Uplink<C> {
             return self.wait(Failure::Transient, "", text, None);
         }
         let (n_stored, n_rejected) = (stored.len(), rejected.len());
+        let (top_stored, top_rejected) = (
+            stored.iter().copied().max().unwrap_or(0),
+            rejected.iter().copied().max().unwrap_or(0),
+        );
         if let Err(error) = self.spool.acknowledge(epoch, stored).await {
             tracing::error!(error = %chain(&error), "cannot delete acknowledged snapshots");
             self.spool_failed = true;
         }
         self.discard(epoch, rejected).await;
+        self.note_acked(epoch, top_stored, top_rejected);
         tracing::debug!(
             epoch,
             stored = n_stored,
@@ -323,8 +337,23 @@ impl<C: Collector> Uplink<C> {
                 "collector rejected a snapshot; deleted"
             );
             self.discard(epoch, vec![id.seq]).await;
+            self.note_acked(epoch, 0, id.seq);
         }
         Round::Progress
+    }
+
+    /// Tells "check now" which snapshots left the spool (the highest stored and rejected).
+    fn note_acked(&self, epoch: u64, stored: u64, rejected: u64) {
+        self.acked.send_modify(|a| {
+            if a.epoch != epoch {
+                *a = live::Acked {
+                    epoch,
+                    ..live::Acked::default()
+                };
+            }
+            a.stored = a.stored.max(stored);
+            a.rejected = a.rejected.max(rejected);
+        });
     }
 
     async fn discard(&mut self, epoch: u64, seqs: Vec<u64>) {

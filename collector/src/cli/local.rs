@@ -146,7 +146,7 @@ pub fn check_rules(file: &Path) -> Result<()> {
 /// Opens the store for commands that work on it directly, creating the data directory when
 /// the store is the default SQLite file in it, so `token create` works before the first
 /// `serve`.
-async fn open_store(config: &Config) -> Result<Store> {
+pub(super) async fn open_store(config: &Config) -> Result<Store> {
     if config.store_url.is_empty() {
         firstline_support::files::create_private_dir(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;

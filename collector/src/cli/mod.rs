@@ -5,10 +5,12 @@
 //! the first `serve` and while the collector is down (`local`). `--help` says which is which.
 
 mod admin_client;
+mod check_now;
 mod commands;
 mod feeds;
 mod local;
 pub mod output;
+mod users;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,6 +59,11 @@ pub enum Command {
     /// Manage enrollment tokens (works on the store; the collector may be stopped).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the users of the dashboard and the HTTP API: add (the first admin:
+    /// `user add NAME --role admin`), list, disable, create API tokens (works on the store;
+    /// the collector may be stopped).
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// List enrolled hosts with their latest facts (needs the running collector).
     Hosts(ReadArgs),
     /// List tickets, open ones first by priority (needs the running collector).
@@ -84,6 +91,15 @@ pub enum Command {
     },
     /// The alert event log after a cursor, oldest first (needs the running collector).
     Events(EventArgs),
+    /// Ask a host's agent to run every probe and report now; waits (up to 10 s) until the fresh
+    /// report is stored. Says "offline" when the agent has no live channel to this collector
+    /// (needs the running collector).
+    CheckNow {
+        /// Agent id or host name.
+        host: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
     /// Alert feeds: list them, send a test event, list and replay dead letters (needs the
     /// running collector).
     #[command(subcommand)]
@@ -283,6 +299,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
             collector.run(shutdown).await?;
         }
         Command::Token(cmd) => local::token(&config, cmd).await?,
+        Command::User(cmd) => users::run(&config, cmd).await?,
         Command::Revoke { agent_id } => local::revoke(&config, &agent_id).await?,
         Command::CheckConfig => local::check_config(&config, config_file.as_deref()),
         Command::Hosts(args) => commands::hosts(&config, &args).await?,
@@ -296,6 +313,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
         }
         Command::Events(args) => commands::events(&config, &args).await?,
         Command::Feeds(cmd) => feeds::run(&config, cmd).await?,
+        Command::CheckNow { host, read } => check_now::run(&config, &host, &read).await?,
         Command::PrintDefaultConfig | Command::CheckRules { .. } => {}
     }
     Ok(())

@@ -72,6 +72,7 @@ impl Admin for AdminService {
             state: Some(req.state),
             host: Some(req.agent_id),
             limit: Some(req.limit),
+            ..Default::default()
         };
         let tickets = self
             .state
@@ -218,6 +219,22 @@ impl Admin for AdminService {
             .await
             .map_err(service_status)?;
         Ok(Response::new(convert::events_to_wire(&page)))
+    }
+
+    async fn check_now(
+        &self,
+        request: Request<v1::CheckNowRequest>,
+    ) -> Result<Response<v1::CheckNowResponse>, Status> {
+        let operator = self.operator(&request).await?;
+        let host = request.into_inner().host;
+        tracing::debug!(operator, host, "check now asked");
+        let r = self
+            .state
+            .service
+            .check_now(&host)
+            .await
+            .map_err(service_status)?;
+        Ok(Response::new(super::live::check_now_to_wire(&r)))
     }
 
     async fn list_feeds(

@@ -29,6 +29,15 @@ impl AgentService {
 
 #[tonic::async_trait]
 impl Agent for AgentService {
+    type LiveStream = super::live::LiveStream;
+
+    async fn live(
+        &self,
+        request: Request<tonic::Streaming<firstline_proto::v1::AgentLive>>,
+    ) -> Result<Response<Self::LiveStream>, Status> {
+        super::live::serve(&self.state, request).await
+    }
+
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
         let agent_id = caller(&self.state, &request, CertKind::Agent).await?;
         let now = now_ms();

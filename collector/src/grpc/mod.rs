@@ -8,6 +8,7 @@ mod agent;
 pub mod convert;
 mod enrollment;
 mod identities;
+pub mod live;
 pub mod status_remap;
 mod watch;
 
@@ -19,6 +20,7 @@ pub use admin::AdminService;
 pub use agent::AgentService;
 pub use enrollment::EnrollmentService;
 pub use identities::{IDENTITY_TTL, Identities};
+pub use live::{LiveRegistry, MAX_LIVE_AGENTS};
 pub use watch::FeedService;
 
 use crate::pki::{Authority, fingerprint};
@@ -40,6 +42,8 @@ pub struct Shared {
     pub duty: tokio::sync::watch::Sender<bool>,
     /// See `Config::watch_stall_timeout`.
     pub watch_stall_timeout: std::time::Duration,
+    /// Agents' live channels ("check now"); the service layer holds the same registry.
+    pub live: Arc<LiveRegistry>,
 }
 
 /// Shared state handle passed to each service.

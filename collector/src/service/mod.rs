@@ -3,12 +3,18 @@
 //! these calls and the answers back; none of them checks a request on its own, so the same
 //! request gets the same answer whichever door it came in by. Domain types in, domain types out.
 
+mod cursor;
 mod events;
 mod feeds;
+mod fleet;
 mod handoff;
 mod hosts;
+mod live;
 mod silences;
 mod tickets;
+mod tokens;
+mod trends;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,10 +24,20 @@ pub use feeds::{
     DeadLetterView, FeedDescription, FeedDirectory, FeedHealth, FeedTestOutcome, FeedView, NoFeeds,
     TestFuture,
 };
+pub use fleet::{DiskHistory, DiskPoint, FleetHost, FleetPage, FleetQuery, MountHistory};
 pub use handoff::{Handoff, HandoffCuts};
 pub use hosts::{FilesystemView, Host, PendingCondition};
+pub use live::{
+    CHECK_NOW_TIMEOUT, CheckAnswer, CheckFuture, CheckNowResult, LiveAgents, NoLiveAgents,
+};
 pub use silences::{SilenceRequest, SilenceView};
 pub use tickets::{TicketDetail, TicketQuery};
+pub use tokens::{CreatedEnrollmentToken, EnrollmentTokenView};
+pub use trends::{HostTrend, OutageTrend, PriorityTrend, RuleTrend, Trends};
+pub use users::{
+    CreatedUserToken, LOCAL_ADMIN, NewSession, Role, SESSION_IDLE_MS, SESSION_MAX_MS, SignedIn,
+    UserTokenView, UserView, Users,
+};
 
 use crate::engine::Engine;
 use crate::store::{Store, StoreError};
@@ -33,6 +49,7 @@ pub struct Service {
     engine: Arc<Engine>,
     kb_dir: Option<PathBuf>,
     feeds: Arc<dyn FeedDirectory>,
+    live: Arc<dyn LiveAgents>,
 }
 
 impl std::fmt::Debug for Service {
@@ -99,6 +116,7 @@ impl Service {
             engine,
             kb_dir,
             feeds: Arc::new(NoFeeds),
+            live: Arc::new(NoLiveAgents),
         }
     }
 
@@ -108,12 +126,23 @@ impl Service {
         self
     }
 
+    /// The same service, reaching agents' live channels through `live` ("check now").
+    pub fn with_live(mut self, live: Arc<dyn LiveAgents>) -> Self {
+        self.live = live;
+        self
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The local accounts (users, API tokens, sessions).
+    pub fn users(&self) -> Users {
+        Users::new(self.store.clone())
     }
 }
 

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::store::TicketFilter;
-use crate::tickets::{Ticket, TicketAction, TicketEvent};
+use crate::store::{TicketFilter, TicketMatch};
+use crate::tickets::{Ticket, TicketAction, TicketEvent, TicketState};
 
 /// Tickets returned when the request does not say, and the most one request may ask for.
 pub const DEFAULT_TICKETS: u32 = 200;
@@ -18,6 +18,16 @@ pub struct TicketQuery {
     /// An agent id or a host name.
     pub host: Option<String>,
     pub limit: Option<u32>,
+    /// Only this priority (1 to 4).
+    pub priority: Option<u32>,
+    /// Only tickets assigned to this person (empty: unassigned is not a filter; see `mine`).
+    pub assignee: Option<String>,
+    /// Only this rule.
+    pub rule: Option<String>,
+    /// Only tickets of hosts carrying this label.
+    pub label: Option<String>,
+    /// Only tickets assigned to the caller: the interface fills in the caller's name.
+    pub mine: Option<String>,
 }
 
 /// One ticket with its timeline, its knowledge-base steps and, for an outage, its host tickets.
@@ -32,15 +42,43 @@ pub struct TicketDetail {
 impl Service {
     /// The tickets a query asks for: open ones first by priority, then newest first.
     pub async fn list_tickets(&self, q: &TicketQuery) -> ServiceResult<Vec<Ticket>> {
-        let open = match q.state.as_deref() {
-            None | Some("" | "all") => None,
-            Some("open") => Some(true),
-            Some("resolved") => Some(false),
+        let (open, state) = match q.state.as_deref() {
+            None | Some("" | "all") => (None, None),
+            Some("open") => (Some(true), None),
+            Some("resolved") => (Some(false), None),
+            Some("new") => (Some(true), Some(TicketState::New)),
+            Some("acknowledged") => (Some(true), Some(TicketState::Acknowledged)),
+            Some("suppressed") => (None, Some(TicketState::Suppressed)),
+            Some("closed") => (Some(false), Some(TicketState::Closed)),
             Some(other) => {
                 return Err(ServiceError::Invalid(format!(
-                    "state {other:?} is not one of open, resolved, all"
+                    "state {other:?} is not one of open, new, acknowledged, suppressed, \
+                     resolved, closed, all"
                 )));
             }
+        };
+        if let Some(p) = q.priority
+            && !(1..=4).contains(&p)
+        {
+            return Err(ServiceError::Invalid(
+                "priority must be between 1 and 4".into(),
+            ));
+        }
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let assignee = given(&q.mine).or_else(|| given(&q.assignee));
+        for (what, v) in [
+            ("assignee", &assignee),
+            ("rule", &q.rule),
+            ("label", &q.label),
+        ] {
+            super::short_text(what, v.as_deref().unwrap_or_default(), 255)?;
+        }
+        let more = TicketMatch {
+            state,
+            priority: q.priority,
+            assignee,
+            rule_id: given(&q.rule),
+            label: given(&q.label),
         };
         let agent_id = match q.host.as_deref().filter(|h| !h.is_empty()) {
             Some(name) => Some(self.resolve_host(name).await?),
@@ -55,7 +93,7 @@ impl Service {
             agent_id,
             limit,
         };
-        Ok(self.store.list_tickets(&filter).await?)
+        Ok(self.store.list_tickets_matching(&filter, &more).await?)
     }
 
     /// One ticket in full.

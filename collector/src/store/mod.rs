@@ -11,6 +11,7 @@ mod alert_sync;
 mod conditions;
 mod events;
 mod feeds;
+mod fleet_page;
 mod fleet_stats;
 mod hints;
 mod lease;
@@ -21,6 +22,8 @@ mod retention;
 mod silences;
 mod ticket_writes;
 mod tickets;
+mod trends;
+mod users;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ pub use agents::{CertKind, CountedTable, Enrolled, Identity, NewAgent, NewCertif
 pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
 pub use feeds::{DeadLetterRow, Delivery, FeedCounts};
+pub use fleet_page::{FleetField, FleetRow, FleetRows};
 pub use fleet_stats::{FleetStats, HostGroup, OpenTickets, VERSION_ROWS};
 pub use lease::Lease;
 pub use outages::FLEET;
@@ -41,7 +45,9 @@ pub use quiet::{AgentVersion, QuietRow, Recurring};
 pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
 pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};
-pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketFilter};
+pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketFilter, TicketMatch};
+pub use trends::{OutageRow, Recurrence, ResponseRow, TrendRows};
+pub use users::{SessionRow, UserRow, UserTokenRow};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +236,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "feeds",
         include_str!("../../migrations/sqlite/0011_feeds.sql"),
     ),
+    (
+        12,
+        "users",
+        include_str!("../../migrations/sqlite/0012_users.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -286,6 +297,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "feeds",
         include_str!("../../migrations/postgres/0011_feeds.sql"),
+    ),
+    (
+        12,
+        "users",
+        include_str!("../../migrations/postgres/0012_users.sql"),
     ),
 ];
 

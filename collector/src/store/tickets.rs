@@ -18,6 +18,18 @@ pub struct TicketFilter {
     pub limit: u32,
 }
 
+/// The queue's further filters (each empty or `None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct TicketMatch {
+    /// Exactly this state (`new`, `acknowledged`, ...), narrowing `open`.
+    pub state: Option<TicketState>,
+    pub priority: Option<u32>,
+    pub assignee: Option<String>,
+    pub rule_id: Option<String>,
+    /// Only tickets whose host carries this label.
+    pub label: Option<String>,
+}
+
 /// A ticket about to be opened.
 #[derive(Debug, Clone)]
 pub struct NewTicket<'a> {
@@ -60,6 +72,17 @@ pub(super) const WIDTH: usize = 26;
 impl Store {
     /// Tickets matching a filter: open ones first by priority, then newest first.
     pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
+        self.list_tickets_matching(filter, &TicketMatch::default())
+            .await
+    }
+
+    /// Tickets matching a filter and the queue's further filters, in the order of
+    /// [`Store::list_tickets`].
+    pub async fn list_tickets_matching(
+        &self,
+        filter: &TicketFilter,
+        more: &TicketMatch,
+    ) -> Result<Vec<Ticket>, StoreError> {
         let state_clause = match filter.open {
             None => "",
             Some(true) => "AND t.state IN ('new', 'acknowledged')",
@@ -67,6 +90,9 @@ impl Store {
         };
         let sql = format!(
             "SELECT {COLUMNS} {FROM} WHERE ($1 = '' OR t.agent_id = $1) {state_clause} \
+             AND ($3 = '' OR t.state = $3) AND ($4 = 0 OR t.priority = $4) \
+             AND ($5 = '' OR t.assignee = $5) AND ($6 = '' OR t.rule_id = $6) \
+             AND ($7 = '' OR (',' || a.labels || ',') LIKE $8 ESCAPE '\\') \
              ORDER BY CASE WHEN t.state IN ('new', 'acknowledged') THEN 0 ELSE 1 END, \
              t.priority, t.opened_at_ms DESC, t.id DESC LIMIT $2"
         );
@@ -77,6 +103,15 @@ impl Store {
             } else {
                 filter.limit
             }))
+            .bind(more.state.map(TicketState::as_str).unwrap_or_default())
+            .bind(i64::from(more.priority.unwrap_or(0)))
+            .bind(more.assignee.clone().unwrap_or_default())
+            .bind(more.rule_id.clone().unwrap_or_default())
+            .bind(more.label.clone().unwrap_or_default())
+            .bind(format!(
+                "%,{},%",
+                super::fleet_page::like_escape(more.label.as_deref().unwrap_or_default())
+            ))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| ticket_from_row(r, 0)).collect()

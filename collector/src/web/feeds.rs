@@ -1,13 +1,15 @@
 //! HTTP handlers of the feed operations (`/api/feeds…`): list, test, dead letters, replay,
-//! each one service call (service/feeds.rs).
+//! each one service call (service/feeds.rs). Reading needs a viewer; a test event and a
+//! replay need an admin.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Role;
 use super::{ApiError, Web, bad};
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -19,7 +21,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
 }
 
 pub async fn list(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     to_json(&web.service.feeds().await?)
 }
 
@@ -28,7 +31,8 @@ pub async fn test(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::POST).await?;
+    caller.require(Role::Admin)?;
     let Path(name) = bad(name)?;
     to_json(&web.service.test_feed(&name).await?)
 }
@@ -45,7 +49,8 @@ pub async fn dead_letters(
     headers: HeaderMap,
     q: Result<Query<DeadLetterParams>, QueryRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     let Query(q) = bad(q)?;
     to_json(&web.service.dead_letters(q.feed.as_deref(), q.limit).await?)
 }
@@ -62,7 +67,8 @@ pub async fn replay(
     name: Result<Path<String>, PathRejection>,
     body: Result<Json<ReplayBody>, JsonRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::POST).await?;
+    caller.require(Role::Admin)?;
     let Path(name) = bad(name)?;
     let Json(body) = bad(body)?;
     let replayed = web

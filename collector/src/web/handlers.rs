@@ -1,13 +1,16 @@
-//! The HTTP handlers: each checks the key, turns the path, query and body into a service call,
-//! and the answer into JSON (the domain types' own serialisation, the same as `--json`).
+//! The HTTP handlers: each authenticates the caller and requires its role (`auth`: viewer to
+//! read, technician for ticket actions, labels and silences), turns the path, query and body
+//! into a service call, and the answer into JSON (the domain types' own serialisation, the
+//! same as `--json`). The caller's name is the actor of what they change.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Role;
 use super::{ApiError, Web, bad};
 use crate::clock::now_ms;
 use crate::service::{EventQuery, SilenceRequest, TicketQuery};
@@ -41,7 +44,8 @@ pub async fn metrics(State(web): State<Web>) -> impl axum::response::IntoRespons
 }
 
 pub async fn hosts(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     to_json(&web.service.list_hosts(now_ms()).await?)
 }
 
@@ -50,7 +54,8 @@ pub async fn host(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     let Path(name) = bad(name)?;
     to_json(&web.service.host(&name, now_ms()).await?)
 }
@@ -67,7 +72,8 @@ pub async fn set_labels(
     name: Result<Path<String>, PathRejection>,
     body: Result<Json<LabelsBody>, JsonRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::PUT).await?;
+    caller.require(Role::Technician)?;
     let Path(name) = bad(name)?;
     let Json(body) = bad(body)?;
     to_json(
@@ -85,6 +91,12 @@ pub struct TicketParams {
     #[serde(alias = "agent")]
     host: Option<String>,
     limit: Option<u32>,
+    priority: Option<u32>,
+    assignee: Option<String>,
+    rule: Option<String>,
+    label: Option<String>,
+    /// Only tickets assigned to the caller.
+    mine: Option<bool>,
 }
 
 pub async fn tickets(
@@ -92,12 +104,18 @@ pub async fn tickets(
     headers: HeaderMap,
     q: Result<Query<TicketParams>, QueryRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     let Query(q) = bad(q)?;
     let query = TicketQuery {
         state: q.state,
         host: q.host,
         limit: q.limit,
+        priority: q.priority,
+        assignee: q.assignee,
+        rule: q.rule,
+        label: q.label,
+        mine: q.mine.unwrap_or(false).then(|| caller.name.clone()),
     };
     to_json(&web.service.list_tickets(&query).await?)
 }
@@ -107,7 +125,8 @@ pub async fn ticket(
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     let Path(id) = bad(id)?;
     to_json(&web.service.ticket_detail(id).await?)
 }
@@ -126,12 +145,13 @@ pub async fn act(
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<ActionBody>, JsonRejection>,
 ) -> ApiResult {
-    let who = web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::POST).await?;
+    caller.require(Role::Technician)?;
     let Path(id) = bad(id)?;
     let Json(body) = bad(body)?;
     let detail = web
         .service
-        .act(id, &body.action, &body.text, &who, now_ms())
+        .act(id, &body.action, &body.text, &caller.name, now_ms())
         .await?;
     to_json(&detail)
 }
@@ -147,13 +167,15 @@ pub async fn handoff(
     headers: HeaderMap,
     q: Result<Query<HandoffParams>, QueryRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     let Query(q) = bad(q)?;
     to_json(&web.service.handoff(q.since_ms, now_ms()).await?)
 }
 
 pub async fn silences(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     to_json(&web.service.list_silences(now_ms()).await?)
 }
 
@@ -178,7 +200,8 @@ pub async fn create_silence(
     headers: HeaderMap,
     b: Result<Json<SilenceBody>, JsonRejection>,
 ) -> ApiResult {
-    let who = web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::POST).await?;
+    caller.require(Role::Technician)?;
     let Json(b) = bad(b)?;
     let req = SilenceRequest {
         host: b.host,
@@ -188,7 +211,11 @@ pub async fn create_silence(
         ends_at_ms: b.ends_at_ms,
         reason: b.reason,
     };
-    to_json(&web.service.create_silence(&req, &who, now_ms()).await?)
+    to_json(
+        &web.service
+            .create_silence(&req, &caller.name, now_ms())
+            .await?,
+    )
 }
 
 pub async fn end_silence(
@@ -196,9 +223,10 @@ pub async fn end_silence(
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult {
-    let who = web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::DELETE).await?;
+    caller.require(Role::Technician)?;
     let Path(id) = bad(id)?;
-    to_json(&web.service.end_silence(id, &who, now_ms()).await?)
+    to_json(&web.service.end_silence(id, &caller.name, now_ms()).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,7 +246,8 @@ pub async fn events(
     headers: HeaderMap,
     q: Result<Query<EventParams>, QueryRejection>,
 ) -> ApiResult {
-    web.authorize(&headers)?;
+    let caller = web.caller(&headers, &Method::GET).await?;
+    caller.require(Role::Viewer)?;
     let Query(q) = bad(q)?;
     let query = EventQuery {
         cursor: q.cursor,

@@ -1,22 +1,32 @@
 //! The HTTP JSON API, for the dashboard and scripts: the same operations as the gRPC admin
 //! service, through the same service layer, described by an OpenAPI document it serves at
 //! `/api/openapi.json`. Off unless `http.listen` is set; every call but `/api/health`, the
-//! OpenAPI document and the Prometheus metrics at `/metrics` (`crate::telemetry`, for an
-//! unauthenticated scraper; counts only, no host names) needs `Authorization: Bearer <key>`
-//! with the API key the collector keeps in its data directory (`api.key`, mode 0600). Errors
-//! are JSON (`{"error": "..."}`) with a 4xx status (503 when the store is down), and change
-//! nothing.
+//! OpenAPI document, the sign-in (`POST /api/session`) and the Prometheus metrics at
+//! `/metrics` (`crate::telemetry`, for an unauthenticated scraper; counts only, no host names)
+//! needs a credential (`auth`): a user's session cookie (with its CSRF token on writes, see
+//! `session`) or `Authorization: Bearer <token>` with a user's API token or the machine's own
+//! key in the data directory (`api.key`, mode 0600; the built-in admin `local-admin`). Each
+//! route needs a role (viewer reads, technician works tickets, admin manages users, tokens and
+//! feeds). Errors are JSON (`{"error": "..."}`) with a 4xx status (401 without a valid
+//! credential, 403 for a role or CSRF refusal, 503 when the store is down), and change nothing.
 
+pub mod auth;
+mod dashboard_api;
 mod feeds;
 mod handlers;
+mod live;
 pub mod openapi;
 mod openapi_schemas;
+mod pages;
+mod session;
+mod stream;
+mod users;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -30,8 +40,14 @@ pub const API_KEY_FILE: &str = "api.key";
 pub struct Web {
     service: Service,
     key_hash: String,
+    /// Failed sign-ins per name, in memory.
+    limiter: Arc<session::LoginLimiter>,
+    /// Whether the session cookie is marked `Secure` (`[http] secure_cookies`).
+    secure_cookies: bool,
     /// The fleet gauges of `/metrics`, with their cached store answer.
     fleet: Arc<crate::telemetry::FleetGauges>,
+    /// See [`WebOptions::shutdown`].
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// A JSON error response.
@@ -71,51 +87,43 @@ pub fn load_or_create_key(dir: &Path) -> std::io::Result<String> {
     Ok(key)
 }
 
-/// The router: every route of [`openapi::routes`], a JSON 404 for anything else.
+/// Settings of the HTTP listener beyond its routes.
+#[derive(Debug, Clone, Default)]
+pub struct WebOptions {
+    /// Mark the session cookie `Secure` (must be true behind HTTPS).
+    pub secure_cookies: bool,
+    /// Cancelled when the collector stops: open event streams end at once.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The router with default [`WebOptions`].
 pub fn router(service: Service, api_key: &str) -> axum::Router {
+    router_with(service, api_key, WebOptions::default())
+}
+
+/// The router: every route of [`openapi::routes`], a JSON 404 for anything else.
+pub fn router_with(service: Service, api_key: &str, options: WebOptions) -> axum::Router {
     // `/metrics` shows the health metrics of the global recorder; installing it is idempotent
     // (`Collector::start` does it too), so the metrics are there whoever builds the router.
     crate::telemetry::init();
     let web = Web {
         service,
         key_hash: crate::tokens::hash_token(api_key),
+        limiter: Arc::default(),
+        secure_cookies: options.secure_cookies,
         fleet: Arc::default(),
+        shutdown: options.shutdown,
     };
     let mut router = axum::Router::new();
     for route in openapi::routes() {
         router = router.route(route.path, route.handler);
     }
+    // The dashboard's pages and assets (`pages`), beside the API.
+    router = router.merge(pages::routes());
     router
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, openapi::NO_SUCH_ROUTE.into()) })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(web)
-}
-
-impl Web {
-    /// Checks the bearer key; returns the caller's name for the timeline.
-    fn authorize(&self, headers: &HeaderMap) -> Result<String, ApiError> {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "an Authorization: Bearer <api key> header is required".into(),
-                )
-            })?;
-        if crate::tokens::hash_token(given) != self.key_hash {
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "the API key is not valid".into(),
-            ));
-        }
-        let who = headers
-            .get("x-firstline-operator")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("api");
-        Ok(who.chars().filter(|c| !c.is_control()).take(64).collect())
-    }
 }
 
 /// Turns a malformed path, query or body into a JSON 400 instead of axum's plain text.

@@ -14,6 +14,9 @@ pub const NO_SUCH_ROUTE: &str = "no such route; see /api/openapi.json";
 /// The answer of `/metrics`: Prometheus text, the one route that does not answer JSON.
 pub const METRICS: &str = "Metrics";
 
+/// The answer of `/api/stream`: server-sent events, not one JSON document.
+pub const EVENT_STREAM: &str = "EventStream";
+
 /// The media type of `/metrics` (the Prometheus text exposition format).
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -33,6 +36,7 @@ pub struct Route {
 
 const TICKET_ID: (&str, &str, &str, &str) = ("id", "path", "integer", "ticket id");
 const HOST: (&str, &str, &str, &str) = ("host", "path", "string", "agent id or host name");
+const USER: (&str, &str, &str, &str) = ("name", "path", "string", "user name");
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
@@ -98,6 +102,93 @@ pub fn routes() -> Vec<Route> {
             handler: put(handlers::set_labels),
         },
         Route {
+            method: "post",
+            path: "/api/hosts/{host}/check",
+            summary: "Check now: the host's agent runs every probe and reports; answers once the \
+                      fresh report is stored (done), or offline, busy, timeout (technician)",
+            params: &[HOST],
+            body: None,
+            answer: "CheckNow",
+            auth: true,
+            handler: post(super::live::check),
+        },
+        Route {
+            method: "get",
+            path: "/api/hosts/{host}/disk-history",
+            summary: "A host's disk usage samples per mount, with the disk-full forecast",
+            params: &[
+                HOST,
+                (
+                    "mount",
+                    "query",
+                    "string",
+                    "only this mount point (default: every mount)",
+                ),
+                (
+                    "days",
+                    "query",
+                    "integer",
+                    "days of history, 1 to 90 (default 7)",
+                ),
+            ],
+            body: None,
+            answer: "DiskHistory",
+            auth: true,
+            handler: get(super::dashboard_api::disk_history),
+        },
+        Route {
+            method: "get",
+            path: "/api/fleet",
+            summary: "One page of the fleet by host name, searched by name, label, OS or version \
+                      (name:, label:, os:, version: limit the search to one field)",
+            params: &[
+                ("q", "query", "string", "search text (default: every host)"),
+                ("page", "query", "integer", "page from 1 (default 1)"),
+                (
+                    "per_page",
+                    "query",
+                    "integer",
+                    "hosts per page (default 50, max 500)",
+                ),
+            ],
+            body: None,
+            answer: "FleetPage",
+            auth: true,
+            handler: get(super::dashboard_api::fleet),
+        },
+        Route {
+            method: "get",
+            path: "/api/trends",
+            summary: "Rules and hosts that recur most, outages and their reach, time to \
+                      acknowledge and resolve per priority against the SLA",
+            params: &[(
+                "days",
+                "query",
+                "integer",
+                "days looked back, 1 to 366 (default 30)",
+            )],
+            body: None,
+            answer: "Trends",
+            auth: true,
+            handler: get(super::dashboard_api::trends),
+        },
+        Route {
+            method: "get",
+            path: "/api/stream",
+            summary: "The alert event log as server-sent events (event: ticket, id: cursor, \
+                      data: AlertEvent); resumes from Last-Event-ID or cursor, else from now",
+            params: &[(
+                "cursor",
+                "query",
+                "integer",
+                "events after this cursor (default: the log's end; Last-Event-ID wins)",
+            )],
+            body: None,
+            answer: EVENT_STREAM,
+            auth: true,
+            handler: get(super::stream::stream),
+        },
+        Route {
             method: "get",
             path: "/api/tickets",
             summary: "Tickets, open ones first by priority",
@@ -106,7 +197,7 @@ pub fn routes() -> Vec<Route> {
                     "state",
                     "query",
                     "string",
-                    "open, resolved or all (default)",
+                    "open, new, acknowledged, suppressed, resolved, closed or all (default)",
                 ),
                 (
                     "host",
@@ -120,6 +211,26 @@ pub fn routes() -> Vec<Route> {
                     "integer",
                     "at most this many (default 200, max 1000)",
                 ),
+                (
+                    "priority",
+                    "query",
+                    "integer",
+                    "only this priority (1 to 4)",
+                ),
+                (
+                    "assignee",
+                    "query",
+                    "string",
+                    "only tickets assigned to this person",
+                ),
+                (
+                    "mine",
+                    "query",
+                    "boolean",
+                    "only tickets assigned to the caller",
+                ),
+                ("rule", "query", "string", "only this rule"),
+                ("label", "query", "string", "only hosts with this label"),
             ],
             body: None,
             answer: "TicketList",
@@ -276,6 +387,106 @@ pub fn routes() -> Vec<Route> {
             auth: true,
             handler: post(super::feeds::replay),
         },
+        Route {
+            method: "post",
+            path: "/api/session",
+            summary: "Sign in with a name and password (Content-Type: application/json); sets the firstline_session cookie (no credential needed; 401 alike for an unknown user or a wrong password, 429 with Retry-After after repeated failures)",
+            params: &[],
+            body: Some("Login"),
+            answer: "Session",
+            auth: false,
+            handler: post(super::session::login),
+        },
+        Route {
+            method: "get",
+            path: "/api/session",
+            summary: "Who is signed in, with the session's CSRF token (null for an API token)",
+            params: &[],
+            body: None,
+            answer: "Session",
+            auth: true,
+            handler: get(super::session::current),
+        },
+        Route {
+            method: "delete",
+            path: "/api/session",
+            summary: "Sign out: end this session and remove its cookie (needs X-CSRF-Token)",
+            params: &[],
+            body: None,
+            answer: "SignedOut",
+            auth: true,
+            handler: delete(super::session::logout),
+        },
+        Route {
+            method: "get",
+            path: "/api/users",
+            summary: "The local accounts (admin)",
+            params: &[],
+            body: None,
+            answer: "UserList",
+            auth: true,
+            handler: get(super::users::list),
+        },
+        Route {
+            method: "post",
+            path: "/api/users",
+            summary: "Add a user with a role and a password of 10 to 1024 characters (admin)",
+            params: &[],
+            body: Some("NewUser"),
+            answer: "User",
+            auth: true,
+            handler: post(super::users::create),
+        },
+        Route {
+            method: "post",
+            path: "/api/users/{name}/disable",
+            summary: "Disable a user: their sessions end and their API tokens stop working (admin)",
+            params: &[USER],
+            body: None,
+            answer: "User",
+            auth: true,
+            handler: post(super::users::disable),
+        },
+        Route {
+            method: "post",
+            path: "/api/users/{name}/tokens",
+            summary: "Create an API token for a user; it is shown once (admin)",
+            params: &[USER],
+            body: Some("NewUserToken"),
+            answer: "CreatedUserToken",
+            auth: true,
+            handler: post(super::users::create_user_token),
+        },
+        Route {
+            method: "get",
+            path: "/api/me/tokens",
+            summary: "The caller's own API tokens (hash prefix, label, creation)",
+            params: &[],
+            body: None,
+            answer: "UserTokenList",
+            auth: true,
+            handler: get(super::users::my_tokens),
+        },
+        Route {
+            method: "get",
+            path: "/api/tokens",
+            summary: "Enrollment tokens with their remaining uses, expiry and state (admin)",
+            params: &[],
+            body: None,
+            answer: "EnrollmentTokenList",
+            auth: true,
+            handler: get(super::users::enrollment_tokens),
+        },
+        Route {
+            method: "post",
+            path: "/api/tokens",
+            summary: "Create an enrollment token; it is shown once (admin)",
+            params: &[],
+            body: Some("NewEnrollmentToken"),
+            answer: "CreatedEnrollmentToken",
+            auth: true,
+            handler: post(super::users::create_enrollment_token),
+        },
     ]
 }
 
@@ -293,6 +504,8 @@ pub fn document() -> Value {
             .collect();
         let media = if r.answer == METRICS {
             "text/plain"
+        } else if r.answer == EVENT_STREAM {
+            "text/event-stream"
         } else {
             "application/json"
         };
@@ -308,8 +521,11 @@ pub fn document() -> Value {
             },
         });
         if r.auth {
-            op["security"] = json!([{"apiKey": []}]);
-            op["responses"]["401"] = error_response("no or a wrong API key");
+            op["security"] = json!([{"apiKey": []}, {"session": []}]);
+            op["responses"]["401"] = error_response("no valid API token or session");
+            op["responses"]["403"] = error_response(
+                "the caller's role may not do this, or a session's write lacks X-CSRF-Token",
+            );
             op["responses"]["503"] = error_response("the store is unavailable; retry later");
         }
         if r.method == "post" && r.path.ends_with("/actions") {
@@ -330,8 +546,14 @@ pub fn document() -> Value {
                  "license": {"name": "Apache-2.0"}},
         "paths": paths,
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
-                "description": "the key in the collector's data_dir/api.key"}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer",
+                    "description": "a user's API token (`user token NAME`), or the key in the \
+                        collector's data_dir/api.key (the built-in admin local-admin)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "firstline_session",
+                    "description": "set by POST /api/session; writes also need the X-CSRF-Token \
+                        header with the session's csrf"},
+            },
             "schemas": super::openapi_schemas::schemas(),
         },
     })

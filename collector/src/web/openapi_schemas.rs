@@ -182,8 +182,189 @@ pub const DEAD_LETTER: &[(&str, &str)] = &[
 
 pub const FEED_TEST: &[(&str, &str)] = &[("delivered", "boolean"), ("detail", "string")];
 
+/// Properties of the answer of "check now".
+pub const CHECK_NOW: &[(&str, &str)] = &[
+    ("status", "string"),
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("snapshot_at_ms", "integer|null"),
+    ("last_seen_at_ms", "integer|null"),
+    ("seconds", "number"),
+    ("detail", "string"),
+];
+
+/// A user (`/api/users`); role is viewer, technician or admin.
+pub const USER: &[(&str, &str)] = &[
+    ("name", "string"),
+    ("role", "string"),
+    ("disabled", "boolean"),
+    ("created_at_ms", "integer"),
+    ("disabled_at_ms", "integer|null"),
+];
+
+/// The signed-in caller (`/api/session`); csrf is null for an API token.
+pub const SESSION: &[(&str, &str)] = &[
+    ("name", "string"),
+    ("role", "string"),
+    ("csrf", "string|null"),
+];
+
+pub const CREATED_USER_TOKEN: &[(&str, &str)] = &[
+    ("token", "string"),
+    ("name", "string"),
+    ("label", "string"),
+    ("created_at_ms", "integer"),
+];
+
+pub const USER_TOKEN: &[(&str, &str)] = &[
+    ("hash_prefix", "string"),
+    ("label", "string"),
+    ("created_at_ms", "integer"),
+];
+
+pub const ENROLLMENT_TOKEN: &[(&str, &str)] = &[
+    ("hash", "string"),
+    ("label", "string"),
+    ("uses_left", "integer"),
+    ("uses_total", "integer"),
+    ("created_at_ms", "integer"),
+    ("expires_at_ms", "integer"),
+    ("state", "string"),
+];
+
+pub const CREATED_ENROLLMENT_TOKEN: &[(&str, &str)] = &[
+    ("token", "string"),
+    ("label", "string"),
+    ("uses", "integer"),
+    ("expires_at_ms", "integer"),
+];
+
+/// Properties of one host of the fleet page.
+pub const FLEET_HOST: &[(&str, &str)] = &[
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("os", "string"),
+    ("agent_version", "string"),
+    ("last_seen_at_ms", "integer|null"),
+    ("clock_skew_ms", "integer"),
+    ("labels", "array:string"),
+    ("revoked", "boolean"),
+    ("open_tickets", "integer"),
+    ("worst_priority", "integer|null"),
+    ("health", "string"),
+];
+
+pub const FLEET_PAGE: &[(&str, &str)] = &[
+    ("hosts", "array:ref:FleetHost"),
+    ("total", "integer"),
+    ("page", "integer"),
+    ("per_page", "integer"),
+    ("pages", "integer"),
+];
+
+pub const DISK_POINT: &[(&str, &str)] = &[
+    ("at_ms", "integer"),
+    ("used_bytes", "integer"),
+    ("available_bytes", "integer"),
+    ("used_percent", "number"),
+];
+
+pub const MOUNT_HISTORY: &[(&str, &str)] = &[
+    ("mount_point", "string"),
+    ("samples", "array:ref:DiskPoint"),
+    ("hours_to_full", "number|null"),
+    ("full_at_ms", "integer|null"),
+];
+
+pub const DISK_HISTORY: &[(&str, &str)] = &[
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("days", "integer"),
+    ("since_ms", "integer"),
+    ("mounts", "array:ref:MountHistory"),
+];
+
+pub const RULE_TREND: &[(&str, &str)] = &[
+    ("rule_id", "string"),
+    ("openings", "integer"),
+    ("hosts", "integer"),
+];
+
+pub const HOST_TREND: &[(&str, &str)] = &[
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("openings", "integer"),
+    ("rules", "integer"),
+];
+
+pub const OUTAGE_TREND: &[(&str, &str)] = &[
+    ("ticket_id", "integer"),
+    ("title", "string"),
+    ("rule_id", "string"),
+    ("state", "string"),
+    ("priority", "integer"),
+    ("opened_at_ms", "integer"),
+    ("resolved_at_ms", "integer|null"),
+    ("hosts", "integer"),
+];
+
+pub const PRIORITY_TREND: &[(&str, &str)] = &[
+    ("priority", "integer"),
+    ("opened", "integer"),
+    ("acknowledged", "integer"),
+    ("mean_ack_ms", "integer|null"),
+    ("ack_in_time", "integer"),
+    ("response_sla_ms", "integer"),
+    ("resolved", "integer"),
+    ("mean_resolve_ms", "integer|null"),
+    ("resolve_in_time", "integer"),
+    ("resolve_sla_ms", "integer"),
+];
+
+pub const TRENDS: &[(&str, &str)] = &[
+    ("generated_at_ms", "integer"),
+    ("days", "integer"),
+    ("since_ms", "integer"),
+    ("rules", "array:ref:RuleTrend"),
+    ("hosts", "array:ref:HostTrend"),
+    ("outages", "array:ref:OutageTrend"),
+    ("response", "array:ref:PriorityTrend"),
+];
+
 /// Every schema, by name.
 pub fn schemas() -> Value {
+    let mut all = base_schemas();
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, dashboard_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// The schemas of the dashboard's routes (`web::dashboard_api`, `web::stream`).
+fn dashboard_schemas() -> Value {
+    let mut all = json!({
+        "FleetHost": object(FLEET_HOST),
+        "FleetPage": object(FLEET_PAGE),
+        "DiskPoint": object(DISK_POINT),
+        "MountHistory": object(MOUNT_HISTORY),
+        "DiskHistory": object(DISK_HISTORY),
+        "RuleTrend": object(RULE_TREND),
+        "HostTrend": object(HOST_TREND),
+        "OutageTrend": object(OUTAGE_TREND),
+        "PriorityTrend": object(PRIORITY_TREND),
+        "Trends": object(TRENDS),
+        "EventStream": {"type": "string",
+            "description": "text/event-stream: `event: ticket`, `id: <cursor>`, `data: <AlertEvent JSON>`; \
+                            first `event: hello` with the starting cursor; the connection ends after 20 s \
+                            and EventSource resumes with Last-Event-ID"},
+    });
+    if let Value::Object(m) = &mut all {
+        m.extend(account_schemas());
+    }
+    all
+}
+
+fn base_schemas() -> Value {
     let list = |item: &str| json!({"type": "array", "items": property(&format!("ref:{item}"))});
     json!({
         "Error": object(&[("error", "string")]),
@@ -207,6 +388,7 @@ pub fn schemas() -> Value {
         "Feed": object(FEED),
         "FeedList": list("Feed"),
         "FeedTest": object(FEED_TEST),
+        "CheckNow": object(CHECK_NOW),
         "DeadLetter": object(DEAD_LETTER),
         "DeadLetterList": list("DeadLetter"),
         "Replayed": object(&[("replayed", "integer")]),
@@ -234,4 +416,54 @@ pub fn schemas() -> Value {
             "required": ["ends_at_ms"],
         },
     })
+}
+
+/// The schemas of accounts, sessions and tokens (a macro of their own: one `json!` of every
+/// schema would pass the macro recursion limit).
+fn account_schemas() -> Map<String, Value> {
+    let list = |item: &str| json!({"type": "array", "items": property(&format!("ref:{item}"))});
+    let all = json!({
+        "User": object(USER),
+        "UserList": list("User"),
+        "Session": object(SESSION),
+        "SignedOut": object(&[("signed_out", "boolean")]),
+        "CreatedUserToken": object(CREATED_USER_TOKEN),
+        "UserToken": object(USER_TOKEN),
+        "UserTokenList": list("UserToken"),
+        "EnrollmentToken": object(ENROLLMENT_TOKEN),
+        "EnrollmentTokenList": list("EnrollmentToken"),
+        "CreatedEnrollmentToken": object(CREATED_ENROLLMENT_TOKEN),
+        "Login": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+            "required": ["name", "password"],
+        },
+        "NewUser": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": 64,
+                    "description": "letters, digits and . _ - @"},
+                "role": {"type": "string", "enum": ["viewer", "technician", "admin"]},
+                "password": {"type": "string", "minLength": 10, "maxLength": 1024},
+            },
+            "required": ["name", "role", "password"],
+        },
+        "NewUserToken": {
+            "type": "object",
+            "properties": {"label": {"type": "string", "maxLength": 255}},
+        },
+        "NewEnrollmentToken": {
+            "type": "object",
+            "properties": {
+                "uses": {"type": "integer", "minimum": 1, "maximum": 100000,
+                    "description": "how many agents may enroll with it (default 1)"},
+                "ttl": {"type": "string", "description": "how long it is valid, e.g. 30m, 24h (default), 7d"},
+                "label": {"type": "string", "maxLength": 255},
+            },
+        },
+    });
+    match all {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }

@@ -221,3 +221,111 @@ fn feed_schemas_name_exactly_the_fields_the_api_sends() {
     };
     assert_eq!(keys(&test), names(FEED_TEST), "FeedTest");
 }
+
+#[test]
+fn dashboard_schemas_name_exactly_the_fields_the_api_sends() {
+    use super::super::openapi_schemas::{
+        DISK_HISTORY, DISK_POINT, FLEET_HOST, FLEET_PAGE, HOST_TREND, MOUNT_HISTORY, OUTAGE_TREND,
+        PRIORITY_TREND, RULE_TREND, TRENDS,
+    };
+    use crate::service::{
+        DiskHistory, DiskPoint, FleetHost, FleetPage, HostTrend, MountHistory, OutageTrend,
+        PriorityTrend, RuleTrend, Trends,
+    };
+    let host = FleetHost {
+        agent_id: "a".into(),
+        hostname: "h".into(),
+        os: String::new(),
+        agent_version: String::new(),
+        last_seen_at_ms: None,
+        clock_skew_ms: 0,
+        labels: vec![],
+        revoked: false,
+        open_tickets: 0,
+        worst_priority: None,
+        health: "ok",
+    };
+    assert_eq!(keys(&host), names(FLEET_HOST), "FleetHost");
+    let page = FleetPage {
+        hosts: vec![host],
+        total: 1,
+        page: 1,
+        per_page: 50,
+        pages: 1,
+    };
+    assert_eq!(keys(&page), names(FLEET_PAGE), "FleetPage");
+    let point = DiskPoint {
+        at_ms: 1,
+        used_bytes: 1,
+        available_bytes: 1,
+        used_percent: 50.0,
+    };
+    assert_eq!(keys(&point), names(DISK_POINT), "DiskPoint");
+    let mount = MountHistory {
+        mount_point: "/".into(),
+        samples: vec![point],
+        hours_to_full: None,
+        full_at_ms: None,
+    };
+    assert_eq!(keys(&mount), names(MOUNT_HISTORY), "MountHistory");
+    let history = DiskHistory {
+        agent_id: "a".into(),
+        hostname: "h".into(),
+        days: 7,
+        since_ms: 0,
+        mounts: vec![mount],
+    };
+    assert_eq!(keys(&history), names(DISK_HISTORY), "DiskHistory");
+    let rule = RuleTrend {
+        rule_id: "disk.usage".into(),
+        openings: 1,
+        hosts: 1,
+    };
+    assert_eq!(keys(&rule), names(RULE_TREND), "RuleTrend");
+    let host = HostTrend {
+        agent_id: "a".into(),
+        hostname: "h".into(),
+        openings: 1,
+        rules: 1,
+    };
+    assert_eq!(keys(&host), names(HOST_TREND), "HostTrend");
+    let outage = OutageTrend {
+        ticket_id: 1,
+        title: "t".into(),
+        rule_id: "r".into(),
+        state: "new".into(),
+        priority: 1,
+        opened_at_ms: 1,
+        resolved_at_ms: None,
+        hosts: 3,
+    };
+    assert_eq!(keys(&outage), names(OUTAGE_TREND), "OutageTrend");
+    let response = PriorityTrend {
+        priority: 1,
+        opened: 0,
+        acknowledged: 0,
+        mean_ack_ms: None,
+        ack_in_time: 0,
+        response_sla_ms: 1,
+        resolved: 0,
+        mean_resolve_ms: None,
+        resolve_in_time: 0,
+        resolve_sla_ms: 1,
+    };
+    assert_eq!(keys(&response), names(PRIORITY_TREND), "PriorityTrend");
+    let trends = Trends {
+        generated_at_ms: 1,
+        days: 30,
+        since_ms: 0,
+        rules: vec![rule],
+        hosts: vec![host],
+        outages: vec![outage],
+        response: vec![response],
+    };
+    assert_eq!(keys(&trends), names(TRENDS), "Trends");
+    let doc = document();
+    assert!(
+        doc["paths"]["/api/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            .is_object()
+    );
+}
