@@ -4,6 +4,13 @@
 //! script for what it checks). The script asks for the disk to be cleared by writing a file;
 //! this side then reports the disk empty and the page must show the ticket resolved live.
 //! Screenshots of every page land in `target/dashboard-screenshots/`.
+//!
+//! A second test runs `tests/browser/host_live.mjs` against a real collector and a real agent
+//! process (heartbeat an hour, so only "check now" brings a fresh report): the host page's
+//! "Check now" moves "Last seen" forward, says "Offline since …" once this side stops the
+//! agent, a technician's revoke is refused (403) while the agent stays accepted, and an
+//! admin's Revoke (after the confirm dialog) makes the agent's next report refused.
+//! `FIRSTLINE_CHECK_NOW_ROUNDS=N` makes the script time N presses and print the percentiles.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use firstline_tests::feedlab::TestHost;
-use firstline_tests::procs::{CollectorProc, logged_addr};
+use firstline_tests::procs::{AgentProc, CollectorProc, logged_addr};
 use firstline_tests::{wait_for, wait_for_async};
 
 /// A safety net for each wait, not a timing assertion.
@@ -153,4 +160,112 @@ async fn dashboard_works_a_disk_ticket_in_a_real_browser() {
             assert!(shot.exists(), "{} missing", shot.display());
         }
     }
+}
+
+#[test]
+fn host_page_checks_now_and_revokes_a_real_agent() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does)"
+    );
+    let browser = browser_dir();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = CollectorProc::start(
+        dir.path(),
+        "[report]\nheartbeat = \"1h\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let http = wait_for("the HTTP address in the collector's log", LIMIT, || {
+        logged_addr(&collector.log(), "collector serving the HTTP API")
+    });
+    let users = [
+        ("ada", "admin", "admin-password-1"),
+        ("tess", "technician", "technician-password-1"),
+    ];
+    for (name, role, password) in users {
+        add_user(&collector, name, role, password);
+    }
+    let mut agent = AgentProc::new(dir.path(), "[report]\ncheck_now_min_interval = \"1s\"\n");
+    agent.enroll(&collector);
+    agent.start();
+    let agent_id = agent.agent_id();
+    // A fresh admin client per read: the script runs for minutes, longer than an idle
+    // connection lives.
+    wait_for("the agent's startup report", LIMIT, || {
+        collector.admin().host(&agent_id).filter(|h| h.last_seq > 0)
+    });
+
+    let control = dir.path().join("control");
+    std::fs::create_dir_all(&control).expect("control dir");
+    let shots = workspace().join("target/dashboard-screenshots");
+    let rounds = std::env::var("FIRSTLINE_CHECK_NOW_ROUNDS").unwrap_or_default();
+    let mut node = Command::new("node")
+        .arg(browser.join("host_live.mjs"))
+        .current_dir(&browser)
+        .env("DASHBOARD_URL", format!("http://{http}"))
+        .env("DASHBOARD_HOST", &agent_id)
+        .env("SCREENSHOT_DIR", &shots)
+        .env("CONTROL_DIR", &control)
+        .env("CHROMIUM", CHROMIUM)
+        .env("CHECK_NOW_ROUNDS", rounds)
+        .env("ADMIN_USER", users[0].0)
+        .env("ADMIN_PASSWORD", users[0].2)
+        .env("TECH_USER", users[1].0)
+        .env("TECH_PASSWORD", users[1].2)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("node (scripts/test.sh installs nodejs)");
+
+    // The script checks now (the technician's refused revoke before it: the agent is still
+    // accepted), then asks for the agent to stop.
+    let mut exited = None;
+    wait_for(
+        "the browser script to ask for the agent to stop",
+        LIMIT,
+        || {
+            if exited.is_none() {
+                exited = node.try_wait().expect("poll node");
+            }
+            (control.join("stop-agent").exists() || exited.is_some()).then_some(())
+        },
+    );
+    if let Some(status) = exited {
+        panic!(
+            "the browser script ended before the agent was stopped ({status}); agent log:\n{}\ncollector log:\n{}",
+            agent.log(),
+            collector.log()
+        );
+    }
+    let accepted = collector.admin().host(&agent_id).expect("host");
+    assert!(!accepted.revoked, "the technician's revoke changed nothing");
+    agent.stop();
+    std::fs::write(control.join("agent-stopped"), "1").expect("write control file");
+
+    let status = node.wait().expect("wait for node");
+    assert!(
+        status.success(),
+        "the browser script failed ({status}); agent log:\n{}\ncollector log:\n{}",
+        agent.log(),
+        collector.log()
+    );
+    let revoked = collector.admin().host(&agent_id).expect("host");
+    assert!(revoked.revoked, "the admin's revoke took effect");
+
+    // The agent's next report (its startup report) is refused: the agent logs the refusal,
+    // keeps the snapshot spooled, and nothing more is stored.
+    let logged_before = agent.log().len();
+    agent.start();
+    wait_for("the agent to log its report refused", LIMIT, || {
+        let log = agent.log();
+        log.get(logged_before..)
+            .is_some_and(|new| new.contains("is revoked"))
+            .then_some(())
+    });
+    let spooled = agent.status()["spooled_snapshots"].as_u64();
+    assert!(spooled.is_some_and(|n| n > 0), "still spooled: {spooled:?}");
+    let after = collector.admin().host(&agent_id).expect("host");
+    assert_eq!(
+        after.last_seq, revoked.last_seq,
+        "no report of a revoked agent is stored"
+    );
+    agent.stop();
 }

@@ -1,6 +1,6 @@
 //! The store suite, run unchanged on SQLite and on a throwaway PostgreSQL server: the same
 //! schema, enrollment all-or-nothing, idempotent ingest, and the ticket lifecycle with its
-//! dedupe invariant and event log.
+//! dedupe invariant and event log, retention, and the dashboard's queries.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +16,7 @@ use firstline_collector::tickets::TicketState;
 use firstline_proto::v1;
 use firstline_tests::pg::TempPostgres;
 
+mod dashboard_queries;
 mod retention;
 
 type Scenario = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -30,6 +31,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("vanished_mount", |s| Box::pin(vanished_mount(s))),
     ("handoff_says_when_a_list_is_cut", |s| {
         Box::pin(handoff_says_when_a_list_is_cut(s))
+    }),
+    ("dashboard_queries", |s| {
+        Box::pin(dashboard_queries::dashboard_queries(s))
     }),
     ("retention_snapshots", |s| {
         Box::pin(retention::old_snapshots_go_newest_stays(s))

@@ -1,4 +1,5 @@
-//! Host operations: the fleet list, naming a host by agent id or host name, and labels.
+//! Host operations: the fleet list, naming a host by agent id or host name, labels, and
+//! revoking a host's agent (every certificate of it, as `firstline-collector revoke`).
 
 use serde::Serialize;
 
@@ -38,6 +39,15 @@ pub struct Host {
     pub pending: Vec<PendingCondition>,
     #[serde(flatten)]
     pub facts: ProbeFacts,
+}
+
+/// The answer of [`Service::revoke_host`] (`POST /api/hosts/{host}/revoke`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revoked {
+    pub agent_id: String,
+    pub hostname: String,
+    /// Certificates of the agent that were valid and are revoked now.
+    pub revoked_certificates: u64,
 }
 
 /// A condition on its way to a ticket.
@@ -190,6 +200,32 @@ impl Service {
                 many.join(", ")
             ))),
         }
+    }
+
+    /// Revokes every valid certificate of a host's agent (named by agent id or host name), the
+    /// same store change as `firstline-collector revoke AGENT_ID`: its next call (a report, its
+    /// live channel) is refused once the gRPC edge's identity memory expires (seconds). A host
+    /// with no valid certificate left is a conflict that says so.
+    pub async fn revoke_host(&self, name: &str, now_ms: i64) -> ServiceResult<Revoked> {
+        let id = self.resolve_host(name).await?;
+        let hostname = self
+            .store
+            .host(&id)
+            .await?
+            .map(|h| h.hostname)
+            .unwrap_or_default();
+        let n = self.store.revoke_subject(&id, now_ms).await?;
+        if n == 0 {
+            return Err(ServiceError::Conflict(format!(
+                "agent {id} has no valid certificate left (already revoked)"
+            )));
+        }
+        tracing::info!(agent_id = id, certificates = n, "agent revoked");
+        Ok(Revoked {
+            agent_id: id,
+            hostname,
+            revoked_certificates: n,
+        })
     }
 
     /// Replaces a host's labels; returns the host.

@@ -26,12 +26,12 @@ pub use feeds::{
 };
 pub use fleet::{DiskHistory, DiskPoint, FleetHost, FleetPage, FleetQuery, MountHistory};
 pub use handoff::{Handoff, HandoffCuts};
-pub use hosts::{FilesystemView, Host, PendingCondition};
+pub use hosts::{FilesystemView, Host, PendingCondition, Revoked};
 pub use live::{
     CHECK_NOW_TIMEOUT, CheckAnswer, CheckFuture, CheckNowResult, LiveAgents, NoLiveAgents,
 };
 pub use silences::{SilenceRequest, SilenceView};
-pub use tickets::{TicketDetail, TicketQuery};
+pub use tickets::{TicketDetail, TicketQuery, TicketSummary};
 pub use tokens::{CreatedEnrollmentToken, EnrollmentTokenView};
 pub use trends::{HostTrend, OutageTrend, PriorityTrend, RuleTrend, Trends};
 pub use users::{

@@ -30,6 +30,19 @@ pub struct TicketQuery {
     pub mine: Option<String>,
 }
 
+/// Counts of what the queue's filters match: per priority and outages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TicketSummary {
+    /// Every matching ticket.
+    pub total: u64,
+    pub p1: u64,
+    pub p2: u64,
+    pub p3: u64,
+    pub p4: u64,
+    /// Outage tickets among them.
+    pub outages: u64,
+}
+
 /// One ticket with its timeline, its knowledge-base steps and, for an outage, its host tickets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TicketDetail {
@@ -42,6 +55,33 @@ pub struct TicketDetail {
 impl Service {
     /// The tickets a query asks for: open ones first by priority, then newest first.
     pub async fn list_tickets(&self, q: &TicketQuery) -> ServiceResult<Vec<Ticket>> {
+        let (filter, more) = self.ticket_filters(q).await?;
+        Ok(self.store.list_tickets_matching(&filter, &more).await?)
+    }
+
+    /// How many tickets the queue's filters match in all (not only the first page): per
+    /// priority and outages. The state is `open` unless the query says otherwise; `limit` is
+    /// ignored.
+    pub async fn ticket_summary(&self, q: &TicketQuery) -> ServiceResult<TicketSummary> {
+        let mut q = q.clone();
+        if q.state.as_deref().is_none_or(str::is_empty) {
+            q.state = Some("open".into());
+        }
+        let (filter, more) = self.ticket_filters(&q).await?;
+        let c = self.store.count_tickets_matching(&filter, &more).await?;
+        let [p1, p2, p3, p4] = c.by_priority;
+        Ok(TicketSummary {
+            total: c.total,
+            p1,
+            p2,
+            p3,
+            p4,
+            outages: c.outages,
+        })
+    }
+
+    /// A query checked and turned into the store's filters.
+    async fn ticket_filters(&self, q: &TicketQuery) -> ServiceResult<(TicketFilter, TicketMatch)> {
         let (open, state) = match q.state.as_deref() {
             None | Some("" | "all") => (None, None),
             Some("open") => (Some(true), None),
@@ -88,12 +128,14 @@ impl Service {
             None | Some(0) => DEFAULT_TICKETS,
             Some(n) => n.min(MAX_TICKETS),
         };
-        let filter = TicketFilter {
-            open,
-            agent_id,
-            limit,
-        };
-        Ok(self.store.list_tickets_matching(&filter, &more).await?)
+        Ok((
+            TicketFilter {
+                open,
+                agent_id,
+                limit,
+            },
+            more,
+        ))
     }
 
     /// One ticket in full.

@@ -80,6 +80,8 @@ impl Store {
         .bind(&pattern)
         .fetch_one(&self.pool)
         .await?;
+        // The page is cut first, in a derived table, so the per-host counts are computed for
+        // the hosts shown, not for every host that matches.
         let sql = format!(
             "SELECT a.agent_id, a.hostname, a.os, a.agent_version, a.last_seen_at_ms, \
              a.clock_skew_ms, a.labels, \
@@ -87,8 +89,9 @@ impl Store {
                 AND c.revoked_at_ms IS NULL), \
              (SELECT COUNT(*) FROM tickets t WHERE t.agent_id = a.agent_id AND {OPEN}), \
              (SELECT MIN(t.priority) FROM tickets t WHERE t.agent_id = a.agent_id AND {OPEN}) \
-             FROM agents a WHERE a.agent_id <> 'fleet' AND {filter} \
-             ORDER BY LOWER(a.hostname), a.agent_id LIMIT $2 OFFSET $3"
+             FROM (SELECT a.* FROM agents a WHERE a.agent_id <> 'fleet' AND {filter} \
+                ORDER BY LOWER(a.hostname), a.agent_id LIMIT $2 OFFSET $3) a \
+             ORDER BY LOWER(a.hostname), a.agent_id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&pattern)

@@ -45,7 +45,7 @@ pub use quiet::{AgentVersion, QuietRow, Recurring};
 pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
 pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};
-pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketFilter, TicketMatch};
+pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketCounts, TicketFilter, TicketMatch};
 pub use trends::{OutageRow, Recurrence, ResponseRow, TrendRows};
 pub use users::{SessionRow, UserRow, UserTokenRow};
 
@@ -241,6 +241,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "users",
         include_str!("../../migrations/sqlite/0012_users.sql"),
     ),
+    (
+        13,
+        "dashboard",
+        include_str!("../../migrations/sqlite/0013_dashboard.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -302,6 +307,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "users",
         include_str!("../../migrations/postgres/0012_users.sql"),
+    ),
+    (
+        13,
+        "dashboard",
+        include_str!("../../migrations/postgres/0013_dashboard.sql"),
     ),
 ];
 

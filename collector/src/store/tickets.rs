@@ -30,6 +30,57 @@ pub struct TicketMatch {
     pub label: Option<String>,
 }
 
+/// Counts of the tickets a queue view matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TicketCounts {
+    /// Every matching ticket.
+    pub total: u64,
+    /// P1 to P4.
+    pub by_priority: [u64; 4],
+    /// Outage tickets among them.
+    pub outages: u64,
+}
+
+/// The WHERE clause of a queue view over `t` and `a`: `$1` agent, `$3` state, `$4` priority,
+/// `$5` assignee, `$6` rule, `$7` label and `$8` its LIKE pattern (see [`bind_matching`]).
+fn matching_clause(filter: &TicketFilter) -> String {
+    let state_clause = match filter.open {
+        None => "",
+        Some(true) => "AND t.state IN ('new', 'acknowledged')",
+        Some(false) => "AND t.state IN ('resolved', 'closed')",
+    };
+    format!(
+        "($1 = '' OR t.agent_id = $1) {state_clause} \
+         AND ($3 = '' OR t.state = $3) AND ($4 = 0 OR t.priority = $4) \
+         AND ($5 = '' OR t.assignee = $5) AND ($6 = '' OR t.rule_id = $6) \
+         AND ($7 = '' OR (',' || a.labels || ',') LIKE $8 ESCAPE '\\')"
+    )
+}
+
+/// Binds `$1` to `$8` of [`matching_clause`] (`$2`: the limit).
+fn bind_matching<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    filter: &TicketFilter,
+    more: &TicketMatch,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(filter.agent_id.clone().unwrap_or_default())
+        .bind(i64::from(if filter.limit == 0 {
+            200
+        } else {
+            filter.limit
+        }))
+        .bind(more.state.map(TicketState::as_str).unwrap_or_default())
+        .bind(i64::from(more.priority.unwrap_or(0)))
+        .bind(more.assignee.clone().unwrap_or_default())
+        .bind(more.rule_id.clone().unwrap_or_default())
+        .bind(more.label.clone().unwrap_or_default())
+        .bind(format!(
+            "%,{},%",
+            super::fleet_page::like_escape(more.label.as_deref().unwrap_or_default())
+        ))
+}
+
 /// A ticket about to be opened.
 #[derive(Debug, Clone)]
 pub struct NewTicket<'a> {
@@ -83,38 +134,50 @@ impl Store {
         filter: &TicketFilter,
         more: &TicketMatch,
     ) -> Result<Vec<Ticket>, StoreError> {
-        let state_clause = match filter.open {
-            None => "",
-            Some(true) => "AND t.state IN ('new', 'acknowledged')",
-            Some(false) => "AND t.state IN ('resolved', 'closed')",
-        };
         let sql = format!(
-            "SELECT {COLUMNS} {FROM} WHERE ($1 = '' OR t.agent_id = $1) {state_clause} \
-             AND ($3 = '' OR t.state = $3) AND ($4 = 0 OR t.priority = $4) \
-             AND ($5 = '' OR t.assignee = $5) AND ($6 = '' OR t.rule_id = $6) \
-             AND ($7 = '' OR (',' || a.labels || ',') LIKE $8 ESCAPE '\\') \
+            "SELECT {COLUMNS} {FROM} WHERE {} \
              ORDER BY CASE WHEN t.state IN ('new', 'acknowledged') THEN 0 ELSE 1 END, \
-             t.priority, t.opened_at_ms DESC, t.id DESC LIMIT $2"
+             t.priority, t.opened_at_ms DESC, t.id DESC LIMIT $2",
+            matching_clause(filter)
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(filter.agent_id.clone().unwrap_or_default())
-            .bind(i64::from(if filter.limit == 0 {
-                200
-            } else {
-                filter.limit
-            }))
-            .bind(more.state.map(TicketState::as_str).unwrap_or_default())
-            .bind(i64::from(more.priority.unwrap_or(0)))
-            .bind(more.assignee.clone().unwrap_or_default())
-            .bind(more.rule_id.clone().unwrap_or_default())
-            .bind(more.label.clone().unwrap_or_default())
-            .bind(format!(
-                "%,{},%",
-                super::fleet_page::like_escape(more.label.as_deref().unwrap_or_default())
-            ))
+        let rows = bind_matching(sqlx::query(sqlx::AssertSqlSafe(sql)), filter, more)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| ticket_from_row(r, 0)).collect()
+    }
+
+    /// How many tickets match a filter and the queue's further filters (no limit), per
+    /// priority, and how many of them are outages.
+    pub async fn count_tickets_matching(
+        &self,
+        filter: &TicketFilter,
+        more: &TicketMatch,
+    ) -> Result<TicketCounts, StoreError> {
+        // `$2` (the list's limit) is bound but not used: both queries share the clause.
+        let sql = format!(
+            "SELECT t.priority, COUNT(*), \
+             CAST(COALESCE(SUM(CASE WHEN t.agent_id = 'fleet' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             {FROM} WHERE {} AND $2 > 0 GROUP BY t.priority ORDER BY t.priority",
+            matching_clause(filter)
+        );
+        let rows = bind_matching(sqlx::query(sqlx::AssertSqlSafe(sql)), filter, more)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = TicketCounts::default();
+        for r in &rows {
+            let priority: i64 = r.try_get(0)?;
+            let n = to_u64(r.try_get(1)?, "count")?;
+            counts.outages += to_u64(r.try_get(2)?, "count")?;
+            counts.total += n;
+            if let Some(slot) = usize::try_from(priority)
+                .ok()
+                .and_then(|p| p.checked_sub(1))
+                .and_then(|i| counts.by_priority.get_mut(i))
+            {
+                *slot += n;
+            }
+        }
+        Ok(counts)
     }
 
     /// One ticket.

@@ -104,7 +104,27 @@ pub async fn tickets(
     headers: HeaderMap,
     q: Result<Query<TicketParams>, QueryRejection>,
 ) -> ApiResult {
-    let caller = web.caller(&headers, &Method::GET).await?;
+    let (web, query) = ticket_query(web, &headers, q).await?;
+    to_json(&web.service.list_tickets(&query).await?)
+}
+
+/// Counts per priority (and outages) of the open tickets the queue's filters match, in all.
+pub async fn ticket_summary(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    q: Result<Query<TicketParams>, QueryRejection>,
+) -> ApiResult {
+    let (web, query) = ticket_query(web, &headers, q).await?;
+    to_json(&web.service.ticket_summary(&query).await?)
+}
+
+/// The caller checked (viewer) and the queue's parameters as a [`TicketQuery`].
+async fn ticket_query(
+    web: Web,
+    headers: &HeaderMap,
+    q: Result<Query<TicketParams>, QueryRejection>,
+) -> Result<(Web, TicketQuery), ApiError> {
+    let caller = web.caller(headers, &Method::GET).await?;
     caller.require(Role::Viewer)?;
     let Query(q) = bad(q)?;
     let query = TicketQuery {
@@ -117,7 +137,7 @@ pub async fn tickets(
         label: q.label,
         mine: q.mine.unwrap_or(false).then(|| caller.name.clone()),
     };
-    to_json(&web.service.list_tickets(&query).await?)
+    Ok((web, query))
 }
 
 pub async fn ticket(

@@ -10,6 +10,7 @@
 //! feeds). Errors are JSON (`{"error": "..."}`) with a 4xx status (401 without a valid
 //! credential, 403 for a role or CSRF refusal, 503 when the store is down), and change nothing.
 
+mod agents;
 pub mod auth;
 mod dashboard_api;
 mod feeds;

@@ -113,6 +113,17 @@ pub fn routes() -> Vec<Route> {
             handler: post(super::live::check),
         },
         Route {
+            method: "post",
+            path: "/api/hosts/{host}/revoke",
+            summary: "Revoke every certificate of the host's agent, as `firstline-collector \
+                      revoke`: its next report is refused (admin; 409 when already revoked)",
+            params: &[HOST],
+            body: None,
+            answer: "Revoked",
+            auth: true,
+            handler: post(super::agents::revoke),
+        },
+        Route {
             method: "get",
             path: "/api/hosts/{host}/disk-history",
             summary: "A host's disk usage samples per mount, with the disk-full forecast",
@@ -236,6 +247,56 @@ pub fn routes() -> Vec<Route> {
             answer: "TicketList",
             auth: true,
             handler: get(handlers::tickets),
+        },
+        Route {
+            method: "get",
+            path: "/api/tickets/summary",
+            summary: "How many tickets the queue's filters match in all: per priority and \
+                      outages (state defaults to open; the queue's counts)",
+            params: &[
+                (
+                    "state",
+                    "query",
+                    "string",
+                    "open (default), new, acknowledged, suppressed, resolved, closed or all",
+                ),
+                (
+                    "host",
+                    "query",
+                    "string",
+                    "agent id or host name (alias: agent)",
+                ),
+                (
+                    "limit",
+                    "query",
+                    "integer",
+                    "ignored (accepted as /api/tickets)",
+                ),
+                (
+                    "priority",
+                    "query",
+                    "integer",
+                    "only this priority (1 to 4)",
+                ),
+                (
+                    "assignee",
+                    "query",
+                    "string",
+                    "only tickets assigned to this person",
+                ),
+                (
+                    "mine",
+                    "query",
+                    "boolean",
+                    "only tickets assigned to the caller",
+                ),
+                ("rule", "query", "string", "only this rule"),
+                ("label", "query", "string", "only hosts with this label"),
+            ],
+            body: None,
+            answer: "TicketSummary",
+            auth: true,
+            handler: get(handlers::ticket_summary),
         },
         Route {
             method: "get",

@@ -193,6 +193,13 @@ pub const CHECK_NOW: &[(&str, &str)] = &[
     ("detail", "string"),
 ];
 
+/// The answer of `POST /api/hosts/{host}/revoke`.
+pub const REVOKED: &[(&str, &str)] = &[
+    ("agent_id", "string"),
+    ("hostname", "string"),
+    ("revoked_certificates", "integer"),
+];
+
 /// A user (`/api/users`); role is viewer, technician or admin.
 pub const USER: &[(&str, &str)] = &[
     ("name", "string"),
@@ -252,6 +259,16 @@ pub const FLEET_HOST: &[(&str, &str)] = &[
     ("open_tickets", "integer"),
     ("worst_priority", "integer|null"),
     ("health", "string"),
+];
+
+/// Properties of the queue's counts (`/api/tickets/summary`).
+pub const TICKET_SUMMARY: &[(&str, &str)] = &[
+    ("total", "integer"),
+    ("p1", "integer"),
+    ("p2", "integer"),
+    ("p3", "integer"),
+    ("p4", "integer"),
+    ("outages", "integer"),
 ];
 
 pub const FLEET_PAGE: &[(&str, &str)] = &[
@@ -374,6 +391,7 @@ fn base_schemas() -> Value {
             "description": "Prometheus text exposition format 0.0.4 (docs/metrics.md)"},
         "Ticket": object(TICKET),
         "TicketList": list("Ticket"),
+        "TicketSummary": object(TICKET_SUMMARY),
         "TicketEvent": object(EVENT),
         "TicketDetail": object(DETAIL),
         "Host": object(HOST),
@@ -389,6 +407,7 @@ fn base_schemas() -> Value {
         "FeedList": list("Feed"),
         "FeedTest": object(FEED_TEST),
         "CheckNow": object(CHECK_NOW),
+        "Revoked": object(REVOKED),
         "DeadLetter": object(DEAD_LETTER),
         "DeadLetterList": list("DeadLetter"),
         "Replayed": object(&[("replayed", "integer")]),

@@ -329,3 +329,25 @@ fn dashboard_schemas_name_exactly_the_fields_the_api_sends() {
             .is_object()
     );
 }
+
+#[test]
+fn the_ticket_summary_schema_names_exactly_the_fields_the_api_sends() {
+    use super::super::openapi_schemas::TICKET_SUMMARY;
+    use crate::service::TicketSummary;
+    let summary = TicketSummary {
+        total: 3,
+        p1: 1,
+        p2: 0,
+        p3: 2,
+        p4: 0,
+        outages: 1,
+    };
+    assert_eq!(keys(&summary), names(TICKET_SUMMARY), "TicketSummary");
+    let doc = document();
+    let get = &doc["paths"]["/api/tickets/summary"]["get"];
+    assert!(get.is_object(), "the route is documented");
+    assert_eq!(
+        get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/TicketSummary"
+    );
+}

@@ -1,5 +1,8 @@
 // One host: summary, "Check now" (POST /api/hosts/{host}/check: the fresh report's time, or
-// since when it is offline), labels (editable: PUT /api/hosts/{host}/labels), disks with usage
+// since when it is offline), "Why it was offline" (the agent's own uplink diagnosis carried by
+// the snapshots it spooled while it could not reach the collector, and the failing checks of
+// its latest connectivity probe), "Revoke" (admins only, after a confirm dialog: POST
+// /api/hosts/{host}/revoke; the server refuses everyone else), labels (editable: PUT /api/hosts/{host}/labels), disks with usage
 // bars and a usage-history chart with the forecast line (GET /api/hosts/{host}/disk-history),
 // conditions about to open, patches (pending list, reboot), antivirus, connectivity checks,
 // system facts, probe status and the host's ticket history. Live: events of this host
@@ -14,6 +17,12 @@ import { usageChart } from './chart.js';
 const name = decodeURIComponent(location.pathname.split('/').pop());
 const summary = el('section', { class: 'card', id: 'host-summary' });
 const check = el('section', { class: 'card no-print', id: 'host-check' });
+const offline = el('section', { class: 'card', id: 'host-offline', hidden: true });
+const revoke = el('section', { class: 'card no-print', id: 'host-revoke', hidden: true });
+const revokeLine = el('div', { class: 'status-line', id: 'revoke-result', 'aria-live': 'polite' });
+// Silent this long (or "offline" to check now) counts as offline, as on the fleet page.
+const SILENT_MS = 30 * 60 * 1000;
+let offlineSaid = false;
 const labels = el('section', { class: 'card', id: 'host-labels' });
 const disks = el('section', { class: 'card', id: 'host-disks' });
 const pending = el('section', { class: 'card', id: 'host-pending' });
@@ -45,7 +54,10 @@ function drawSummary(h) {
     ['Agent id', h.agent_id],
     ['OS', h.os],
     ['Agent version', h.agent_version],
-    ['Last seen', h.last_seen_at_ms ? fmtTime(h.last_seen_at_ms) + ' (' + ago(h.last_seen_at_ms) + ')' : 'never'],
+    ['Last seen', el('span', {
+      id: 'host-last-seen', 'data-ms': h.last_seen_at_ms || 0,
+      text: h.last_seen_at_ms ? fmtTime(h.last_seen_at_ms) + ' (' + ago(h.last_seen_at_ms) + ')' : 'never',
+    })],
     ['Clock skew', (h.clock_skew_ms >= 0 ? '+' : '−') + fmtDuration(h.clock_skew_ms)],
     ['Enrolled', fmtTime(h.enrolled_at_ms)],
     ['Certificate', h.revoked ? 'revoked' : 'valid'],
@@ -63,6 +75,8 @@ function drawCheck() {
     replace(line, 'Asking the agent…');
     try {
       const r = await api('POST', '/api/hosts/' + encodeURIComponent(host.agent_id) + '/check');
+      line.dataset.status = r.status;
+      offlineSaid = r.status === 'offline';
       if (r.status === 'done') replace(line, 'Fresh facts taken ' + fmtTime(r.snapshot_at_ms) + ' (' + r.seconds.toFixed(1) + ' s).');
       else if (r.status === 'offline') replace(line, 'Offline since ' + (r.last_seen_at_ms ? fmtTime(r.last_seen_at_ms) + ' (' + ago(r.last_seen_at_ms) + ')' : 'it enrolled') + '.');
       else replace(line, r.status + (r.detail ? ': ' + r.detail : ''));
@@ -75,6 +89,77 @@ function drawCheck() {
   });
   replace(check, el('h2', { text: 'Check now' }),
     el('p', { class: 'muted', text: 'The agent runs every probe and reports at once.' }), button, line);
+}
+
+// The checks of a connectivity probe as rows: kind, target, ok, millis, failure, detail.
+function connectivityChecks(c) {
+  const checks = [];
+  if (!c) return checks;
+  if (c.gateway) checks.push({ kind: 'gateway', target: c.gateway.address + (c.gateway.interface ? ' (' + c.gateway.interface + ')' : ''), ok: c.gateway.present && c.gateway.reachable, millis: null, failure: c.gateway.present ? (c.gateway.reachable ? '' : 'not reachable') : 'no default gateway' });
+  for (const d of c.dns) checks.push({ kind: 'dns', ...d });
+  for (const t of c.tcp) checks.push({ kind: 'tcp', ...t });
+  for (const s of c.https) checks.push({ kind: 'https', target: s.url, ...s, failure: s.failure || (s.certificate_days_left ? 'certificate: ' + s.certificate_days_left + ' days left' : '') });
+  if (c.collector) checks.push({ kind: 'collector', ...c.collector });
+  for (const v of c.vpn) checks.push({ kind: 'vpn', target: v.name, ok: v.up, millis: null, failure: v.up ? '' : 'down' });
+  return checks;
+}
+
+// "Why it was offline": shown when the latest snapshot carries the agent's uplink diagnosis
+// (it was taken while the agent could not reach the collector, and flushed from its spool
+// later), or when the host is offline now (silent for 30 minutes, or "offline" to check now).
+// Built from the diagnosis and the latest failing connectivity checks; all text as text.
+function drawOffline(h) {
+  const u = h.uplink && h.uplink.consecutive_failures > 0 ? h.uplink : null;
+  const silent = !h.last_seen_at_ms || Date.now() - h.last_seen_at_ms > SILENT_MS || offlineSaid;
+  if (!u && !silent) {
+    offline.hidden = true;
+    replace(offline);
+    return;
+  }
+  const failing = connectivityChecks(h.connectivity).filter((k) => !k.ok);
+  const items = [];
+  if (u) {
+    items.push(el('li', { 'data-kind': 'uplink' },
+      'The agent could not reach the collector: ' + u.consecutive_failures + ' failed uploads since ' + fmtTime(u.failing_since_ms) +
+      (u.last_code ? ' (' + u.last_code + ')' : '') + '.', u.last_error ? [' Last error: ', el('code', { text: u.last_error })] : null));
+  }
+  for (const k of failing) {
+    items.push(el('li', { 'data-kind': k.kind },
+      k.kind + ' check of ', el('code', { text: k.target || '—' }), ' failed',
+      [k.failure, k.detail].filter(Boolean).length ? ': ' + [k.failure, k.detail].filter(Boolean).join(' · ') : '', '.'));
+  }
+  offline.hidden = false;
+  replace(offline, el('h2', { text: 'Why it was offline' }),
+    silent ? el('p', { class: 'muted', text: 'Not reporting since ' + (h.last_seen_at_ms ? fmtTime(h.last_seen_at_ms) + ' (' + ago(h.last_seen_at_ms) + ')' : 'it enrolled') + '.' }) : null,
+    items.length
+      ? [el('p', { text: u ? 'From the snapshots the agent spooled while offline and sent later:' : 'From the latest connectivity checks it reported:' }), el('ul', { id: 'offline-reasons' }, items)]
+      : el('p', { class: 'muted', text: 'No diagnosis yet: the agent sends its own with the snapshots it spooled meanwhile, once it reaches the collector again.' }));
+}
+
+// Revoke: admins only (the server refuses everyone else with 403), after a confirm dialog.
+function drawRevoke(h) {
+  if (!can('admin')) {
+    revoke.hidden = true;
+    return;
+  }
+  revoke.hidden = false;
+  const button = el('button', { type: 'button', id: 'revoke-agent', class: 'danger', disabled: h.revoked, text: h.revoked ? 'Revoked' : 'Revoke agent' });
+  button.addEventListener('click', async () => {
+    const who = h.hostname || h.agent_id;
+    if (!window.confirm('Revoke every certificate of ' + who + ' (' + h.agent_id + ')? Its reports are refused from now on; it must enroll again.')) return;
+    button.disabled = true;
+    try {
+      const r = await api('POST', '/api/hosts/' + encodeURIComponent(h.agent_id) + '/revoke');
+      revokeLine.dataset.status = 'revoked';
+      replace(revokeLine, 'Revoked ' + r.revoked_certificates + ' certificate(s) of ' + r.agent_id + '.');
+      load();
+    } catch (e) {
+      replace(revokeLine, errorLine(e));
+      button.disabled = false;
+    }
+  });
+  replace(revoke, el('h2', { text: 'Revoke' }),
+    el('p', { class: 'muted', text: 'Revokes every certificate of this agent: its next report is refused.' }), button, revokeLine);
 }
 
 function drawLabels(h) {
@@ -172,13 +257,7 @@ function drawConnectivity(h) {
     replace(connectivity, el('h2', { text: 'Connectivity' }), el('p', { class: 'muted', text: 'Not reported.' }));
     return;
   }
-  const checks = [];
-  if (c.gateway) checks.push({ kind: 'gateway', target: c.gateway.address + (c.gateway.interface ? ' (' + c.gateway.interface + ')' : ''), ok: c.gateway.present && c.gateway.reachable, millis: null, failure: c.gateway.present ? '' : 'no default gateway' });
-  for (const d of c.dns) checks.push({ kind: 'dns', ...d });
-  for (const t of c.tcp) checks.push({ kind: 'tcp', ...t });
-  for (const s of c.https) checks.push({ kind: 'https', target: s.url, ...s, failure: s.failure || (s.certificate_days_left ? 'certificate: ' + s.certificate_days_left + ' days left' : '') });
-  if (c.collector) checks.push({ kind: 'collector', ...c.collector });
-  for (const v of c.vpn) checks.push({ kind: 'vpn', target: v.name, ok: v.up, millis: null, failure: v.up ? '' : 'down' });
+  const checks = connectivityChecks(c);
   replace(connectivity, el('h2', { text: 'Connectivity' }), checks.length ? table([
     ['Check', (k) => k.kind],
     ['Target', (k) => k.target],
@@ -227,6 +306,8 @@ async function load() {
     return;
   }
   drawSummary(host);
+  drawOffline(host);
+  drawRevoke(host);
   drawLabels(host);
   drawPending(host);
   drawPatches(host);
@@ -238,7 +319,7 @@ async function load() {
 
 async function main() {
   await start();
-  setApp(summary, check, labels, disks, el('div', { class: 'grid' }, pending, patches, antivirus, connectivity, system), history);
+  setApp(summary, check, offline, labels, disks, el('div', { class: 'grid' }, pending, patches, antivirus, connectivity, system), history, revoke);
   drawCheck();
   await load();
   const refresh = debounce(load, 300);

@@ -1,6 +1,7 @@
 // The queue: open tickets, outages first (with their host count), then by priority and SLA
 // time left. Filters (priority, state, assignee or "mine", rule, host, label) are kept in the
-// address so a reload or a shared link shows the same view. Counts per priority. Live: each
+// address so a reload or a shared link shows the same view. Counts per priority (and outages)
+// from the server, of everything the filters match. Live: each
 // event's ticket replaces its row in place (added, updated, or removed when it no longer
 // matches), so nothing reloads.
 
@@ -90,13 +91,52 @@ function render() {
     prev = row;
   }
   for (const r of byId.values()) r.remove();
-  const per = [0, 0, 0, 0];
-  for (const t of list) if (t.priority >= 1 && t.priority <= 4) per[t.priority - 1] += 1;
-  replace(counts, per.map((n, i) => el('span', { class: 'count p' + (i + 1), 'data-priority': i + 1 },
-    el('strong', { text: 'P' + (i + 1) }), ' ' + n)),
-  el('span', { class: 'count', text: list.length + ' shown' + (list.length >= LIMIT ? ' (first ' + LIMIT + ')' : '') }));
+  renderCounts(list.length);
   if (!list.length) replace(status, el('p', { class: 'muted', text: 'No tickets match.' }));
   else replace(status);
+}
+
+// Counts per priority come from the server (GET /api/tickets/summary, the same filters), so
+// they are right however many tickets match; until it answers, the rows shown are counted.
+let summary = null;
+let summaryTimer = null;
+
+function renderCounts(shown) {
+  let per = [0, 0, 0, 0];
+  let outages = null;
+  let total = shown;
+  if (summary) {
+    per = [summary.p1, summary.p2, summary.p3, summary.p4];
+    outages = summary.outages;
+    total = summary.total;
+  } else {
+    for (const t of tickets.values()) if (t.priority >= 1 && t.priority <= 4) per[t.priority - 1] += 1;
+  }
+  replace(counts, per.map((n, i) => el('span', { class: 'count p' + (i + 1), 'data-priority': i + 1 },
+    el('strong', { text: 'P' + (i + 1) }), ' ' + n)),
+  outages !== null ? el('span', { class: 'count outages', text: outages + ' outage' + (outages === 1 ? '' : 's') }) : null,
+  el('span', { class: 'count', text: shown + ' shown' + (total > shown ? ' of ' + total : '') + (shown >= LIMIT ? ' (first ' + LIMIT + ')' : '') }));
+}
+
+function summaryQuery() {
+  const q = new URLSearchParams();
+  for (const k of FIELDS) if (filters[k]) q.set(k, k === 'mine' ? 'true' : filters[k]);
+  return q;
+}
+
+async function loadSummary() {
+  try {
+    summary = await api('GET', '/api/tickets/summary?' + summaryQuery().toString());
+  } catch (e) {
+    summary = null;
+  }
+  renderCounts(tickets.size);
+}
+
+/** Asks for the counts again soon after live events (one request for a burst of them). */
+function refreshSummary() {
+  if (summaryTimer) return;
+  summaryTimer = setTimeout(() => { summaryTimer = null; loadSummary(); }, 1000);
 }
 
 function version(t) {
@@ -109,7 +149,9 @@ async function load() {
   try {
     const list = await api('GET', '/api/tickets?' + q.toString());
     tickets = new Map(list.map((t) => [t.id, { ...t, version: version(t) }]));
+    summary = null;
     render();
+    loadSummary();
   } catch (e) {
     tickets = new Map();
     render();
@@ -168,6 +210,7 @@ async function main() {
     if (matches(t, e.labels)) tickets.set(t.id, t);
     else tickets.delete(t.id);
     render();
+    refreshSummary();
     setTimeout(() => {
       const row = body.querySelector('tr[data-ticket-id="' + t.id + '"]');
       if (row) row.classList.remove('fresh');
