@@ -5,41 +5,13 @@
 
 use std::time::Duration;
 
-use firstline_agent::uplink::channel;
 use firstline_collector::clock::now_ms;
 use firstline_collector::service::{Role, Users};
-use firstline_proto::v1::agent_client::AgentClient;
-use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
 use firstline_tests::inproc::InProcess;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "correct horse 42";
-
-/// Enrolls `pc-1` and reports its root filesystem 93% full (a P2 disk ticket, id 1).
-async fn report_full_disk(c: &InProcess) {
-    let identity = c.enroll("pc-1").await;
-    let snapshot = Snapshot {
-        seq: 1,
-        taken_at_ms: now_ms(),
-        hostname: "pc-1".into(),
-        filesystems: vec![Filesystem {
-            mount_point: "/".into(),
-            total_bytes: 100,
-            used_bytes: 93,
-            available_bytes: 7,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    AgentClient::new(channel(&identity).expect("channel"))
-        .report(ReportRequest {
-            snapshots: vec![snapshot],
-            sent_at_ms: now_ms(),
-        })
-        .await
-        .expect("report");
-}
 
 /// An HTTP answer: status, headers (names lower-case) and the JSON body.
 #[derive(Debug)]
@@ -195,7 +167,7 @@ async fn sessions_csrf_roles_and_tokens_are_enforced_by_the_server() {
     let (c, http) = InProcess::start_with_http().await;
     let key = std::fs::read_to_string(c.data_dir.join("api.key")).expect("api.key");
     let machine = Cred::bearer(key.trim());
-    report_full_disk(&c).await;
+    c.report_disk("pc-1", 93).await;
     let users = Users::new(c.store.clone());
     let now = now_ms();
     users

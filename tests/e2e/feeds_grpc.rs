@@ -6,44 +6,14 @@
 
 use std::time::Duration;
 
-use firstline_agent::uplink::channel;
-use firstline_collector::clock::now_ms;
-use firstline_proto::v1::agent_client::AgentClient;
 use firstline_proto::v1::feed_client::FeedClient;
-use firstline_proto::v1::{
-    EventsSinceRequest, Filesystem, ReportRequest, Snapshot, TicketAction, UpdateTicketRequest,
-    WatchRequest,
-};
+use firstline_proto::v1::{EventsSinceRequest, TicketAction, UpdateTicketRequest, WatchRequest};
 use firstline_tests::admin;
 use firstline_tests::inproc::InProcess;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Comments this long make a few events fill a stream's flow-control window.
 const BIG: usize = 4000;
-
-async fn report_full_disk(c: &InProcess, name: &str) {
-    let identity = c.enroll(name).await;
-    let snapshot = Snapshot {
-        seq: 1,
-        taken_at_ms: now_ms(),
-        hostname: name.into(),
-        filesystems: vec![Filesystem {
-            mount_point: "/".into(),
-            total_bytes: 100,
-            used_bytes: 93,
-            available_bytes: 7,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    AgentClient::new(channel(&identity).expect("channel"))
-        .report(ReportRequest {
-            snapshots: vec![snapshot],
-            sent_at_ms: now_ms(),
-        })
-        .await
-        .expect("report");
-}
 
 /// A channel with the operator's certificate; `small_window` keeps the client's HTTP/2
 /// receive window at the protocol's minimum default, so a consumer that stops reading is felt
@@ -77,7 +47,7 @@ async fn a_consumer_that_stops_reading_is_told_where_to_resume_and_misses_nothin
         config.watch_stall_timeout = Duration::from_secs(1);
     })
     .await;
-    report_full_disk(&c, "pc-1").await;
+    c.report_disk("pc-1", 93).await;
     let mut admin = admin::connect(&c.url(), &c.data_dir).await;
     let ticket = admin::list_tickets(&mut admin, "")
         .await

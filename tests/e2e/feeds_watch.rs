@@ -11,14 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use firstline_agent::uplink::channel;
-use firstline_collector::clock::now_ms;
 use firstline_proto::v1::admin_client::AdminClient;
-use firstline_proto::v1::agent_client::AgentClient;
-use firstline_proto::v1::{
-    AlertEvent, EventsSinceRequest, Filesystem, ReportRequest, Snapshot, TicketAction,
-    UpdateTicketRequest,
-};
+use firstline_proto::v1::{AlertEvent, EventsSinceRequest, TicketAction, UpdateTicketRequest};
 use firstline_tests::admin;
 use firstline_tests::inproc::InProcess;
 use serde_json::Value;
@@ -105,33 +99,6 @@ async fn log_since(
 /// Every event of the log after `cursor`, unfiltered.
 async fn log_after(client: &mut AdminClient<Channel>, cursor: i64) -> Vec<Seen> {
     log_since(client, cursor, EventsSinceRequest::default()).await
-}
-
-/// Enrolls `host` and reports its root filesystem `used` percent full: 93 opens a P2 disk
-/// ticket, 97 a P1. The report is acknowledged after the commit, so its events are in the log
-/// when this returns.
-async fn report_disk(c: &InProcess, host: &str, used: u64) {
-    let identity = c.enroll(host).await;
-    let snapshot = Snapshot {
-        seq: 1,
-        taken_at_ms: now_ms(),
-        hostname: host.into(),
-        filesystems: vec![Filesystem {
-            mount_point: "/".into(),
-            total_bytes: 100,
-            used_bytes: used,
-            available_bytes: 100 - used,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    AgentClient::new(channel(&identity).expect("channel"))
-        .report(ReportRequest {
-            snapshots: vec![snapshot],
-            sent_at_ms: now_ms(),
-        })
-        .await
-        .expect("report");
 }
 
 /// The one ticket of `host` in the log.
@@ -338,7 +305,7 @@ async fn a_python_consumer_that_reconnects_with_its_cursor_gets_exactly_what_it_
     require_python_grpc();
     let c = InProcess::start().await;
     let mut client = admin::connect(&c.url(), &c.data_dir).await;
-    report_disk(&c, "pc-1", 93).await;
+    c.report_disk("pc-1", 93).await;
     let a = ticket_of(&mut client, "pc-1").await;
 
     // First connection, from the start of the log: everything so far, as the log holds it.
@@ -358,7 +325,7 @@ async fn a_python_consumer_that_reconnects_with_its_cursor_gets_exactly_what_it_
     // Disconnected: comments, an acknowledgement and a second ticket on another host.
     comment(&mut client, a, "looking at it").await;
     act(&mut client, a, TicketAction::Acknowledge, "").await;
-    report_disk(&c, "pc-2", 97).await;
+    c.report_disk("pc-2", 97).await;
     let b = ticket_of(&mut client, "pc-2").await;
     comment(&mut client, b, "second host").await;
     comment(&mut client, a, "still full").await;
@@ -416,8 +383,8 @@ async fn a_python_consumer_that_reconnects_with_its_cursor_gets_exactly_what_it_
 async fn a_filtered_watch_sends_only_the_matching_tickets_events() {
     let c = InProcess::start().await;
     let mut client = admin::connect(&c.url(), &c.data_dir).await;
-    report_disk(&c, "pc-1", 93).await; // P2
-    report_disk(&c, "pc-2", 97).await; // P1
+    c.report_disk("pc-1", 93).await; // P2
+    c.report_disk("pc-2", 97).await; // P1
     let a = ticket_of(&mut client, "pc-1").await;
     let b = ticket_of(&mut client, "pc-2").await;
     comment(&mut client, a, "p2 before").await;
@@ -480,7 +447,7 @@ async fn a_filtered_watch_sends_only_the_matching_tickets_events() {
 async fn from_now_sends_only_what_commits_after_the_call() {
     let c = InProcess::start().await;
     let mut client = admin::connect(&c.url(), &c.data_dir).await;
-    report_disk(&c, "pc-1", 93).await;
+    c.report_disk("pc-1", 93).await;
     let a = ticket_of(&mut client, "pc-1").await;
     comment(&mut client, a, "old news").await;
     let newest = log_after(&mut client, 0)
@@ -508,7 +475,7 @@ async fn from_now_sends_only_what_commits_after_the_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_watch_reaches_the_python_consumer_as_a_status() {
     let c = InProcess::start().await;
-    report_disk(&c, "pc-1", 93).await;
+    c.report_disk("pc-1", 93).await;
 
     // An agent's certificate is not an operator's: the feed is for operators' programs.
     let agent = c.enroll("pc-2").await;

@@ -6,37 +6,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use firstline_agent::uplink::channel;
 use firstline_collector::clock::now_ms;
-use firstline_proto::v1::agent_client::AgentClient;
-use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
 use firstline_tests::inproc::InProcess;
 use serde_json::Value;
-
-/// Enrolls `pc-1` and reports its root filesystem 93% full (a P2 disk ticket).
-async fn report_full_disk(c: &InProcess) {
-    let identity = c.enroll("pc-1").await;
-    let snapshot = Snapshot {
-        seq: 1,
-        taken_at_ms: now_ms(),
-        hostname: "pc-1".into(),
-        filesystems: vec![Filesystem {
-            mount_point: "/".into(),
-            total_bytes: 100,
-            used_bytes: 93,
-            available_bytes: 7,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    AgentClient::new(channel(&identity).expect("channel"))
-        .report(ReportRequest {
-            snapshots: vec![snapshot],
-            sent_at_ms: now_ms(),
-        })
-        .await
-        .expect("report");
-}
 
 /// One HTTP/1.1 request; returns the status and the JSON body.
 fn call(
@@ -108,7 +80,7 @@ async fn the_http_api_needs_its_key_and_answers_in_json() {
     let (c, http) = InProcess::start_with_http().await;
     let key = std::fs::read_to_string(c.data_dir.join("api.key")).expect("api.key");
     let key = key.trim().to_owned();
-    report_full_disk(&c).await;
+    c.report_disk("pc-1", 93).await;
 
     let (status, body) =
         tokio::task::spawn_blocking(move || call(http, "GET", "/api/health", None, None))
@@ -245,7 +217,7 @@ async fn every_documented_route_answers_and_every_door_shows_one_ticket_schema()
     let (c, http) = InProcess::start_with_http().await;
     let key = std::fs::read_to_string(c.data_dir.join("api.key")).expect("api.key");
     let key = key.trim().to_owned();
-    report_full_disk(&c).await;
+    c.report_disk("pc-1", 93).await;
     let k = key.clone();
     let (doc, answers, unknown) = tokio::task::spawn_blocking(move || {
         let bare = k.as_str();

@@ -109,6 +109,36 @@ impl InProcess {
         .await
     }
 
+    /// Enrolls `host` as a fresh agent and reports its root filesystem `used` percent full:
+    /// 93 opens a P2 disk ticket, 97 a P1. The report is acknowledged after the commit, so its
+    /// ticket and events are in the store when this returns.
+    pub async fn report_disk(&self, host: &str, used: u64) {
+        use firstline_collector::clock::now_ms;
+        use firstline_proto::v1::agent_client::AgentClient;
+        use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
+        let identity = self.enroll(host).await;
+        let snapshot = Snapshot {
+            seq: 1,
+            taken_at_ms: now_ms(),
+            hostname: host.into(),
+            filesystems: vec![Filesystem {
+                mount_point: "/".into(),
+                total_bytes: 100,
+                used_bytes: used,
+                available_bytes: 100 - used,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        AgentClient::new(firstline_agent::uplink::channel(&identity).expect("channel"))
+            .report(ReportRequest {
+                snapshots: vec![snapshot],
+                sent_at_ms: now_ms(),
+            })
+            .await
+            .expect("report");
+    }
+
     /// Enrolls a fresh agent with a new token.
     pub async fn enroll(&self, name: &str) -> Identity {
         let token = create_token(&self.store, "test", Duration::from_secs(3600), 1)

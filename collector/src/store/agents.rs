@@ -211,6 +211,8 @@ impl Store {
         .bind(subject)
         .execute(&self.pool)
         .await?;
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(done.rows_affected())
     }
 

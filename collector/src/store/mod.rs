@@ -163,6 +163,8 @@ pub struct Store {
     hints: Arc<hints::Hints>,
     /// Bumped after every commit that wrote events (see [`Store::event_signal`]).
     events_written: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Revocations made through this handle (see [`Store::revocations`]).
+    revocations: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A write transaction. SQLite transactions start `IMMEDIATE` so that two writers queue on the
@@ -363,6 +365,7 @@ impl Store {
             backend,
             hints: Arc::default(),
             events_written: Arc::new(tokio::sync::watch::Sender::new(0)),
+            revocations: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -370,6 +373,13 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many revocations this process has made: whoever remembers identities forgets them
+    /// when it changes, so a certificate revoked here is refused at once (one revoked by
+    /// another process or replica: within the memory's lifetime).
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Changes after every commit of this process that appended events to the log, so feeds
