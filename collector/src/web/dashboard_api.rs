@@ -2,25 +2,15 @@
 //! the store), a host's disk usage history with its forecast, and the trends view. Each asks
 //! [`Web::caller`] first (any signed-in role reads), then the service layer.
 
-use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::auth::Role;
-use super::{ApiError, Web, bad};
+use super::{ApiError, ApiResult, Web, bad, to_json};
 use crate::clock::now_ms;
 use crate::service::FleetQuery;
-
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
 
 /// Authenticates a read.
 async fn reader(web: &Web, headers: &HeaderMap) -> Result<(), ApiError> {

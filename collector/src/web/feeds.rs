@@ -7,18 +7,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::auth::Role;
-use super::{ApiError, Web, bad};
-
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
+use super::{ApiResult, Web, bad, to_json};
 
 pub async fn list(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
     let caller = web.caller(&headers, &Method::GET).await?;

@@ -11,17 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Role;
-use super::{ApiError, Web, bad};
+use super::{ApiError, ApiResult, Web, bad, to_json};
 use crate::clock::now_ms;
 use crate::service::{EventQuery, SilenceRequest, TicketQuery};
-
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))

@@ -127,6 +127,16 @@ pub fn router_with(service: Service, api_key: &str, options: WebOptions) -> axum
         .with_state(web)
 }
 
+/// What a JSON handler answers.
+type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+
+/// A domain value as the JSON answer (its own serialisation, the same as `--json`).
+fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 /// Turns a malformed path, query or body into a JSON 400 instead of axum's plain text.
 fn bad<T, R: std::fmt::Display>(r: Result<T, R>) -> Result<T, ApiError> {
     r.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))

@@ -9,19 +9,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::auth::Role;
-use super::{ApiError, Web, bad};
+use super::{ApiError, ApiResult, Web, bad, to_json};
 use crate::clock::now_ms;
-
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn to_json<T: serde::Serialize>(value: &T) -> ApiResult {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
 
 pub async fn list(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
     let caller = web.caller(&headers, &Method::GET).await?;
