@@ -143,6 +143,7 @@ async fn main() {
             expires_at_ms: t0 + 1,
             uses_total: 1,
             uses_left: 1,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");
@@ -248,6 +249,7 @@ async fn enroll_hosts(store: &Store, prefix: &str, hosts: u64, t0: i64) {
             expires_at_ms: t0 + 1,
             uses_total: hosts as i64,
             uses_left: hosts as i64,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");

@@ -124,6 +124,7 @@ async fn enroll(store: &Store, id: &str) {
             expires_at_ms: T0 + 1,
             uses_total: 1,
             uses_left: 1,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");

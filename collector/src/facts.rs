@@ -64,6 +64,13 @@ pub struct ProbeFacts {
     pub connectivity: Option<Connectivity>,
     pub probe_status: Vec<ProbeStatus>,
     pub uplink: Option<UplinkDiagnosis>,
+    /// The agent's latest spell of failed uploads (the last diagnosis its snapshots carried),
+    /// kept after it reached the collector again: "why was it offline" once the host is back.
+    /// Kept by the collector from the snapshots' diagnoses, never sent by an agent.
+    pub last_uplink_failure: Option<UplinkDiagnosis>,
+    /// When that spell ended: the time of the first snapshot without a diagnosis (taken once
+    /// uploads worked again); 0 while the latest snapshot still carries one.
+    pub uplink_recovered_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -211,9 +218,11 @@ impl Trigger {
 }
 
 impl ProbeFacts {
-    /// These facts laid over the previously stored ones: a probe absent from this snapshot
-    /// keeps its last facts; probe status and uplink diagnosis are replaced.
-    pub fn merged_over(&self, previous: Option<ProbeFacts>) -> ProbeFacts {
+    /// These facts of a snapshot taken at `at_ms` laid over the previously stored ones: a probe
+    /// absent from this snapshot keeps its last facts; probe status and uplink diagnosis are
+    /// replaced. A diagnosis of failed uploads becomes the host's last spell of them; the first
+    /// snapshot without one ends that spell at its time.
+    pub fn merged_over(&self, previous: Option<ProbeFacts>, at_ms: i64) -> ProbeFacts {
         let mut merged = previous.unwrap_or_default();
         if self.system.is_some() {
             merged.system.clone_from(&self.system);
@@ -229,6 +238,19 @@ impl ProbeFacts {
         }
         merged.probe_status.clone_from(&self.probe_status);
         merged.uplink.clone_from(&self.uplink);
+        match self.uplink.as_ref().filter(|u| u.consecutive_failures > 0) {
+            Some(failing) => {
+                merged.last_uplink_failure = Some(failing.clone());
+                merged.uplink_recovered_at_ms = 0;
+            }
+            None => {
+                if let Some(spell) = &merged.last_uplink_failure
+                    && merged.uplink_recovered_at_ms == 0
+                {
+                    merged.uplink_recovered_at_ms = at_ms.max(spell.failing_since_ms);
+                }
+            }
+        }
         merged
     }
 }
@@ -295,10 +317,60 @@ mod tests {
             }),
             ..ProbeFacts::default()
         };
-        let merged = second.merged_over(Some(first));
+        let merged = second.merged_over(Some(first), 5_000);
         assert_eq!(merged.patches.map(|p| p.pending_count), Some(3));
         assert_eq!(merged.system.map(|s| s.hostname), Some("pc".to_owned()));
         assert_eq!(merged.uplink, None, "the uplink diagnosis is replaced");
+    }
+
+    fn diagnosed(failures: u32, since_ms: i64) -> ProbeFacts {
+        ProbeFacts {
+            uplink: Some(UplinkDiagnosis {
+                consecutive_failures: failures,
+                failing_since_ms: since_ms,
+                last_code: "Unavailable".into(),
+                last_error: "connection refused".into(),
+            }),
+            ..ProbeFacts::default()
+        }
+    }
+
+    #[test]
+    fn the_last_spell_of_failed_uploads_outlives_the_recovery() {
+        // Spooled snapshots arrive in order: each carries the diagnosis so far.
+        let during = diagnosed(2, 1_000).merged_over(None, 2_000);
+        let during = diagnosed(5, 1_000).merged_over(Some(during), 3_000);
+        let spell = during.last_uplink_failure.clone().expect("a spell");
+        assert_eq!(spell.consecutive_failures, 5);
+        assert_eq!(during.uplink_recovered_at_ms, 0, "still failing");
+
+        // The first snapshot without a diagnosis ends the spell at its time; later ones keep it.
+        let back = ProbeFacts::default().merged_over(Some(during), 9_000);
+        assert_eq!(back.uplink, None);
+        let spell = back.last_uplink_failure.clone().expect("kept");
+        assert_eq!(
+            (spell.consecutive_failures, back.uplink_recovered_at_ms),
+            (5, 9_000)
+        );
+        let later = ProbeFacts::default().merged_over(Some(back), 60_000);
+        assert!(later.last_uplink_failure.is_some());
+        assert_eq!(later.uplink_recovered_at_ms, 9_000);
+
+        // A diagnosis of zero failures (the uplink's first success) is no spell.
+        let clean = diagnosed(0, 0).merged_over(None, 1_000);
+        assert_eq!(clean.last_uplink_failure, None);
+    }
+
+    #[test]
+    fn a_new_spell_replaces_the_old_one() {
+        let first = diagnosed(3, 1_000).merged_over(None, 2_000);
+        let back = ProbeFacts::default().merged_over(Some(first), 4_000);
+        let again = diagnosed(1, 50_000).merged_over(Some(back), 51_000);
+        let spell = again.last_uplink_failure.expect("spell");
+        assert_eq!(
+            (spell.failing_since_ms, again.uplink_recovered_at_ms),
+            (50_000, 0)
+        );
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub fn probe_facts(
         connectivity: connectivity.map(self::connectivity).transpose()?,
         probe_status: probe_status(status)?,
         uplink: uplink_diagnosis.map(uplink).transpose()?,
+        // Kept by the collector from the snapshots' diagnoses, never taken from a message.
+        last_uplink_failure: None,
+        uplink_recovered_at_ms: 0,
     })
 }
 
@@ -449,7 +452,8 @@ fn probe_status(list: Vec<v1::ProbeStatus>) -> Result<Vec<ProbeStatus>, String> 
         .collect()
 }
 
-fn uplink(u: v1::UplinkDiagnosis) -> Result<UplinkDiagnosis, String> {
+/// An uplink diagnosis of a wire message, checked.
+pub(crate) fn uplink(u: v1::UplinkDiagnosis) -> Result<UplinkDiagnosis, String> {
     check_string("uplink.last_code", &u.last_code, SHORT)?;
     check_string("uplink.last_error", &u.last_error, LONG)?;
     time("uplink.failing_since_ms", u.failing_since_ms)?;

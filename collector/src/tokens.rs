@@ -64,6 +64,7 @@ pub async fn create_token(
         expires_at_ms: now + ttl_ms,
         uses_total: i64::from(uses),
         uses_left: i64::from(uses),
+        revoked_at_ms: None,
     };
     store.create_token(&row).await?;
     Ok(CreatedToken { secret, row })

@@ -1,8 +1,12 @@
 // The dashboard in a real browser (Debian's chromium through playwright-core), run by
-// tests/e2e/dashboard.rs against a real collector process. Signs in as a technician, finds
-// the disk ticket on the queue, opens it, acknowledges and comments; asks the Rust side
+// tests/e2e/dashboard.rs against a real collector process and a real agent. Signs in as a
+// technician, finds the disk ticket of DASHBOARD_MOUNT on the queue, opens it, acknowledges
+// and comments; sees on the host page why the host was offline (the collector was stopped
+// before the script started, and the agent's flushed spool said why); asks the Rust side
 // (a file in CONTROL_DIR) to clear the disk and waits for the page to show the ticket
-// resolved live, without a reload. Checks that the server refuses a viewer's action (403),
+// resolved live, without a reload. As an admin: the agent's certificate is listed, and a token
+// created in the page is revoked (CONTROL_DIR/revoked-token: the Rust side checks enrolling
+// with it is refused). Checks that the server refuses a viewer's action (403),
 // a session's POST without X-CSRF-Token (403) and sends a page fetched without a session
 // to sign-in (303). Screenshots of every page at 1280x720 and 390x844 go to SCREENSHOT_DIR.
 // Every wait polls for a state; the timeouts are safety nets, not timing assertions.
@@ -14,6 +18,7 @@ import { join } from 'node:path';
 const env = process.env;
 const BASE = env.DASHBOARD_URL;
 const HOST = env.DASHBOARD_HOST;
+const MOUNT = env.DASHBOARD_MOUNT;
 const SHOTS = env.SCREENSHOT_DIR;
 const CONTROL = env.CONTROL_DIR;
 const LIMIT = 60000;
@@ -74,7 +79,7 @@ async function main() {
     // The technician: queue -> ticket -> acknowledge -> comment.
     const { context, page } = await signIn(browser, env.TECH_USER, env.TECH_PASSWORD);
     await ready(page);
-    const row = page.locator('#queue-rows tr', { hasText: HOST }).first();
+    const row = page.locator('#queue-rows tr', { hasText: MOUNT }).first();
     await row.waitFor({ timeout: LIMIT });
     const id = await row.getAttribute('data-ticket-id');
     check(id, 'the disk ticket is on the queue');
@@ -89,6 +94,18 @@ async function main() {
     await page.click('button[data-action="comment"]');
     await page.locator('ol.timeline li[data-kind="comment"]', { hasText: 'Looking at it <b>now</b>' }).waitFor({ timeout: LIMIT });
     check(await page.locator('ol.timeline b').count() === 0, 'a comment is shown as text, not HTML');
+
+    // The host page explains the outage the Rust side caused before this script started.
+    await page.goto(BASE + '/hosts/' + encodeURIComponent(HOST));
+    await ready(page);
+    await page.waitForSelector('#host-offline:not([hidden]) #offline-recovered', { timeout: LIMIT });
+    const why = await page.textContent('#host-offline');
+    check(/Why it was offline/.test(why), 'the offline box: ' + why);
+    check(/could not reach the collector: \d+ failed uploads since .*\(Unavailable\)/.test(why), 'the diagnosis: ' + why);
+    check(/reached the collector again at \d{4}-\d\d-\d\d \d\d:\d\d/.test(why), 'the recovery: ' + why);
+    await page.goto(BASE + '/tickets/' + id);
+    await page.waitForSelector('#ticket-state[data-state="acknowledged"]', { timeout: LIMIT });
+    await ready(page);
 
     // The disk is cleared by the Rust side; the page shows the ticket resolved without a reload.
     await page.evaluate(() => { window.__notReloaded = true; });
@@ -121,6 +138,25 @@ async function main() {
     const admin = await signIn(browser, env.ADMIN_USER, env.ADMIN_PASSWORD);
     await shoot(admin.page, 'admin', '/admin');
     await admin.page.waitForSelector('#admin-users table', { timeout: LIMIT });
+    // The agent's certificate is listed, valid, linked to its host page.
+    const cert = admin.page.locator('#admin-certificates tr[data-subject="' + HOST + '"]');
+    await cert.waitFor({ timeout: LIMIT });
+    check(await cert.getAttribute('data-state') === 'valid', 'the agent certificate is valid');
+    check(await cert.locator('a[href="/hosts/' + encodeURIComponent(HOST) + '"]').count() === 1, 'linked to its host');
+    // A token is created, shown once, then revoked after the confirm dialog; the Rust side
+    // checks that enrolling with it is refused.
+    await admin.page.fill('input[aria-label="Token label"]', 'revoked-in-browser');
+    await admin.page.click('#admin-tokens button[type=submit]');
+    const secret = await admin.page.textContent('#new-token', { timeout: LIMIT });
+    check(/^\S{16,}$/.test(secret), 'the new token is shown: ' + secret);
+    const tokenRow = admin.page.locator('#admin-tokens tr', { hasText: 'revoked-in-browser' });
+    await tokenRow.waitFor({ timeout: LIMIT });
+    check(await tokenRow.getAttribute('data-state') === 'valid', 'a new token is valid');
+    admin.page.once('dialog', (d) => d.accept());
+    await tokenRow.locator('button', { hasText: 'Revoke' }).click();
+    await admin.page.locator('#admin-tokens tr[data-state="revoked"]', { hasText: 'revoked-in-browser' }).waitFor({ timeout: LIMIT });
+    writeFileSync(join(CONTROL, 'revoked-token'), secret);
+    await admin.page.screenshot({ path: join(SHOTS, 'admin-revoked-token-1280x720.png'), fullPage: true });
     await admin.context.close();
 
     // A viewer cannot acknowledge: the server answers 403 even with the CSRF token.

@@ -82,6 +82,7 @@ async fn enrollment_refuses_wrong_expired_and_used_up_tokens() {
             expires_at_ms: now_ms() - 3_600_000,
             uses_total: 5,
             uses_left: 5,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");

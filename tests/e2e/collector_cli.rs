@@ -65,6 +65,29 @@ fn admin_commands_name_hosts_refuse_unknown_ones_and_say_what_is_wrong_once() {
     );
     let tokens = collector.json(&["token", "list", "--json"]);
     assert_eq!(tokens[0]["state"], "used up", "{tokens}");
+
+    // A token revoked by the start of its hash (as listed) is refused at enrollment.
+    let out = collector.cli(&["token", "create", "--label", "revoked"]);
+    let revoked = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let tokens = collector.json(&["token", "list", "--json"]);
+    let hash = tokens[0]["hash"].as_str().expect("hash")[..12].to_owned();
+    let out = collector.cli(&["token", "revoke", &hash]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tokens = collector.json(&["token", "list", "--json"]);
+    assert_eq!(tokens[0]["state"], "revoked", "{tokens}");
+    let out = collector.cli(&["token", "revoke", &hash]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already revoked"), "{}", stderr(&out));
+    let out = collector.cli(&["token", "revoke", "0123"]);
+    assert!(!out.status.success(), "too short a hash is refused");
+    let third = agent_in(dir.path(), "third");
+    let out = enroll(&third, &collector, &revoked);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("enrollment token was revoked"),
+        "{}",
+        stderr(&out)
+    );
     let hosts = collector.json(&["hosts", "--json"]);
     let twins: Vec<usize> = hosts
         .as_array()

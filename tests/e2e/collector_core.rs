@@ -707,6 +707,7 @@ async fn the_same_machine_enrolled_twice(store: Store) {
                 expires_at_ms: T0 + MIN,
                 uses_total: 1,
                 uses_left: 1,
+                revoked_at_ms: None,
             })
             .await
             .expect("token");

@@ -1,9 +1,11 @@
 //! The technicians' dashboard in a real browser: a collector process with its HTTP listener,
-//! an in-test agent whose full disk opens a ticket, three users made with the CLI, and
-//! `node tests/browser/dashboard.mjs` driving Debian's chromium through the pages (see that
-//! script for what it checks). The script asks for the disk to be cleared by writing a file;
-//! this side then reports the disk empty and the page must show the ticket resolved live.
-//! Screenshots of every page land in `target/dashboard-screenshots/`.
+//! a real agent process whose disk (a small tmpfs) this test fills, three users made with the
+//! CLI, and `node tests/browser/dashboard.mjs` driving Debian's chromium through the pages (see
+//! that script for what it checks). Before the browser starts, the collector is stopped for a
+//! while: the agent spools snapshots carrying its diagnosis, flushes them when the collector is
+//! back, and the host page must explain the outage. The script asks for the disk to be cleared
+//! by writing a file; this side then empties the tmpfs and the page must show the ticket
+//! resolved live. Screenshots of every page land in `target/dashboard-screenshots/`.
 //!
 //! A second test runs `tests/browser/host_live.mjs` against a real collector and a real agent
 //! process (heartbeat an hour, so only "check now" brings a fresh report): the host page's
@@ -17,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use firstline_tests::feedlab::TestHost;
+use firstline_tests::fs::Tmpfs;
 use firstline_tests::procs::{AgentProc, CollectorProc, logged_addr};
-use firstline_tests::{wait_for, wait_for_async};
+use firstline_tests::wait_for;
 
 /// A safety net for each wait, not a timing assertion.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -76,18 +78,18 @@ fn add_user(collector: &CollectorProc, name: &str, role: &str, password: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dashboard_works_a_disk_ticket_in_a_real_browser() {
+#[test]
+fn dashboard_works_a_disk_ticket_in_a_real_browser() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does)"
     );
     let browser = browser_dir();
     let dir = tempfile::tempdir().expect("tempdir");
-    let collector = CollectorProc::start(dir.path(), "[http]\nlisten = \"127.0.0.1:0\"\n");
-    let http = wait_for("the HTTP address in the collector's log", LIMIT, || {
-        logged_addr(&collector.log(), "collector serving the HTTP API")
-    });
+    let mut collector = CollectorProc::start(
+        dir.path(),
+        "[report]\nheartbeat = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+    );
     let users = [
         ("ada", "admin", "admin-password-1"),
         ("tess", "technician", "technician-password-1"),
@@ -96,8 +98,59 @@ async fn dashboard_works_a_disk_ticket_in_a_real_browser() {
     for (name, role, password) in users {
         add_user(&collector, name, role, password);
     }
-    let mut host = TestHost::enroll(&collector, &dir.path().join("hosts"), "pc-dash").await;
-    host.report_disk(93).await;
+    // A real agent process; its disk is a small tmpfs this test fills and empties.
+    let disk = Tmpfs::mount(8 * 1024 * 1024);
+    let mount = disk.mount_point();
+    let mut agent = AgentProc::new(dir.path(), "[disk]\ninterval = \"200ms\"\n");
+    agent.enroll(&collector);
+    agent.start();
+    let agent_id = agent.agent_id();
+    wait_for("the agent's first reports", LIMIT, || {
+        collector
+            .admin()
+            .host(&agent_id)
+            .filter(|h| h.last_seq >= 2)
+    });
+
+    // An outage: the agent spools snapshots carrying its diagnosis, and flushes them when the
+    // collector is back; the host page explains it afterwards.
+    collector.stop();
+    wait_for(
+        "snapshots spooled while the collector is down",
+        LIMIT,
+        || {
+            let spooled = agent.status()["spooled_snapshots"].as_u64().unwrap_or(0);
+            (spooled >= 3).then_some(())
+        },
+    );
+    collector.restart();
+    let spell = wait_for(
+        "the outage's diagnosis kept after the recovery",
+        LIMIT,
+        || {
+            let hosts = collector.json(&["hosts", "--json"]);
+            let host = hosts
+                .as_array()?
+                .iter()
+                .find(|h| h["agent_id"] == agent_id.as_str())?;
+            let spell = host["last_uplink_failure"].clone();
+            let recovered = host["uplink_recovered_at_ms"].as_i64().unwrap_or(0);
+            (host["uplink"].is_null() && recovered > 0).then_some(spell)
+        },
+    );
+    assert!(spell["consecutive_failures"].as_u64() > Some(0), "{spell}");
+    assert_eq!(spell["last_code"], "Unavailable", "{spell}");
+    let http = wait_for("the HTTP address in the collector's log", LIMIT, || {
+        logged_addr(&collector.log(), "collector serving the HTTP API")
+    });
+
+    disk.fill_to(93.0);
+    wait_for("the disk ticket to open", LIMIT, || {
+        let tickets = collector
+            .admin()
+            .tickets_about(&agent_id, "disk.usage", &mount);
+        (!tickets.is_empty()).then_some(())
+    });
 
     let control = dir.path().join("control");
     std::fs::create_dir_all(&control).expect("control dir");
@@ -106,7 +159,8 @@ async fn dashboard_works_a_disk_ticket_in_a_real_browser() {
         .arg(browser.join("dashboard.mjs"))
         .current_dir(&browser)
         .env("DASHBOARD_URL", format!("http://{http}"))
-        .env("DASHBOARD_HOST", "pc-dash")
+        .env("DASHBOARD_HOST", &agent_id)
+        .env("DASHBOARD_MOUNT", &mount)
         .env("SCREENSHOT_DIR", &shots)
         .env("CONTROL_DIR", &control)
         .env("CHROMIUM", CHROMIUM)
@@ -123,35 +177,50 @@ async fn dashboard_works_a_disk_ticket_in_a_real_browser() {
     // The script acknowledges and comments, then asks for the disk to be cleared.
     let asked = control.join("clear-disk");
     let mut exited = None;
-    wait_for_async(
+    wait_for(
         "the browser script to ask for the disk to clear",
         LIMIT,
         || {
-            let done = asked.exists();
-            if !done && exited.is_none() {
+            if exited.is_none() {
                 exited = node.try_wait().expect("poll node");
             }
-            let over = exited.is_some();
-            async move { (done || over).then_some(()) }
+            (asked.exists() || exited.is_some()).then_some(())
         },
-    )
-    .await;
+    );
     if let Some(status) = exited {
         panic!(
             "the browser script ended before the disk was cleared ({status}); collector log:\n{}",
             collector.log()
         );
     }
-    host.report_disk(10).await;
+    disk.empty();
 
-    let status = tokio::task::spawn_blocking(move || node.wait().expect("wait for node"))
-        .await
-        .expect("join");
+    let status = node.wait().expect("wait for node");
     assert!(
         status.success(),
-        "the browser script failed ({status}); collector log:\n{}",
+        "the browser script failed ({status}); agent log:\n{}\ncollector log:\n{}",
+        agent.log(),
         collector.log()
     );
+    // The token the admin revoked in the page is refused at enrollment, and says why.
+    let revoked = std::fs::read_to_string(control.join("revoked-token")).expect("revoked token");
+    let late_dir = dir.path().join("late");
+    std::fs::create_dir_all(&late_dir).expect("late agent dir");
+    let late = AgentProc::new(&late_dir, "");
+    let ca = collector.data_dir.join("ca.crt").display().to_string();
+    let out = late.cli(&[
+        "enroll",
+        "--collector",
+        &collector.url(),
+        "--token",
+        revoked.trim(),
+        "--ca-file",
+        &ca,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a revoked token enrolled: {stderr}");
+    assert!(stderr.contains("revoked"), "{stderr}");
+
     for page in [
         "queue", "fleet", "host", "ticket", "handoff", "trends", "admin", "login",
     ] {

@@ -249,6 +249,7 @@ async fn the_fleet_queries_run_on_postgres() {
             expires_at_ms: t0 + 1,
             uses_total: 1,
             uses_left: 1,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");

@@ -110,4 +110,10 @@ async fn snapshots_taken_during_an_outage_arrive_exactly_once() {
         .expect("host");
     assert_eq!(host["snapshots_stored"].as_u64(), Some(stored.len() as u64));
     assert_eq!(host["dropped_snapshots"].as_u64(), Some(0));
+    // The host keeps the outage's diagnosis (the last one its snapshots carried), whether or
+    // not a snapshot taken after the recovery has arrived yet.
+    let spell = &host["last_uplink_failure"];
+    assert!(spell["consecutive_failures"].as_u64() > Some(0), "{host}");
+    assert_eq!(spell["last_code"], "Unavailable", "{host}");
+    assert!(spell["failing_since_ms"].as_i64() > Some(0), "{host}");
 }

@@ -149,6 +149,7 @@ async fn enrollment(store: Store) {
             expires_at_ms: NOW + 1000,
             uses_total: 2,
             uses_left: 2,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");

@@ -16,6 +16,7 @@ pub async fn enroll_agent(store: &Store, id: &str, hostname: &str, at_ms: i64) {
             expires_at_ms: at_ms + 60_000,
             uses_total: 1,
             uses_left: 1,
+            revoked_at_ms: None,
         })
         .await
         .expect("token");

@@ -1,28 +1,16 @@
 //! Commands that work on the store and files directly, without the running collector: tokens,
 //! revocation, configuration and rule checks.
 
-use std::path::Path;
-use std::time::SystemTime;
-
 use anyhow::{Context, Result, bail};
+use std::path::Path;
 
 use super::TokenCommand;
 use super::output;
 use crate::clock::{from_ms, now_ms};
 use crate::config::Config;
-use crate::store::{Store, TokenRow};
+use crate::service::token_state;
+use crate::store::Store;
 use crate::tokens;
-
-/// A token's state for people: valid, used up or expired.
-pub fn token_state(t: &TokenRow, now: SystemTime) -> &'static str {
-    if from_ms(t.expires_at_ms) <= now {
-        "expired"
-    } else if t.uses_left <= 0 {
-        "used up"
-    } else {
-        "valid"
-    }
-}
 
 pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     let store = open_store(config).await?;
@@ -46,8 +34,12 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
                 println!("{}", created.secret);
             }
         }
+        TokenCommand::Revoke { hash } => {
+            let full = store.revoke_token(&hash, now_ms()).await?;
+            println!("revoked enrollment token {}", &full[..12]);
+        }
         TokenCommand::List { json } => {
-            let now = SystemTime::now();
+            let now = now_ms();
             let list = store.list_tokens().await?;
             if json {
                 let rows: Vec<serde_json::Value> = list

@@ -143,6 +143,11 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a token before it is used up or expires: enrollment with it is refused.
+    Revoke {
+        /// The token's hash as `token list` shows it (its first 12 characters are enough).
+        hash: String,
+    },
 }
 
 /// Options of commands that talk to the running collector.

@@ -298,12 +298,9 @@ pub fn host_to_wire(h: &Host) -> v1::Host {
                 message: p.message.clone(),
             })
             .collect(),
-        uplink: f.uplink.as_ref().map(|u| v1::UplinkDiagnosis {
-            consecutive_failures: u.consecutive_failures,
-            failing_since_ms: u.failing_since_ms,
-            last_code: u.last_code.clone(),
-            last_error: u.last_error.clone(),
-        }),
+        uplink: f.uplink.as_ref().map(uplink_to_wire),
+        last_uplink_failure: f.last_uplink_failure.as_ref().map(uplink_to_wire),
+        uplink_recovered_at_ms: f.uplink_recovered_at_ms,
         labels: h.labels.clone(),
         clock_skew_ms: h.clock_skew_ms,
         same_machine_as: h.same_machine_as.clone(),
@@ -326,7 +323,7 @@ pub fn host_to_wire(h: &Host) -> v1::Host {
 }
 
 pub fn host_from_wire(h: v1::Host) -> Result<Host, BadMessage> {
-    let facts: ProbeFacts = crate::report::probe_facts(
+    let mut facts: ProbeFacts = crate::report::probe_facts(
         h.system,
         h.patches,
         h.antivirus,
@@ -335,6 +332,12 @@ pub fn host_from_wire(h: v1::Host) -> Result<Host, BadMessage> {
         h.uplink,
     )
     .map_err(BadMessage)?;
+    facts.last_uplink_failure = h
+        .last_uplink_failure
+        .map(crate::report::uplink)
+        .transpose()
+        .map_err(BadMessage)?;
+    facts.uplink_recovered_at_ms = h.uplink_recovered_at_ms;
     let filesystems = h
         .filesystems
         .into_iter()
@@ -375,6 +378,15 @@ pub fn host_from_wire(h: v1::Host) -> Result<Host, BadMessage> {
             .collect(),
         facts,
     })
+}
+
+fn uplink_to_wire(u: &facts::UplinkDiagnosis) -> v1::UplinkDiagnosis {
+    v1::UplinkDiagnosis {
+        consecutive_failures: u.consecutive_failures,
+        failing_since_ms: u.failing_since_ms,
+        last_code: u.last_code.clone(),
+        last_error: u.last_error.clone(),
+    }
 }
 
 fn system_to_wire(s: &facts::SystemFacts) -> v1::SystemFacts {

@@ -207,6 +207,17 @@ impl LiveRegistry {
         fail_waiters(&mut inner, conn, "the live channel closed");
     }
 
+    /// Ends `agent_id`'s stream (its command queue closes, so the response stream ends) and
+    /// fails its waiting commands; returns whether it had one.
+    pub fn disconnect(&self, agent_id: &str, why: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(old) = inner.agents.remove(agent_id) else {
+            return false;
+        };
+        fail_waiters(&mut inner, old.conn, why);
+        true
+    }
+
     /// Ends every stream and refuses new ones (shutdown).
     pub fn close_all(&self) {
         let mut inner = self.lock();
@@ -307,6 +318,9 @@ impl LiveAgents for LiveRegistry {
     }
     fn connected(&self) -> usize {
         self.len()
+    }
+    fn disconnect(&self, agent_id: &str) -> bool {
+        LiveRegistry::disconnect(self, agent_id, "the agent was revoked")
     }
 }
 
@@ -518,6 +532,24 @@ mod tests {
         registry.close_all();
         assert!(registry.is_empty());
         assert_eq!(registry.attach("a", 5).err(), Some(LiveError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_agent_s_stream_ends_and_its_check_fails() {
+        let registry = std::sync::Arc::new(LiveRegistry::default());
+        let (_, mut rx) = registry.attach("a", 1).expect("attach");
+        let r = registry.clone();
+        let check = tokio::spawn(async move { r.check("a", Duration::from_secs(30)).await });
+        let command = rx.recv().await.expect("the command reaches the agent");
+        assert!(command.id > 0);
+        assert!(registry.disconnect("a", "the agent was revoked"));
+        assert_eq!(
+            check.await.expect("check task"),
+            CheckAnswer::Failed("the agent was revoked".into())
+        );
+        assert!(rx.recv().await.is_none(), "the command stream ended");
+        assert!(registry.is_empty());
+        assert!(!registry.disconnect("a", "again"), "nothing left to end");
     }
 
     #[tokio::test]

@@ -79,7 +79,7 @@ pub fn service_status(error: ServiceError) -> Status {
 pub fn store_status(error: StoreError) -> Status {
     match error {
         StoreError::TokenUnknown => Status::unauthenticated(error.to_string()),
-        StoreError::TokenExpired | StoreError::TokenUsedUp => {
+        StoreError::TokenExpired | StoreError::TokenUsedUp | StoreError::TokenRevoked => {
             Status::permission_denied(error.to_string())
         }
         other => service_status(ServiceError::from(other)),

@@ -220,7 +220,14 @@ impl Service {
                 "agent {id} has no valid certificate left (already revoked)"
             )));
         }
-        tracing::info!(agent_id = id, certificates = n, "agent revoked");
+        // Its live channel on this collector ends now; on reconnecting it is refused.
+        let disconnected = self.live.disconnect(&id);
+        tracing::info!(
+            agent_id = id,
+            certificates = n,
+            disconnected,
+            "agent revoked"
+        );
         Ok(Revoked {
             agent_id: id,
             hostname,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Service, ServiceResult};
+use super::{Service, ServiceError, ServiceResult};
 use crate::clock::now_ms;
 
 /// How long a check waits for the agent's answer at most.
@@ -41,6 +41,9 @@ pub trait LiveAgents: Send + Sync {
     fn check_now<'a>(&'a self, agent_id: &'a str, timeout: Duration) -> CheckFuture<'a>;
     /// Agents with a live channel now.
     fn connected(&self) -> usize;
+    /// Ends `agent_id`'s live channel, if it has one here (it was revoked); its waiting
+    /// commands fail. Returns whether there was one.
+    fn disconnect(&self, agent_id: &str) -> bool;
 }
 
 /// No live channel at all (a service without the gRPC edge, e.g. the CLI's local commands).
@@ -53,6 +56,9 @@ impl LiveAgents for NoLiveAgents {
     }
     fn connected(&self) -> usize {
         0
+    }
+    fn disconnect(&self, _agent_id: &str) -> bool {
+        false
     }
 }
 
@@ -104,6 +110,13 @@ impl Service {
     pub async fn check_now(&self, host: &str) -> ServiceResult<CheckNowResult> {
         let started = Instant::now();
         let agent_id = self.resolve_host(host).await?;
+        // A revoked agent is not asked anything (its channel may live on another replica
+        // until it reconnects and is refused).
+        if self.store.host(&agent_id).await?.is_some_and(|h| h.revoked) {
+            return Err(ServiceError::Conflict(format!(
+                "agent {agent_id} is revoked: it must enroll again"
+            )));
+        }
         let answer = self.live.check_now(&agent_id, CHECK_NOW_TIMEOUT).await;
         // The store holds the report by the time the agent answers "done" (it answers after
         // the ack, and the ack follows the commit).

@@ -32,7 +32,10 @@ pub use live::{
 };
 pub use silences::{SilenceRequest, SilenceView};
 pub use tickets::{TicketDetail, TicketQuery, TicketSummary};
-pub use tokens::{CreatedEnrollmentToken, EnrollmentTokenView};
+pub use tokens::{
+    CertificatePage, CertificateView, CreatedEnrollmentToken, EnrollmentTokenView,
+    MAX_CERTIFICATES_PER_PAGE, token_state,
+};
 pub use trends::{HostTrend, OutageTrend, PriorityTrend, RuleTrend, Trends};
 pub use users::{
     CreatedUserToken, LOCAL_ADMIN, NewSession, Role, SESSION_IDLE_MS, SESSION_MAX_MS, SignedIn,
@@ -89,7 +92,8 @@ impl From<StoreError> for ServiceError {
             StoreError::OutOfRange(_)
             | StoreError::TokenUnknown
             | StoreError::TokenExpired
-            | StoreError::TokenUsedUp => Self::Invalid(error.to_string()),
+            | StoreError::TokenUsedUp
+            | StoreError::TokenRevoked => Self::Invalid(error.to_string()),
             StoreError::Corrupt { .. } => {
                 tracing::error!(%error, "stored data cannot be read");
                 Self::Internal(error.to_string())

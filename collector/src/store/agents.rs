@@ -31,6 +31,23 @@ pub struct TokenRow {
     pub expires_at_ms: i64,
     pub uses_total: i64,
     pub uses_left: i64,
+    /// When an operator revoked it; a revoked token is refused.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A client certificate as listed for operators: whose it is and whether it still works.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CertificateRow {
+    pub fingerprint: String,
+    /// agent or operator.
+    pub kind: String,
+    /// The agent id, or the operator's name.
+    pub subject: String,
+    /// The agent's host name (empty for operators).
+    pub hostname: String,
+    pub issued_at_ms: i64,
+    pub not_after_ms: i64,
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// An agent about to be enrolled.
@@ -91,8 +108,8 @@ impl Store {
     /// Every token, newest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left \
-             FROM enrollment_tokens ORDER BY created_at_ms DESC",
+            "SELECT token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left, \
+             revoked_at_ms FROM enrollment_tokens ORDER BY created_at_ms DESC",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -105,9 +122,93 @@ impl Store {
                     expires_at_ms: r.try_get(3)?,
                     uses_total: r.try_get(4)?,
                     uses_left: r.try_get(5)?,
+                    revoked_at_ms: r.try_get(6)?,
                 })
             })
             .collect()
+    }
+
+    /// Revokes the token whose hash is `hash` or starts with it (at least 8 characters, as
+    /// listed): it is refused from now on. Returns the full hash. Not found, ambiguous or
+    /// already revoked: an error that says which.
+    pub async fn revoke_token(&self, hash: &str, now_ms: i64) -> Result<String, StoreError> {
+        if hash.len() < 8 || hash.len() > 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NotFound("enrollment token"));
+        }
+        let mut w = self.begin_write().await?;
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT token_hash, revoked_at_ms FROM enrollment_tokens \
+             WHERE substr(token_hash, 1, $2) = $1 LIMIT 2",
+        )
+        .bind(hash.to_ascii_lowercase())
+        .bind(i64::try_from(hash.len()).unwrap_or(64))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let (full, revoked) = match rows.as_slice() {
+            [] => return Err(StoreError::NotFound("enrollment token")),
+            [one] => one.clone(),
+            _ => {
+                return Err(StoreError::Conflict(format!(
+                    "{hash} is the start of more than one token's hash: give more of it"
+                )));
+            }
+        };
+        if revoked.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "enrollment token {} is already revoked",
+                &full[..12]
+            )));
+        }
+        sqlx::query("UPDATE enrollment_tokens SET revoked_at_ms = $2 WHERE token_hash = $1")
+            .bind(&full)
+            .bind(now_ms)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(full)
+    }
+
+    /// Client certificates, newest first, `limit` from `offset`, with their total count.
+    /// `kind` ("agent" or "operator") narrows them when given.
+    pub async fn list_certificates(
+        &self,
+        kind: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<CertificateRow>, i64), StoreError> {
+        let kind = kind.unwrap_or("");
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE ($1 = '' OR kind = $1)")
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query(
+            "SELECT c.fingerprint, c.kind, c.subject, COALESCE(a.hostname, ''), c.issued_at_ms, \
+             c.not_after_ms, c.revoked_at_ms FROM certificates c \
+             LEFT JOIN agents a ON c.kind = 'agent' AND a.agent_id = c.subject \
+             WHERE ($1 = '' OR c.kind = $1) \
+             ORDER BY c.issued_at_ms DESC, c.fingerprint LIMIT $2 OFFSET $3",
+        )
+        .bind(kind)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(CertificateRow {
+                    fingerprint: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    subject: r.try_get(2)?,
+                    hostname: r.try_get(3)?,
+                    issued_at_ms: r.try_get(4)?,
+                    not_after_ms: r.try_get(5)?,
+                    revoked_at_ms: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((list, total))
     }
 
     /// Spends one use of a token and records the agent and its certificate, all in one
@@ -121,7 +222,8 @@ impl Store {
     ) -> Result<Enrolled, StoreError> {
         let mut w = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT expires_at_ms, uses_left FROM enrollment_tokens WHERE token_hash = $1",
+            "SELECT expires_at_ms, uses_left, revoked_at_ms FROM enrollment_tokens \
+             WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut *w.tx)
@@ -131,6 +233,10 @@ impl Store {
         };
         let expires_at_ms: i64 = row.try_get(0)?;
         let uses_left: i64 = row.try_get(1)?;
+        let revoked_at_ms: Option<i64> = row.try_get(2)?;
+        if revoked_at_ms.is_some() {
+            return Err(StoreError::TokenRevoked);
+        }
         if expires_at_ms <= now_ms {
             return Err(StoreError::TokenExpired);
         }

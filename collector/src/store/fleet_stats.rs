@@ -146,6 +146,7 @@ mod tests {
                 expires_at_ms: T0 + 1,
                 uses_total: agents as i64,
                 uses_left: agents as i64,
+                revoked_at_ms: None,
             })
             .await
             .expect("token");

@@ -33,7 +33,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 
-pub use agents::{CertKind, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow};
+pub use agents::{
+    CertKind, CertificateRow, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow,
+};
 pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
 pub use feeds::{DeadLetterRow, Delivery, FeedCounts};
@@ -71,6 +73,8 @@ pub enum StoreError {
     TokenExpired,
     #[error("enrollment token has no uses left")]
     TokenUsedUp,
+    #[error("enrollment token was revoked")]
+    TokenRevoked,
     #[error("stored value out of range in {0}")]
     OutOfRange(&'static str),
     #[error("{0} not found")]
@@ -147,6 +151,7 @@ impl StoreError {
             Self::TokenUnknown
             | Self::TokenExpired
             | Self::TokenUsedUp
+            | Self::TokenRevoked
             | Self::OutOfRange(_)
             | Self::NotFound(_)
             | Self::Conflict(_)
@@ -248,6 +253,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard",
         include_str!("../../migrations/sqlite/0013_dashboard.sql"),
     ),
+    (
+        14,
+        "admin",
+        include_str!("../../migrations/sqlite/0014_admin.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -314,6 +324,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "dashboard",
         include_str!("../../migrations/postgres/0013_dashboard.sql"),
+    ),
+    (
+        14,
+        "admin",
+        include_str!("../../migrations/postgres/0014_admin.sql"),
     ),
 ];
 

@@ -161,7 +161,7 @@ impl WriteTx {
         let previous = previous
             .map(|bytes| decode_facts(agent_id, &bytes))
             .transpose()?;
-        let merged = snapshot.facts.merged_over(previous.clone());
+        let merged = snapshot.facts.merged_over(previous.clone(), snapshot.at_ms);
         if previous.as_ref() != Some(&merged) {
             let encoded = serde_json::to_vec(&merged)
                 .map_err(|e| StoreError::corrupt("host facts", agent_id, e))?;

@@ -548,6 +548,42 @@ pub fn routes() -> Vec<Route> {
             auth: true,
             handler: post(super::users::create_enrollment_token),
         },
+        Route {
+            method: "post",
+            path: "/api/tokens/{hash}/revoke",
+            summary: "Revoke an enrollment token (its hash, or the first 8+ characters of it): \
+                      enrollment with it is refused (admin; 409 when already revoked)",
+            params: &[("hash", "path", "string", "token hash or its start")],
+            body: None,
+            answer: "EnrollmentToken",
+            auth: true,
+            handler: post(super::users::revoke_enrollment_token),
+        },
+        Route {
+            method: "get",
+            path: "/api/certificates",
+            summary: "Client certificates of agents and operators, newest first, with their \
+                      state (admin)",
+            params: &[
+                (
+                    "kind",
+                    "query",
+                    "string",
+                    "agent or operator (default: both)",
+                ),
+                ("limit", "query", "integer", "1 to 1000 (default 100)"),
+                (
+                    "offset",
+                    "query",
+                    "integer",
+                    "certificates to skip (default 0)",
+                ),
+            ],
+            body: None,
+            answer: "CertificatePage",
+            auth: true,
+            handler: get(super::agents::certificates),
+        },
     ]
 }
 

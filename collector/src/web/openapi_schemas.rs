@@ -91,6 +91,8 @@ pub const HOST: &[(&str, &str)] = &[
     ("connectivity", "object|null"),
     ("probe_status", "array:object"),
     ("uplink", "object|null"),
+    ("last_uplink_failure", "object|null"),
+    ("uplink_recovered_at_ms", "integer"),
 ];
 
 pub const FILESYSTEM: &[(&str, &str)] = &[
@@ -237,6 +239,24 @@ pub const ENROLLMENT_TOKEN: &[(&str, &str)] = &[
     ("created_at_ms", "integer"),
     ("expires_at_ms", "integer"),
     ("state", "string"),
+    ("revoked_at_ms", "integer|null"),
+];
+
+pub const CERTIFICATE: &[(&str, &str)] = &[
+    ("fingerprint", "string"),
+    ("kind", "string"),
+    ("subject", "string"),
+    ("hostname", "string"),
+    ("issued_at_ms", "integer"),
+    ("not_after_ms", "integer"),
+    ("revoked_at_ms", "integer|null"),
+    ("state", "string"),
+];
+
+pub const CERTIFICATE_PAGE: &[(&str, &str)] = &[
+    ("total", "integer"),
+    ("offset", "integer"),
+    ("certificates", "array:ref:Certificate"),
 ];
 
 pub const CREATED_ENROLLMENT_TOKEN: &[(&str, &str)] = &[
@@ -452,6 +472,8 @@ fn account_schemas() -> Map<String, Value> {
         "EnrollmentToken": object(ENROLLMENT_TOKEN),
         "EnrollmentTokenList": list("EnrollmentToken"),
         "CreatedEnrollmentToken": object(CREATED_ENROLLMENT_TOKEN),
+        "Certificate": object(CERTIFICATE),
+        "CertificatePage": object(CERTIFICATE_PAGE),
         "Login": {
             "type": "object",
             "properties": {"name": {"type": "string"}, "password": {"type": "string"}},

@@ -91,6 +91,19 @@ pub async fn my_tokens(State(web): State<Web>, headers: HeaderMap) -> ApiResult 
     to_json(&web.service.users().tokens(&caller.name).await?)
 }
 
+pub async fn revoke_enrollment_token(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    hash: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let caller = web.caller(&headers, &Method::POST).await?;
+    caller.require(Role::Admin)?;
+    let Path(hash) = bad(hash)?;
+    let token = web.service.revoke_enrollment_token(&hash, now_ms()).await?;
+    tracing::info!(by = %caller.name, token = %&token.hash[..12], "enrollment token revoked from the HTTP API");
+    to_json(&token)
+}
+
 pub async fn enrollment_tokens(State(web): State<Web>, headers: HeaderMap) -> ApiResult {
     let caller = web.caller(&headers, &Method::GET).await?;
     caller.require(Role::Admin)?;
@@ -193,6 +206,7 @@ mod tests {
             created_at_ms: 1,
             expires_at_ms: 2,
             state: "valid",
+            revoked_at_ms: None,
         };
         assert_eq!(
             keys(&enrollment),

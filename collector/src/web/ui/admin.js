@@ -1,11 +1,15 @@
-// Administration: enrollment tokens (list, create: GET/POST /api/tokens) and users (list,
-// add: GET/POST /api/users). A created token is shown once. Needs the admin role; for others
-// the API's refusal is shown as it is.
+// Administration: enrollment tokens (list, create: GET/POST /api/tokens; revoke a valid one:
+// POST /api/tokens/{hash}/revoke), agents' and operators' certificates (GET /api/certificates,
+// a page at a time, each agent linked to its host page) and users (list, add: GET/POST
+// /api/users). A created token is shown once. Needs the admin role; for others the API's
+// refusal is shown as it is.
 
 import { api, el, setApp, start, replace, errorLine, fmtTime, table } from './common.js';
 
 const tokens = el('section', { class: 'card', id: 'admin-tokens' });
+const certificates = el('section', { class: 'card', id: 'admin-certificates' });
 const users = el('section', { class: 'card', id: 'admin-users' });
+const CERT_PAGE = 50;
 
 async function loadTokens() {
   const line = el('div', { class: 'status-line', 'aria-live': 'polite' });
@@ -33,13 +37,64 @@ async function listTokens(area) {
     const list = await api('GET', '/api/tokens');
     replace(area, list.length ? table([
       ['Label', (t) => t.label || '—'],
-      ['State', (t) => t.state],
+      ['State', (t) => (t.state === 'revoked' ? 'revoked ' + fmtTime(t.revoked_at_ms) : t.state)],
       ['Uses left', (t) => t.uses_left + ' of ' + t.uses_total, 'num'],
       ['Created', (t) => fmtTime(t.created_at_ms)],
       ['Expires', (t) => fmtTime(t.expires_at_ms)],
-    ], list) : el('p', { class: 'muted', text: 'No tokens.' }));
+      ['', (t) => (t.state === 'valid' ? revokeTokenButton(t, area) : '')],
+    ], list, (t) => ({ 'data-token': t.hash.slice(0, 12), 'data-state': t.state })) : el('p', { class: 'muted', text: 'No tokens.' }));
   } catch (e) {
     replace(area, errorLine(e));
+  }
+}
+
+// Revoke: after a confirm dialog; the list is read again either way.
+function revokeTokenButton(t, area) {
+  const button = el('button', { type: 'button', class: 'danger', text: 'Revoke' });
+  button.addEventListener('click', async () => {
+    if (!window.confirm('Revoke the enrollment token ' + (t.label || t.hash.slice(0, 12)) + '? Agents can no longer enroll with it.')) return;
+    button.disabled = true;
+    try {
+      await api('POST', '/api/tokens/' + encodeURIComponent(t.hash) + '/revoke');
+    } catch (e) {
+      replace(button.parentNode, errorLine(e));
+      return;
+    }
+    await listTokens(area);
+  });
+  return button;
+}
+
+async function loadCertificates(offset) {
+  try {
+    const page = await api('GET', '/api/certificates?limit=' + CERT_PAGE + '&offset=' + offset);
+    const who = (c) => (c.kind === 'agent'
+      ? el('a', { href: '/hosts/' + encodeURIComponent(c.subject), text: c.hostname || c.subject })
+      : c.subject);
+    const nav = el('div', { class: 'actions' });
+    if (offset > 0) {
+      const prev = el('button', { type: 'button', text: 'Newer' });
+      prev.addEventListener('click', () => loadCertificates(Math.max(0, offset - CERT_PAGE)));
+      nav.append(prev);
+    }
+    if (offset + page.certificates.length < page.total) {
+      const next = el('button', { type: 'button', text: 'Older' });
+      next.addEventListener('click', () => loadCertificates(offset + CERT_PAGE));
+      nav.append(next);
+    }
+    replace(certificates, el('h2', { text: 'Agents and certificates' }),
+      el('p', { class: 'muted', text: page.total + ' certificate(s)' + (page.total ? ', ' + (offset + 1) + '–' + (offset + page.certificates.length) + ' shown' : '') + '. Revoke an agent from its host page.' }),
+      page.certificates.length ? table([
+        ['Kind', (c) => c.kind],
+        ['Agent or operator', who],
+        ['State', (c) => (c.state === 'revoked' ? 'revoked ' + fmtTime(c.revoked_at_ms) : c.state)],
+        ['Issued', (c) => fmtTime(c.issued_at_ms)],
+        ['Expires', (c) => fmtTime(c.not_after_ms)],
+        ['Fingerprint', (c) => el('code', { text: c.fingerprint.slice(0, 16) + '…', title: c.fingerprint })],
+      ], page.certificates, (c) => ({ 'data-subject': c.subject, 'data-state': c.state })) : null,
+      nav);
+  } catch (e) {
+    replace(certificates, el('h2', { text: 'Agents and certificates' }), errorLine(e));
   }
 }
 
@@ -81,8 +136,8 @@ async function listUsers(area) {
 
 async function main() {
   await start();
-  setApp(tokens, users);
-  await Promise.all([loadTokens(), loadUsers()]);
+  setApp(tokens, certificates, users);
+  await Promise.all([loadTokens(), loadCertificates(0), loadUsers()]);
 }
 
 main();

@@ -22,6 +22,8 @@ const revoke = el('section', { class: 'card no-print', id: 'host-revoke', hidden
 const revokeLine = el('div', { class: 'status-line', id: 'revoke-result', 'aria-live': 'polite' });
 // Silent this long (or "offline" to check now) counts as offline, as on the fleet page.
 const SILENT_MS = 30 * 60 * 1000;
+// How long after a spell of failed uploads ended the host page still explains it.
+const RECENT_SPELL_MS = 7 * 24 * 3600 * 1000;
 let offlineSaid = false;
 const labels = el('section', { class: 'card', id: 'host-labels' });
 const disks = el('section', { class: 'card', id: 'host-disks' });
@@ -104,12 +106,18 @@ function connectivityChecks(c) {
   return checks;
 }
 
-// "Why it was offline": shown when the latest snapshot carries the agent's uplink diagnosis
-// (it was taken while the agent could not reach the collector, and flushed from its spool
-// later), or when the host is offline now (silent for 30 minutes, or "offline" to check now).
-// Built from the diagnosis and the latest failing connectivity checks; all text as text.
+// "Why it was offline": shown while the latest snapshot carries the agent's uplink diagnosis
+// (taken while the agent could not reach the collector, flushed from its spool later), for a
+// week after the host's last spell of failed uploads ended (the collector keeps the last
+// diagnosis and when the first snapshot without one came), or when the host is offline now
+// (silent for 30 minutes, or "offline" to check now). Built from the diagnosis and the latest
+// failing connectivity checks; all text as text.
 function drawOffline(h) {
-  const u = h.uplink && h.uplink.consecutive_failures > 0 ? h.uplink : null;
+  const now = h.uplink && h.uplink.consecutive_failures > 0 ? h.uplink : null;
+  const spell = h.last_uplink_failure;
+  const recovered = h.uplink_recovered_at_ms;
+  const past = !now && spell && recovered && Date.now() - recovered < RECENT_SPELL_MS ? spell : null;
+  const u = now || past;
   const silent = !h.last_seen_at_ms || Date.now() - h.last_seen_at_ms > SILENT_MS || offlineSaid;
   if (!u && !silent) {
     offline.hidden = true;
@@ -122,6 +130,11 @@ function drawOffline(h) {
     items.push(el('li', { 'data-kind': 'uplink' },
       'The agent could not reach the collector: ' + u.consecutive_failures + ' failed uploads since ' + fmtTime(u.failing_since_ms) +
       (u.last_code ? ' (' + u.last_code + ')' : '') + '.', u.last_error ? [' Last error: ', el('code', { text: u.last_error })] : null));
+    if (past) {
+      items.push(el('li', { 'data-kind': 'recovered', id: 'offline-recovered' },
+        'It reached the collector again at ' + fmtTime(recovered) + ', after ' +
+        fmtDuration(recovered - past.failing_since_ms) + ' (' + ago(recovered) + ').'));
+    }
   }
   for (const k of failing) {
     items.push(el('li', { 'data-kind': k.kind },
