@@ -39,23 +39,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Enroll this machine with a collector using a one-time token.
+    /// Enroll this machine with a collector using a one-time token. Each value defaults to
+    /// the config's [enrollment] section and the FIRSTLINE_COLLECTOR_URL,
+    /// FIRSTLINE_ENROLL_TOKEN and FIRSTLINE_CA_FILE environment variables.
     Enroll {
         /// Collector URL, e.g. https://collector.example.com:7443
         #[arg(long)]
-        collector: String,
+        collector: Option<String>,
         /// Enrollment token from `firstline-collector token create`.
-        #[arg(long, env = "FIRSTLINE_ENROLL_TOKEN")]
-        token: String,
+        #[arg(long)]
+        token: Option<String>,
         /// The collector's CA certificate (its data directory's ca.crt).
         #[arg(long)]
-        ca_file: PathBuf,
+        ca_file: Option<PathBuf>,
         /// Enroll again even if this machine already has an identity.
         #[arg(long)]
         force: bool,
     },
-    /// Run the agent until SIGINT or SIGTERM.
+    /// Run the agent until SIGINT or SIGTERM. Without an identity, it first enrolls with the
+    /// enrollment values (see `enroll`), retrying until that succeeds.
     Run,
+    /// Run as a Windows service (what the MSI registers; Windows only).
+    #[command(hide = true)]
+    Service,
     /// Check this machine once and print a health report (exit 0 healthy, 1 warnings,
     /// 2 critical, 3 when the check itself failed). Needs no enrollment.
     Check {
@@ -74,23 +80,29 @@ pub enum Command {
 
 /// Runs a parsed command; returns the process exit code.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
-    let (file, dir) = (cli.config.clone(), cli.state_dir.clone());
-    let config = blocking::run(move || Config::load(file.as_deref(), dir.as_deref())).await?;
+    let dir = cli.state_dir.clone();
+    let given = cli.config.clone();
+    let (file, config) = blocking::run(move || {
+        let file = given.or_else(crate::platform::paths::default_config_file);
+        Config::load(file.as_deref(), dir.as_deref()).map(|c| (file, c))
+    })
+    .await?;
     match cli.command {
         Command::Enroll {
             collector,
             token,
             ca_file,
             force,
-        } => enroll_command(&config, &collector, &token, ca_file, force).await?,
-        Command::Run => {
-            runner::run(
-                config,
-                cli.config.as_deref(),
-                cli.state_dir.as_deref(),
-                shutdown,
-            )
-            .await?
+        } => {
+            let flags = EnrollFlags {
+                collector,
+                token,
+                ca_file,
+            };
+            enroll_command(&config, flags, force).await?;
+        }
+        Command::Run | Command::Service => {
+            runner::run(config, file.as_deref(), cli.state_dir.as_deref(), shutdown).await?
         }
         Command::Check { json } => return Ok(check_once(&config, json).await),
         Command::Status { json } => {
@@ -99,6 +111,13 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
         }
         Command::CheckConfig => {
             println!("configuration is valid");
+            println!(
+                "file = {}",
+                file.as_ref()
+                    .map_or("none (built-in defaults)".into(), |f| f
+                        .display()
+                        .to_string())
+            );
             println!("state_dir = {}", config.state_dir.display());
             println!(
                 "disk.interval = {}",
@@ -108,24 +127,98 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<u8> {
                 "report.heartbeat = {}",
                 humantime::format_duration(config.heartbeat)
             );
+            let config = config.clone();
+            let lines = blocking::run(move || enrollment_state(&config)).await;
+            for line in lines {
+                println!("{line}");
+            }
         }
     }
     Ok(0)
 }
 
-/// `enroll`: reads the CA file and this machine's names off the async thread, enrolls, and
-/// prints the collector's warning (if any) to stderr.
-async fn enroll_command(
-    config: &Config,
-    collector: &str,
-    token: &str,
-    ca_file: PathBuf,
-    force: bool,
-) -> Result<()> {
+/// `check-config`'s enrollment lines: the values (never the token), and whether an identity
+/// exists, which decides whether `run` uses them. Blocks.
+fn enrollment_state(config: &Config) -> Vec<String> {
+    let mut lines = config.enrollment.describe();
+    let identity = if Identity::exists(&config.state_dir) {
+        match Identity::load(&config.state_dir) {
+            Ok(i) => format!(
+                "identity: enrolled as {} with {} (enrollment values are ignored)",
+                i.agent_id, i.collector_url
+            ),
+            Err(e) => format!(
+                "identity: present but unreadable: {}",
+                firstline_support::errors::chain(&e)
+            ),
+        }
+    } else if config.enrollment.ready().is_some() {
+        "identity: none yet; `run` enrolls with the values above".to_owned()
+    } else if config.enrollment.any() {
+        format!(
+            "identity: none yet; `run` waits for the missing enrollment values: {}",
+            config.enrollment.missing().join(", ")
+        )
+    } else {
+        "identity: none; run `firstline-agent enroll` or set [enrollment]".to_owned()
+    };
+    lines.push(identity);
+    lines
+}
+
+/// `enroll`'s flags; each one missing falls back to the config's enrollment values.
+struct EnrollFlags {
+    collector: Option<String>,
+    token: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+/// `enroll`: takes each value from the flags, else the enrollment values; reads the token
+/// file, the CA file and this machine's names off the async thread, enrolls, and prints the
+/// collector's warning (if any) to stderr.
+async fn enroll_command(config: &Config, flags: EnrollFlags, force: bool) -> Result<()> {
+    use crate::enrollment::{Origin, Sourced, TokenSource};
+    let values = &config.enrollment;
+    let missing = |what: &str, key: &str, env: &str| {
+        anyhow::anyhow!(
+            "no {what}: pass --{}, set enrollment.{key} in the config file, or {env}",
+            key.replace('_', "-")
+        )
+    };
+    let collector = match flags.collector {
+        Some(url) => url,
+        None => values
+            .collector_url
+            .as_ref()
+            .map(|u| u.value.clone())
+            .ok_or_else(|| {
+                missing(
+                    "collector URL",
+                    "collector_url",
+                    crate::enrollment::ENV_COLLECTOR_URL,
+                )
+            })?,
+    };
+    let token = match flags.token {
+        Some(t) => Sourced::new(TokenSource::Inline(t), Origin::File("token")),
+        None => values
+            .token
+            .clone()
+            .ok_or_else(|| missing("enrollment token", "token", crate::enrollment::ENV_TOKEN))?,
+    };
+    let ca_file = match flags.ca_file {
+        Some(path) => path,
+        None => values
+            .ca_file
+            .as_ref()
+            .map(|c| c.value.clone())
+            .ok_or_else(|| missing("CA certificate", "ca_file", crate::enrollment::ENV_CA_FILE))?,
+    };
     let path = ca_file.clone();
-    let (ca_pem, hostname, machine_id) = blocking::run(move || {
+    let (token, ca_pem, hostname, machine_id) = blocking::run(move || {
         let ca_pem = read_ca(&path)?;
         Ok::<_, anyhow::Error>((
+            token.read()?,
             ca_pem,
             crate::probe::system::hostname(),
             crate::probe::system::machine_id(),
@@ -137,8 +230,8 @@ async fn enroll_command(
         ca_file: Some(ca_file),
     };
     let params = EnrollParams {
-        collector_url: collector,
-        token,
+        collector_url: &collector,
+        token: &token,
         ca_pem: &ca_pem,
         hostname: &hostname,
         force,

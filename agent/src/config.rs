@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub use firstline_support::config_file::ConfigError;
 
+use crate::enrollment::{Enrollment, RawEnrollment, process_env};
 use crate::probe::antivirus::AvSettings;
 use crate::probe::connectivity::ConnSettings;
 use crate::probe::disk::DiskFilter;
@@ -41,6 +42,8 @@ pub struct Config {
     pub live_channel: bool,
     /// At most one "check now" per this long (`report.check_now_min_interval`).
     pub check_now_min_interval: Duration,
+    /// How `run` enrolls this machine when it has no identity yet (`[enrollment]`, env).
+    pub enrollment: Enrollment,
 }
 
 /// How often a probe runs and how long one run may take before it is cut off.
@@ -61,6 +64,7 @@ struct RawConfig {
     patches: Option<RawPatches>,
     antivirus: Option<RawAntivirus>,
     connectivity: Option<RawConnectivity>,
+    enrollment: Option<RawEnrollment>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,10 +134,11 @@ struct RawSpool {
     max_bytes: Option<u64>,
 }
 
+/// `$STATE_DIRECTORY` (systemd's), else this OS's default (see `platform::paths`).
 fn default_state_dir() -> PathBuf {
     std::env::var_os("STATE_DIRECTORY")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("firstline-agent-data"))
+        .unwrap_or_else(|| crate::platform::paths::Defaults::here().state_dir)
 }
 
 impl Default for Config {
@@ -166,16 +171,30 @@ impl Default for Config {
             conn_settings: ConnSettings::default(),
             live_channel: true,
             check_now_min_interval: Duration::from_secs(5),
+            enrollment: Enrollment::default(),
         }
     }
 }
 
 impl Config {
-    /// Loads the file (if any) over the defaults, then `state_dir` from the command line.
+    /// Loads the file (if any) over the defaults, then the environment's enrollment values,
+    /// then `state_dir` from the command line.
     pub fn load(file: Option<&Path>, state_dir: Option<&Path>) -> Result<Self, ConfigError> {
-        let (name, raw) = read_toml::<RawConfig>(file)?;
+        Self::load_with_env(file, state_dir, &process_env)
+    }
+
+    /// [`Config::load`] with `env` looking up environment variables.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        state_dir: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let (name, mut raw) = read_toml::<RawConfig>(file)?;
         let mut problems = Vec::new();
-        let mut config = Self::default();
+        let mut config = Self {
+            enrollment: Enrollment::resolve(raw.enrollment.take(), env, &mut problems),
+            ..Self::default()
+        };
         config.apply(raw, &mut problems);
         if let Some(dir) = state_dir {
             config.state_dir = dir.to_owned();
@@ -629,5 +648,35 @@ mod tests {
         assert_eq!(config.disk_interval, Duration::from_secs(2));
         assert_eq!(config.heartbeat, Duration::from_secs(10));
         assert_eq!(config.spool, Config::default().spool);
+    }
+
+    #[test]
+    fn enrollment_comes_from_the_file_then_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "[enrollment]\ncollector_url = \"https://file.example:7443\"\ntoken_file = \"/etc/t\"\n",
+        )
+        .expect("write");
+        let env =
+            |name: &str| (name == crate::enrollment::ENV_CA_FILE).then(|| "/env/ca.crt".to_owned());
+        let config = Config::load_with_env(Some(&path), None, &env).expect("valid");
+        let ready = config.enrollment.ready().expect("all three values");
+        assert_eq!(ready.collector_url, "https://file.example:7443");
+        assert_eq!(ready.ca_file.value, PathBuf::from("/env/ca.crt"));
+        let none = |_: &str| None;
+        let config = Config::load_with_env(Some(&path), None, &none).expect("valid");
+        assert_eq!(config.enrollment.missing(), ["ca_file"]);
+        let bad = |name: &str| {
+            (name == crate::enrollment::ENV_COLLECTOR_URL).then(|| "collector:7443".to_owned())
+        };
+        let error = Config::load_with_env(Some(&path), None, &bad)
+            .expect_err("not https")
+            .to_string();
+        assert!(
+            error.contains("agent.toml: FIRSTLINE_COLLECTOR_URL (environment): "),
+            "{error}"
+        );
     }
 }

@@ -33,6 +33,8 @@ pub enum RunError {
 }
 
 /// Runs the agent until `shutdown` is cancelled. `config_file` is watched for hot reload.
+/// Without an identity but with enrollment values, the agent enrolls first (see
+/// `autoenroll`); the probes run and spool meanwhile, and the uplink starts once enrolled.
 pub async fn run(
     config: Config,
     config_file: Option<&Path>,
@@ -40,15 +42,46 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let dir = config.state_dir.clone();
-    let (identity, saved_policy, host) = blocking::run(move || {
-        Identity::load(&dir).map(|identity| (identity, Policy::load(&dir), host_identity()))
+    let wants_enrollment = config.enrollment.any();
+    let (start, saved_policy, host) = blocking::run(move || {
+        let start = if Identity::exists(&dir) {
+            Start::Enrolled(Identity::load(&dir)?)
+        } else if wants_enrollment {
+            Start::Enroll {
+                machine_id: crate::probe::system::machine_id(),
+            }
+        } else {
+            let path = crate::identity::identity_path(&dir);
+            return Err(RunError::Identity(IdentityError::NotEnrolled { path }));
+        };
+        Ok((start, Policy::load(&dir), host_identity()))
     })
     .await?;
     let spool = SharedSpool::open(config.state_dir.join("spool"), config.spool).await?;
     let counts = spool.counts().await;
+    let collector_url = match &start {
+        Start::Enrolled(identity) => {
+            if wants_enrollment {
+                tracing::debug!(
+                    agent_id = identity.agent_id,
+                    "already enrolled; the enrollment values are ignored"
+                );
+            }
+            identity.collector_url.clone()
+        }
+        Start::Enroll { .. } => config
+            .enrollment
+            .collector_url
+            .as_ref()
+            .map(|u| u.value.clone())
+            .unwrap_or_default(),
+    };
     tracing::info!(
-        agent_id = identity.agent_id,
-        collector = identity.collector_url,
+        agent_id = match &start {
+            Start::Enrolled(i) => i.agent_id.as_str(),
+            Start::Enroll { .. } => "(not enrolled yet)",
+        },
+        collector = collector_url,
         spooled = counts.waiting,
         spool_epoch = counts.epoch,
         next_seq = counts.last_seq + 1,
@@ -70,7 +103,7 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     let ctx = Arc::new(Context {
-        collector: collector_target(&identity.collector_url),
+        collector: collector_target(&collector_url),
     });
     scheduler::spawn(
         &tracker,
@@ -83,7 +116,7 @@ pub async fn run(
     );
     let reporter = Reporter {
         probes: probes.clone(),
-        host,
+        host: host.clone(),
         spool: spool.clone(),
         policy: policy_rx,
         wake: wake.clone(),
@@ -92,25 +125,32 @@ pub async fn run(
         wakeups: wakeups.clone(),
     };
     tracker.spawn(reporter.run(results_rx, checks_rx, shutdown.clone()));
-    let uplink_channel = channel(&identity)?;
-    let uplink = Uplink::new(
-        uplink_channel.clone(),
+    let parts = UplinkParts {
         spool,
-        policy_tx,
-        config.state_dir.clone(),
+        policy: policy_tx,
+        state_dir: config.state_dir.clone(),
         diagnosis,
-    );
-    if config.live_channel {
-        // The live channel shares the uplink's connection (and its HTTP/2 keepalive).
-        let live = Live::new(
-            uplink_channel,
-            checks_tx,
-            uplink.acked(),
-            config.check_now_min_interval,
-        );
-        tracker.spawn(live.run(shutdown.clone()));
+        checks: checks_tx,
+        wake,
+        live_channel: config.live_channel,
+        check_now_min_interval: config.check_now_min_interval,
+    };
+    match start {
+        Start::Enrolled(identity) => parts.start(&identity, &tracker, &shutdown)?,
+        Start::Enroll { machine_id } => {
+            let (values, stop, tasks) = (config_tx.subscribe(), shutdown.clone(), tracker.clone());
+            tracker.spawn(async move {
+                let enrolled =
+                    crate::autoenroll::until_enrolled(values, machine_id, host.hostname, stop.clone())
+                        .await;
+                if let Some(identity) = enrolled
+                    && let Err(error) = parts.start(&identity, &tasks, &stop)
+                {
+                    tracing::error!(error = %chain(&error), "enrolled, but the uplink cannot start");
+                }
+            });
+        }
     }
-    tracker.spawn(uplink.run(wake, shutdown.clone()));
 
     let specs = crate::watch::specs(&config, config_file, &probes);
     let _watcher = match crate::watch::start(specs).await {
@@ -140,6 +180,60 @@ pub async fn run(
     tracker.wait().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// What `run` starts with.
+enum Start {
+    Enrolled(Identity),
+    /// Not enrolled yet; enrollment values are present.
+    Enroll {
+        machine_id: String,
+    },
+}
+
+/// What the uplink and the live channel need besides the identity, gathered so that they can
+/// start later, once enrollment succeeded.
+struct UplinkParts {
+    spool: SharedSpool,
+    policy: watch::Sender<Policy>,
+    state_dir: std::path::PathBuf,
+    diagnosis: Arc<Mutex<UplinkDiagnosis>>,
+    checks: mpsc::Sender<crate::uplink::live::CheckRequest>,
+    wake: Arc<Notify>,
+    live_channel: bool,
+    check_now_min_interval: std::time::Duration,
+}
+
+impl UplinkParts {
+    /// Starts the uplink (and the live channel, when configured) on `tracker`.
+    fn start(
+        self,
+        identity: &Identity,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Result<(), UplinkError> {
+        let uplink_channel = channel(identity)?;
+        let uplink = Uplink::new(
+            uplink_channel.clone(),
+            self.spool,
+            self.policy,
+            self.state_dir,
+            self.diagnosis,
+        );
+        if self.live_channel {
+            // The live channel shares the uplink's connection (and its HTTP/2 keepalive).
+            let live = Live::new(
+                uplink_channel,
+                self.checks,
+                uplink.acked(),
+                self.check_now_min_interval,
+            );
+            tracker.spawn(live.run(shutdown.clone()));
+        }
+        self.wake.notify_one(); // what was spooled before enrollment goes out now
+        tracker.spawn(uplink.run(self.wake, shutdown.clone()));
+        Ok(())
+    }
 }
 
 /// The host name and OS every snapshot carries. Blocks (reads `/proc` and `/etc`).

@@ -48,7 +48,9 @@ const MAX_DELAY: Duration = Duration::from_secs(1);
 pub fn specs(config: &Config, config_file: Option<&Path>, probes: &ProbeSet) -> Vec<WatchSpec> {
     let mut out = Vec::new();
     if let Some(file) = config_file {
-        out.extend(file_in_dir(file, Target::Config));
+        // Events name absolute paths: a relative `--config` would never match them.
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+        out.extend(file_in_dir(&file, Target::Config));
     }
     for (id, watched) in probes.watched(config) {
         let target = if watched.refresh_only {
@@ -234,6 +236,14 @@ mod tests {
         for (path, expected) in cases {
             assert_eq!(targets_for(&specs, Path::new(path)), expected, "{path}");
         }
+    }
+
+    #[test]
+    fn a_relative_config_path_matches_the_events_absolute_paths() {
+        let probes = ProbeSet::new();
+        let specs = specs(&Config::default(), Some(Path::new("agent.toml")), &probes);
+        let absolute = std::env::current_dir().expect("cwd").join("agent.toml");
+        assert_eq!(targets_for(&specs, &absolute), [Target::Config]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod collector_core;
 mod dashboard;
 mod dashboard_auth;
 mod disk_tickets;
+mod enroll_at_start;
 mod feeds_alertmanager;
 mod feeds_grpc;
 mod feeds_nats;

@@ -10,6 +10,7 @@ mod commands;
 mod feeds;
 mod local;
 pub mod output;
+mod package_config;
 mod users;
 
 use std::path::PathBuf;
@@ -119,6 +120,9 @@ pub enum Command {
     },
     /// Print the default configuration file.
     PrintDefaultConfig,
+    /// Print each OS's agent install command with this collector's URL, a fresh enrollment
+    /// token and the CA embedded (works on the store; the collector may be stopped).
+    PackageConfig(package_config::PackageConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +323,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
         Command::Events(args) => commands::events(&config, &args).await?,
         Command::Feeds(cmd) => feeds::run(&config, cmd).await?,
         Command::CheckNow { host, read } => check_now::run(&config, &host, &read).await?,
+        Command::PackageConfig(args) => package_config::run(&config, args).await?,
         Command::PrintDefaultConfig | Command::CheckRules { .. } => {}
     }
     Ok(())

@@ -12,12 +12,14 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(windows)]
 pub async fn collect(_offload: &Offload) -> Result<Vec<AvProduct>, ProbeError> {
-    let ps = |script: &'static str| {
+    // An async block owns the argument list the returned future borrows.
+    let ps = |script: &'static str| async move {
         run(
             "powershell.exe",
             &["-NoProfile", "-NonInteractive", "-Command", script],
             TIMEOUT,
         )
+        .await
     };
     // Windows Server has no Security Center: an error there means "no entries", not a failure.
     let mut products = match ps("Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct | Select-Object displayName,productState | ConvertTo-Json").await {
