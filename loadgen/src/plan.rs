@@ -13,6 +13,10 @@ pub enum Mode {
     Storm,
     /// Every agent comes back from an outage with a backlog, all at once, then goes steady.
     Flush,
+    /// No reports: every agent calls the gRPC health check at the pace instead, over the same
+    /// mutual-TLS connection. What the collector spends per call then is its transport's
+    /// floor (TLS, HTTP/2, gRPC framing), with no store, rules or validation behind it.
+    Floor,
 }
 
 /// When the storm blows and who is in it.

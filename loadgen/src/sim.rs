@@ -15,6 +15,8 @@ use firstline_proto::v1::{ReportRequest, Snapshot};
 use prost::Message;
 use tokio::sync::watch;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::identities::AgentIdentity;
 use crate::plan::{Mode, Plan};
@@ -31,6 +33,7 @@ const RETRY_MAX: Duration = Duration::from_secs(15);
 pub struct Sim {
     pub n: usize,
     client: AgentClient<Channel>,
+    health: HealthClient<Channel>,
     generator: Generator,
     plan: Arc<Plan>,
     stats: Arc<Stats>,
@@ -67,10 +70,12 @@ impl Sim {
     pub fn new(n: usize, channel: Channel, plan: Arc<Plan>, stats: Arc<Stats>) -> Self {
         let seed = plan.seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let generator = Generator::new(n, plan.epoch, plan.cross_share, seed);
+        let health = HealthClient::new(channel.clone());
         let client = AgentClient::new(channel).max_decoding_message_size(limits::MAX_MESSAGE_BYTES);
         Self {
             n,
             client,
+            health,
             generator,
             plan,
             stats,
@@ -83,7 +88,55 @@ impl Sim {
         if self.plan.mode == Mode::Flush && self.flush(&mut stop).await.is_none() {
             return;
         }
+        if self.plan.mode == Mode::Floor {
+            self.floor(&mut stop).await;
+            return;
+        }
         self.steady(&mut stop).await;
+    }
+
+    /// Health checks at the plan's pace (closed loop when the interval is zero), counted as
+    /// the reports of the other modes are.
+    async fn floor(&mut self, stop: &mut Stop) {
+        let interval = self.plan.interval;
+        let mut next = Instant::now() + interval.mul_f64(self.rng.f64());
+        loop {
+            if !interval.is_zero()
+                && until(stop, tokio::time::sleep_until(next.into()))
+                    .await
+                    .is_none()
+            {
+                return;
+            }
+            let started = Instant::now();
+            let Some(answer) = until(stop, self.health.check(HealthCheckRequest::default())).await
+            else {
+                return;
+            };
+            let ended = Instant::now();
+            self.stats.attempt(ended, ended - started);
+            match answer {
+                Ok(_) => self.stats.acked(&CallOutcome {
+                    ended,
+                    latency: ended - started,
+                    snapshots: 1,
+                    stored: 1,
+                    rejected: Vec::new(),
+                    resource_exhausted: 0,
+                }),
+                Err(status) => {
+                    let code = format!("{:?}", status.code());
+                    self.stats.error(ended, &code, status.message());
+                    if until(stop, tokio::time::sleep(RETRY_FIRST)).await.is_none() {
+                        return;
+                    }
+                }
+            }
+            next += interval;
+            if let Some(floor) = Instant::now().checked_sub(interval) {
+                next = next.max(floor);
+            }
+        }
     }
 
     /// Reports at the plan's pace: closed loop when the interval is zero, else the first

@@ -121,18 +121,31 @@ impl Summary {
                 l.p50_ms, l.p99_ms, l.max_ms, l.count
             )
         };
-        let mut out = vec![
+        let unit = if self.mode == "floor" {
+            "calls"
+        } else {
+            "reports"
+        };
+        let acknowledged = if self.mode == "floor" {
             format!(
-                "summary: {} mode, {} agents, {:.1} s measured",
-                self.mode, self.agents, self.window_seconds
-            ),
+                "  answered: {} health checks ({:.1}/s), no reports",
+                self.acked_reports, self.reports_per_second
+            )
+        } else {
             format!(
                 "  acknowledged: {} reports ({:.1}/s), {} snapshots ({:.1}/s)",
                 self.acked_reports,
                 self.reports_per_second,
                 self.acked_snapshots,
                 self.snapshots_per_second
+            )
+        };
+        let mut out = vec![
+            format!(
+                "summary: {} mode, {} agents, {:.1} s measured",
+                self.mode, self.agents, self.window_seconds
             ),
+            acknowledged,
             format!(
                 "  latency per Report call (incl. retries): {}",
                 lat(&self.latency)
@@ -150,7 +163,7 @@ impl Summary {
             ),
             format!("  errors by code: {}", errors(&self.errors)),
             format!(
-                "  loadgen: {:.2} s CPU ({:.1} ms per 1000 reports), peak RSS {:.1} MiB, ~{:.1} KiB per connection",
+                "  loadgen: {:.2} s CPU ({:.1} ms per 1000 {unit}), peak RSS {:.1} MiB, ~{:.1} KiB per connection",
                 self.loadgen_cpu_seconds,
                 self.loadgen_cpu_ms_per_1000_reports,
                 mib(self.loadgen_peak_rss_bytes),
@@ -159,7 +172,7 @@ impl Summary {
         ];
         for m in &self.measured {
             out.push(format!(
-                "  pid {} (+{} descendants): {:.2} s CPU ({:.1} ms per 1000 reports), RSS {:.1} MiB",
+                "  pid {} (+{} descendants): {:.2} s CPU ({:.1} ms per 1000 {unit}), RSS {:.1} MiB",
                 m.pid,
                 m.processes.saturating_sub(1),
                 m.cpu_seconds,
@@ -220,5 +233,21 @@ mod tests {
         assert!(text.contains("Unavailable 2"), "{text}");
         let json = serde_json::to_value(&sum).expect("json");
         assert_eq!(json["acked_reports"], 1000);
+    }
+
+    #[test]
+    fn the_floor_run_counts_calls_not_reports() {
+        let s = Inner {
+            acked_calls: 500,
+            acked_snapshots: 500,
+            ..Default::default()
+        };
+        let text = Summary::from_window("floor", 10, Duration::from_secs(5), &s).text();
+        assert!(
+            text.contains("answered: 500 health checks (100.0/s), no reports"),
+            "{text}"
+        );
+        assert!(text.contains("ms per 1000 calls"), "{text}");
+        assert!(!text.contains("reports ("), "{text}");
     }
 }

@@ -23,7 +23,7 @@ use crate::engine::Engine;
 use crate::engine::{SILENT_RULE, Tracked};
 use crate::facts::Snapshot;
 use crate::report::{Batch, Entry};
-use crate::store::{AgentVersion, QuietRow, Recurring, StoreError, WriteTx};
+use crate::store::{AgentVersion, QuietRow, Recurring, Store, StoreError, WriteTx};
 use crate::tickets::TicketState;
 
 /// A tracked condition as remembered.
@@ -107,7 +107,7 @@ impl QuietMemory {
     /// condition holding, no disk sample due.
     pub fn plan<'a>(
         &self,
-        tx: &WriteTx,
+        store: &Store,
         engine: &Engine,
         agent_id: &'a str,
         batch: &'a Batch,
@@ -123,7 +123,7 @@ impl QuietMemory {
             || snapshot.seq <= known.version.last_seq
             || !complete(snapshot)
             || mounts_print(snapshot) != known.mounts
-            || tx.sample_may_be_due(agent_id, snapshot.at_ms)
+            || store.sample_may_be_due(agent_id, snapshot.at_ms)
         {
             return Ok(None);
         }

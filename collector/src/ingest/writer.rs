@@ -387,38 +387,35 @@ async fn commit_group(
     memory: &mut QuietMemory,
     group: &mut Vec<Job>,
 ) {
-    let results = match apply_group(store, engine, memory, group).await {
-        Ok(results) => {
-            record_alerts(&results);
-            results
-        }
-        Err(error) => {
-            for job in group.iter() {
+    let mut results: Vec<Option<Result<IngestOutcome, StoreError>>> =
+        (0..group.len()).map(|_| None).collect();
+    if let Err(error) = apply_group(store, engine, memory, group, &mut results).await {
+        tracing::warn!(%error, reports = group.len(), "group commit failed; the agents will send again");
+        let text = error.to_string();
+        for (job, result) in group.iter().zip(results.iter_mut()) {
+            if result.is_none() {
                 memory.forget(&job.agent_id);
+                *result = Some(Err(StoreError::Unavailable(text.clone())));
             }
-            tracing::warn!(%error, reports = group.len(), "group commit failed; the agents will send again");
-            let text = error.to_string();
-            group
-                .iter()
-                .map(|_| Err(StoreError::Unavailable(text.clone())))
-                .collect()
         }
-    };
+    }
+    let results: Vec<_> = results.into_iter().flatten().collect();
+    record_alerts(&results);
     for (job, result) in group.drain(..).zip(results) {
         // The caller may have gone (its deadline passed); what was committed stays.
         let _ = job.done.send(result);
     }
 }
 
+/// Fills in the result of every report of the group it committed. On an error, the reports
+/// left without a result are not committed (the caller fails them); those with one are.
 async fn apply_group(
     store: &Store,
     engine: &Engine,
     memory: &mut QuietMemory,
     group: &[Job],
-) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
-    let mut tx = store.begin_write().await?;
-    let mut results: Vec<Option<Result<IngestOutcome, StoreError>>> =
-        (0..group.len()).map(|_| None).collect();
+    results: &mut [Option<Result<IngestOutcome, StoreError>>],
+) -> Result<(), StoreError> {
     // Quiet reports first, all together: only an agent's first report of the group may be
     // quiet (the others follow it on the full path).
     let mut seen = HashSet::with_capacity(group.len());
@@ -427,46 +424,102 @@ async fn apply_group(
         if !seen.insert(job.agent_id.as_str()) {
             continue;
         }
-        if let Some(plan) = memory.plan(&tx, engine, &job.agent_id, &job.batch, job.now_ms)? {
+        if let Some(plan) = memory.plan(store, engine, &job.agent_id, &job.batch, job.now_ms)? {
             plans.push((i, plan));
         }
     }
-    if !plans.is_empty() {
-        tx.savepoint(Savepoint::Report).await?;
-        let rows: Vec<_> = plans.iter().map(|(_, p)| p.row()).collect();
-        match tx.store_quiet(&rows).await {
-            Ok(advanced) => {
-                tx.release(Savepoint::Report).await?;
-                for (i, plan) in &plans {
-                    if advanced.contains(plan.agent_id) {
-                        memory.stored(plan);
-                        results[*i] = Some(Ok(plan.outcome()));
-                    } else {
-                        tracing::debug!(
-                            agent_id = plan.agent_id,
-                            "agent changed elsewhere; full path"
-                        );
-                        memory.forget(plan.agent_id);
-                    }
+    let rows: Vec<_> = plans.iter().map(|(_, p)| p.row()).collect();
+    // On SQLite the quiet reports commit on their own lane, before the rest; elsewhere they
+    // share the group's transaction and get their results only when it commits.
+    let quiet_started = Instant::now();
+    let apart = if rows.is_empty() {
+        None
+    } else {
+        store.store_quiet_apart(&rows).await
+    };
+    let quiet_us = quiet_started.elapsed().as_micros() as u64;
+    let mut tx = None;
+    let mut quiet_in_tx = Vec::new();
+    let quiet = match apart {
+        Some(stored) => stored,
+        None if rows.is_empty() => Ok(HashSet::new()),
+        None => {
+            let tx = tx.insert(store.begin_write().await?);
+            tx.savepoint(Savepoint::Report).await?;
+            match tx.store_quiet(&rows).await {
+                Ok(advanced) => {
+                    tx.release(Savepoint::Report).await?;
+                    Ok(advanced)
+                }
+                Err(error) => {
+                    tx.rollback_to(Savepoint::Report).await?;
+                    Err(error)
                 }
             }
-            Err(error) => {
-                // One of them the store refused: each goes the full path, alone.
-                tracing::debug!(%error, reports = plans.len(), "quiet batch refused; full path");
-                tx.rollback_to(Savepoint::Report).await?;
-                for (_, plan) in &plans {
+        }
+    };
+    drop(rows);
+    match quiet {
+        Ok(advanced) => {
+            for (i, plan) in &plans {
+                if advanced.contains(plan.agent_id) {
+                    memory.stored(plan);
+                    if tx.is_some() {
+                        quiet_in_tx.push((*i, plan.outcome()));
+                    } else {
+                        results[*i] = Some(Ok(plan.outcome()));
+                    }
+                } else {
+                    tracing::debug!(
+                        agent_id = plan.agent_id,
+                        "agent changed elsewhere; full path"
+                    );
                     memory.forget(plan.agent_id);
                 }
             }
         }
-    }
-    for (job, result) in group.iter().zip(results.iter_mut()) {
-        if result.is_none() {
-            *result = Some(apply_one(&mut tx, engine, memory, job).await?);
+        Err(error) => {
+            // One of them the store refused: each goes the full path, alone.
+            tracing::debug!(%error, reports = plans.len(), "quiet batch refused; full path");
+            for (_, plan) in &plans {
+                memory.forget(plan.agent_id);
+            }
         }
     }
+    let in_tx: HashSet<usize> = quiet_in_tx.iter().map(|(i, _)| *i).collect();
+    let full: Vec<usize> = (0..group.len())
+        .filter(|i| results[*i].is_none() && !in_tx.contains(i))
+        .collect();
+    if full.is_empty() && tx.is_none() {
+        return Ok(());
+    }
+    let mut tx = match tx {
+        Some(tx) => tx,
+        None => store.begin_write().await?,
+    };
+    let full_started = Instant::now();
+    let full_reports = full.len();
+    let mut done = Vec::with_capacity(full_reports);
+    for i in full {
+        done.push((i, apply_one(&mut tx, engine, memory, &group[i]).await?));
+    }
+    let applied_us = full_started.elapsed().as_micros() as u64;
     tx.commit().await?;
-    Ok(results.into_iter().flatten().collect())
+    tracing::trace!(
+        quiet = plans.len(),
+        quiet_us,
+        full = full_reports,
+        applied_us,
+        committed_us = full_started.elapsed().as_micros() as u64,
+        "group applied"
+    );
+    for (i, outcome) in quiet_in_tx {
+        results[i] = Some(Ok(outcome));
+    }
+    for (i, result) in done {
+        results[i] = Some(result);
+    }
+    Ok(())
 }
 
 /// One report of the group on the full path, under its savepoint. `Ok(Err(_))`: this report failed alone and is rolled back; `Err(_)`: the

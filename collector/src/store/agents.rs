@@ -306,6 +306,18 @@ impl Store {
         }))
     }
 
+    /// The revocation mark: how many certificates are revoked and the latest revocation
+    /// time. It moves with every revocation, by any process or replica (one indexed read).
+    pub async fn revocation_mark(&self) -> Result<(i64, i64), StoreError> {
+        let mark: (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MAX(revoked_at_ms), 0) FROM certificates \
+             WHERE revoked_at_ms IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(mark)
+    }
+
     /// Revokes every certificate of a subject (an agent id or an operator name); returns how
     /// many were revoked.
     pub async fn revoke_subject(&self, subject: &str, now_ms: i64) -> Result<u64, StoreError> {

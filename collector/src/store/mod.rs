@@ -8,6 +8,7 @@
 mod agent_state;
 mod agents;
 mod alert_sync;
+mod checkpoint;
 mod conditions;
 mod events;
 mod feeds;
@@ -17,6 +18,7 @@ mod hints;
 mod lease;
 mod outages;
 mod quiet;
+mod quiet_lane;
 mod reports;
 mod retention;
 mod silences;
@@ -170,6 +172,10 @@ pub struct Store {
     events_written: Arc<tokio::sync::watch::Sender<u64>>,
     /// Revocations made through this handle (see [`Store::revocations`]).
     revocations: Arc<std::sync::atomic::AtomicU64>,
+    /// SQLite files: the quiet reports' own connection (`quiet_lane`).
+    quiet_lane: Option<Arc<quiet_lane::QuietLane>>,
+    /// SQLite files: checkpoints off the commit path (`checkpoint`).
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// A write transaction. SQLite transactions start `IMMEDIATE` so that two writers queue on the
@@ -258,6 +264,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin",
         include_str!("../../migrations/sqlite/0014_admin.sql"),
     ),
+    (
+        15,
+        "revocations",
+        include_str!("../../migrations/sqlite/0015_revocations.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -330,6 +341,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin",
         include_str!("../../migrations/postgres/0014_admin.sql"),
     ),
+    (
+        15,
+        "revocations",
+        include_str!("../../migrations/postgres/0015_revocations.sql"),
+    ),
 ];
 
 impl Backend {
@@ -357,16 +373,21 @@ impl Store {
                 // `synchronous = FULL`: a commit is on disk before it is acknowledged, so an
                 // acknowledged report survives power loss (NORMAL in WAL mode may lose the
                 // last commits).
+                // A file's log is checkpointed by a thread of its own (`checkpoint`).
+                let pragmas = if quiet_lane::file_of(url).is_some() {
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;"
+                } else {
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                     PRAGMA temp_store = MEMORY;"
+                };
                 options
                     .max_connections(4)
-                    .after_connect(|conn, _meta| {
+                    .after_connect(move |conn, _meta| {
                         Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA temp_store = MEMORY;",
-                            )
-                            .await?;
+                            conn.execute(pragmas).await?;
                             Ok(())
                         })
                     })
@@ -375,14 +396,22 @@ impl Store {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        let store = Self {
+        let mut store = Self {
             pool,
             backend,
             hints: Arc::default(),
             events_written: Arc::new(tokio::sync::watch::Sender::new(0)),
             revocations: Arc::default(),
+            quiet_lane: None,
+            checkpointer: None,
         };
         store.migrate().await?;
+        if backend == Backend::Sqlite
+            && let Some(file) = quiet_lane::file_of(url)
+        {
+            store.checkpointer = Some(Arc::new(checkpoint::Checkpointer::start(&file)?));
+            store.quiet_lane = Some(Arc::new(quiet_lane::QuietLane::open(&file)?));
+        }
         Ok(store)
     }
 
@@ -446,6 +475,12 @@ impl Store {
 
     /// Closes every connection; pending writes are already committed.
     pub async fn close(&self) {
+        if let Some(lane) = &self.quiet_lane {
+            lane.close();
+        }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close();
+        }
         self.pool.close().await;
     }
 

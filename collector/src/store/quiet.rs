@@ -53,7 +53,27 @@ pub struct AgentVersion {
 }
 
 /// Counters cap, as in `reports`.
-const COUNTER_CAP: i64 = 1 << 62;
+pub(super) const COUNTER_CAP: i64 = 1 << 62;
+
+impl super::Store {
+    /// Stores quiet reports in a transaction of their own on SQLite's quiet lane
+    /// (`store::quiet_lane`), when this store has one; `None` when it has not (PostgreSQL, an
+    /// in-memory SQLite database): then [`WriteTx::store_quiet`] does it in the group's
+    /// transaction. Returns the agents advanced.
+    pub async fn store_quiet_apart(
+        &self,
+        rows: &[QuietRow<'_>],
+    ) -> Option<Result<HashSet<String>, StoreError>> {
+        let lane = self.quiet_lane.as_ref()?;
+        Some(lane.store(rows).await)
+    }
+
+    /// Whether a snapshot of `agent_id` at `at_ms` would add a disk sample, or this collector
+    /// cannot tell without asking the store (as [`WriteTx::sample_may_be_due`]).
+    pub fn sample_may_be_due(&self, agent_id: &str, at_ms: i64) -> bool {
+        super::reports::sample_may_be_due(&self.hints, agent_id, at_ms)
+    }
+}
 
 impl WriteTx {
     /// The agent's row version, read after the full path has run on its report.

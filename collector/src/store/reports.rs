@@ -496,10 +496,7 @@ impl WriteTx {
     /// Whether a snapshot of `agent_id` at `at_ms` would add a disk sample, or this collector
     /// cannot tell without asking the store.
     pub fn sample_may_be_due(&self, agent_id: &str, at_ms: i64) -> bool {
-        !self
-            .hints
-            .last_sample(agent_id)
-            .is_some_and(|l| (0..SAMPLE_EVERY_MS).contains(&(at_ms - l)))
+        sample_may_be_due(&self.hints, agent_id, at_ms)
     }
 
     /// Samples of one mount since `since_ms`, oldest first.
@@ -528,6 +525,13 @@ impl WriteTx {
             })
             .collect()
     }
+}
+
+/// Whether the hints leave a disk sample of `agent_id` at `at_ms` possibly due.
+pub(super) fn sample_may_be_due(hints: &super::hints::Hints, agent_id: &str, at_ms: i64) -> bool {
+    !hints
+        .last_sample(agent_id)
+        .is_some_and(|l| (0..SAMPLE_EVERY_MS).contains(&(at_ms - l)))
 }
 
 /// Labels as stored (comma-separated).
