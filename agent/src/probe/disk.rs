@@ -450,6 +450,32 @@ mod tests {
     }
 
     #[test]
+    fn captured_protected_service_reports_its_writable_filesystems() {
+        // A service with the agent unit's ProtectSystem=strict, ProtectHome=read-only,
+        // ReadWritePaths= and StateDirectory=, in a Debian 12 container: "/" and "/tmp" are
+        // "ro" per mount over writable filesystems; the state directory and /var/log are
+        // bind mounts of "/" (dropped as duplicates of its device).
+        let got = selected(include_str!(
+            "../../testdata/mountinfo-systemd252-protect-strict.txt"
+        ));
+        let mounts: Vec<&str> = got.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            mounts,
+            [
+                "/",
+                "/dev",
+                "/dev/shm",
+                "/run",
+                "/run/credentials",
+                "/run/host",
+                "/run/lock",
+                "/run/systemd/incoming",
+                "/tmp",
+            ]
+        );
+    }
+
+    #[test]
     fn malformed_lines_are_skipped() {
         let entries = parse_mountinfo("garbage\n\n27 1 254:0 / / rw - ext4 /dev/vda rw\n1 2 3\n");
         assert_eq!(entries.len(), 1);
