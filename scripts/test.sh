@@ -74,15 +74,13 @@ cargo test --workspace --locked "$@"
 
 # The packages are built from the binaries `cargo test` just built (target/debug; the package
 # build strips its copies), not from another optimised build: the release scripts package
-# the release profiles, CI checks the packaging itself. lint-deploy.sh and test-packages.sh
-# install the tools they lack.
+# the release profiles, CI checks the packaging itself. The end-to-end tests build those
+# binaries (tests/src/bins.rs), so this build does nothing, unless arguments given to this
+# script left those tests out. lint-deploy.sh and test-packages.sh install the tools they
+# lack.
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-for bin in firstline-agent firstline-collector; do
-  if [ ! -x "$target/debug/$bin" ]; then
-    echo "==> cargo build -p $bin --bins (not built by the tests)"
-    cargo build --locked -p "$bin" --bins
-  fi
-done
+echo "==> cargo build -p firstline-agent -p firstline-collector --bins (up to date after the tests)"
+cargo build --locked -p firstline-agent -p firstline-collector --bins
 echo "==> deploy/lint-deploy.sh"
 FIRSTLINE_COLLECTOR_BIN="$target/debug/firstline-collector" deploy/lint-deploy.sh
 echo "==> deploy/linux/test-packages.sh"
