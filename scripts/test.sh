@@ -75,11 +75,12 @@ cargo test --workspace --locked "$@"
 # The packages are built from the binaries `cargo test` just built (target/debug; the package
 # build strips its copies), not from another optimised build: the release scripts package
 # the release profiles, CI checks the packaging itself. The end-to-end tests build those
-# binaries (tests/src/bins.rs), so this build does nothing, unless arguments given to this
-# script left those tests out. lint-deploy.sh and test-packages.sh install the tools they
-# lack.
+# binaries too (tests/src/bins.rs), from inside the test process; this build makes sure they
+# match the tree also when arguments given to this script left those tests out (after the
+# tests it can still rebuild ring and the crates above it, about a minute). lint-deploy.sh and
+# test-packages.sh install the tools they lack.
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-echo "==> cargo build -p firstline-agent -p firstline-collector --bins (up to date after the tests)"
+echo "==> cargo build -p firstline-agent -p firstline-collector --bins"
 cargo build --locked -p firstline-agent -p firstline-collector --bins
 echo "==> deploy/lint-deploy.sh"
 FIRSTLINE_COLLECTOR_BIN="$target/debug/firstline-collector" deploy/lint-deploy.sh
