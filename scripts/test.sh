@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. The end-to-end tests need root (they mount small tmpfs
-# filesystems to fill) and PostgreSQL's server binaries (they start a throwaway server); this
-# script installs what is missing on Debian/Ubuntu and refuses to run rather than skip tests.
+# Runs every test of the workspace, then the deployment checks: the deployment files
+# (deploy/lint-deploy.sh) and the Linux packages, built from this run's binaries and tested in
+# a container (deploy/linux/test-packages.sh). The end-to-end tests need root (they mount small tmpfs filesystems to fill) and PostgreSQL's
+# server binaries (they start a throwaway server); this script installs what is missing on
+# Debian/Ubuntu and refuses to run rather than skip tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,3 +71,19 @@ fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace --locked "$@"
+
+# The packages are built from the binaries `cargo test` just built (target/debug; the package
+# build strips its copies), not from another optimised build: the release scripts package
+# the release profiles, CI checks the packaging itself. The end-to-end tests build those
+# binaries too (tests/src/bins.rs), from inside the test process; this build makes sure they
+# match the tree also when arguments given to this script left those tests out (after the
+# tests it can still rebuild ring and the crates above it, about a minute). lint-deploy.sh and
+# test-packages.sh install the tools they lack.
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+echo "==> cargo build -p firstline-agent -p firstline-collector --bins"
+cargo build --locked -p firstline-agent -p firstline-collector --bins
+echo "==> deploy/lint-deploy.sh"
+FIRSTLINE_COLLECTOR_BIN="$target/debug/firstline-collector" deploy/lint-deploy.sh
+echo "==> deploy/linux/test-packages.sh"
+FIRSTLINE_AGENT_BIN="$target/debug/firstline-agent" \
+  FIRSTLINE_COLLECTOR_BIN="$target/debug/firstline-collector" deploy/linux/test-packages.sh

@@ -27,10 +27,15 @@ use crate::status::status;
 #[derive(Debug, Parser)]
 #[command(name = "firstline-agent", version)]
 pub struct Cli {
-    /// Configuration file (TOML). Without it, the built-in defaults apply.
+    /// Configuration file (TOML). Without it: /etc/firstline/agent.toml on Linux when it
+    /// exists (the packages' file), %ProgramData%\Firstline\agent.toml on Windows, else
+    /// the built-in defaults.
     #[arg(long, short, global = true, env = "FIRSTLINE_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// State directory for the identity and the spool (overrides `state_dir`).
+    /// State directory for the identity and the spool (overrides `state_dir`). Without it
+    /// or `state_dir`: $STATE_DIRECTORY, else /var/lib/firstline-agent on Linux when it exists
+    /// (the packages' service), %ProgramData%\Firstline\state on Windows, else
+    /// ./firstline-agent-data.
     #[arg(long, global = true, env = "FIRSTLINE_AGENT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(subcommand)]

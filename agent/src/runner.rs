@@ -62,7 +62,9 @@ pub async fn run(
     let collector_url = match &start {
         Start::Enrolled(identity) => {
             if wants_enrollment {
-                tracing::debug!(
+                // Info: after a re-install with fresh values, the journal says why nothing
+                // enrolled.
+                tracing::info!(
                     agent_id = identity.agent_id,
                     "already enrolled; the enrollment values are ignored"
                 );

@@ -5,8 +5,9 @@
 # then boots a Debian container under systemd-nspawn (its root file system made by mmdebstrap
 # and cached in /var/cache/firstline-test/) and there: verifies the units with
 # systemd-analyze, installs the collector, creates a token with its CLI, installs the agent
-# with the enrollment values in the environment, sees the agent's report arrive, upgrades
-# both (config edit, identity and spool kept), removes and purges them.
+# with the enrollment values in the environment, sees the service enroll by itself and its
+# report arrive, re-installs and upgrades both (config edit, identity and spool kept),
+# removes and purges them.
 #
 # Runs as root on Debian or Ubuntu and installs the tools it lacks; it fails, never skips.
 # Binaries: FIRSTLINE_AGENT_BIN and FIRSTLINE_COLLECTOR_BIN, else the release builds in
@@ -43,6 +44,9 @@ have mmdebstrap || missing+=(mmdebstrap)
 have systemd-nspawn || missing+=(systemd-container)
 have nsenter || missing+=(util-linux)
 have systemd-analyze || missing+=(systemd)
+have strip || missing+=(binutils)
+# The checks of the collector's JSON run the host's Python.
+[ -x /usr/bin/python3 ] || missing+=(python3)
 if [ -z "$(ls /usr/share/keyrings/debian-archive-keyring.gpg 2>/dev/null)" ]; then
     missing+=(debian-archive-keyring)
 fi
@@ -170,10 +174,11 @@ rpm_arch="$(uname -m)"
 
 step "building the packages (revision 1, and revision 2 for the upgrade)"
 t0=$(date +%s)
+# --fast: xz level 1; compressing a debug build at the default level takes minutes.
 "$here/build-packages.sh" --agent-bin "$agent_bin" --collector-bin "$collector_bin" \
-    --out "$work/v1" --revision 1
+    --out "$work/v1" --revision 1 --fast
 "$here/build-packages.sh" --agent-bin "$agent_bin" --collector-bin "$collector_bin" \
-    --out "$work/v2" --revision 2 --formats deb
+    --out "$work/v2" --revision 2 --formats deb --fast
 ok "built in $(($(date +%s) - t0))s"
 agent_deb="$work/v1/firstline-agent_${version}-1_${arch}.deb"
 collector_deb="$work/v1/firstline-collector_${version}-1_${arch}.deb"
@@ -325,7 +330,6 @@ expect "container host name" "$(in_ct hostname)" "$machine"
 pkgs=/root/pkgs
 data=/var/lib/firstline-collector
 state_dir=/var/lib/firstline-agent
-agent_cli=(firstline-agent --config /etc/firstline/agent.toml --state-dir "$state_dir")
 
 step "installing firstline-collector $version-1"
 in_ct dpkg -i "$pkgs/$(basename "$collector_deb")" </dev/null
@@ -378,21 +382,8 @@ ok "CA copied to /etc/firstline/collector-ca.crt"
 in_ct systemctl is-enabled --quiet firstline-agent || fail "firstline-agent is not enabled"
 ok "firstline-agent is enabled"
 
-# TODO(enroll-at-start): once `firstline-agent run` enrolls by itself from agent.env, run with
-# FIRSTLINE_TEST_ENROLL=env (then make it the default and delete the `cli` branch).
-case "${FIRSTLINE_TEST_ENROLL:-cli}" in
-    env)
-        wait_for 60 "the service enrolled by itself from agent.env" \
-            in_ct test -f "$state_dir/identity.toml"
-        ;;
-    cli)
-        in_ct "${agent_cli[@]}" enroll --collector https://127.0.0.1:7443 --token "$token" \
-            --ca-file /etc/firstline/collector-ca.crt
-        in_ct systemctl reset-failed firstline-agent || true
-        in_ct systemctl restart firstline-agent
-        ;;
-    *) fail "FIRSTLINE_TEST_ENROLL must be env or cli" ;;
-esac
+# Nobody runs `enroll`: the service enrolls with the values the package wrote.
+wait_for 60 "the service enrolled by itself from agent.env" in_ct test -f "$state_dir/identity.toml"
 wait_for 30 "firstline-agent is active" in_ct systemctl is-active --quiet firstline-agent
 hosts_has_machine() { in_ct firstline-collector hosts | grep -w "$machine" >/dev/null; }
 wait_for 60 "the agent's report arrived: 'firstline-collector hosts' lists $machine" hosts_has_machine
@@ -425,8 +416,50 @@ if problems:
 print(f"filesystems {sorted(mounts)}, package manager apt, no probe failing")
 ' "$machine" "$@"
 }
+# The service's view is read-only (ProtectSystem=strict; /home, on the same filesystem here,
+# with it): / says "ro" in its namespace, its state directory "rw", and the probes report
+# anyway.
+agent_pid="$(in_ct systemctl show -P MainPID firstline-agent)"
+# shellcheck disable=SC2016 # $5 and $6 are awk's fields
+mount_options() { in_ct awk -v m="$2" '$5 == m { o = $6 } END { print o }' "/proc/$1/mountinfo"; }
+expect "/ is read-only in the service's view" "$(mount_options "$agent_pid" / | cut -d, -f1)" ro
+expect "$state_dir is writable in the service's view" \
+    "$(mount_options "$agent_pid" "$state_dir" | cut -d, -f1)" rw
 wait_for 30 "the service reports / and /tmp, apt's simulation and no probe failure" host_facts / /tmp
 host_facts / /tmp
+
+step "firstline-agent status without flags (the packaged config and state directory)"
+in_ct firstline-agent status
+status_json="$(in_ct firstline-agent status --json)"
+status_field() { printf '%s' "$status_json" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+expect "status: state directory" "$(status_field state_dir)" "$state_dir"
+expect "status: collector" "$(status_field collector_url)" "https://127.0.0.1:7443"
+expect "status: agent id" "$(status_field agent_id)" \
+    "$(in_ct sed -n 's/^agent_id = "\(.*\)"$/\1/p' "$state_dir/identity.toml")"
+
+step "re-install firstline-agent $version-1 with a fresh token: the same identity, no second host"
+identity_sums="$(in_ct sh -c "cd $state_dir && sha256sum agent.key agent.crt ca.crt identity.toml")"
+agent_pid="$(in_ct systemctl show -P MainPID firstline-agent)"
+token2="$(in_ct firstline-collector token create --label package-test-reinstall --ttl 10m)"
+in_ct env FIRSTLINE_ENROLL_TOKEN="$token2" dpkg -i "$pkgs/$(basename "$agent_deb")" </dev/null
+in_ct grep -qxF "FIRSTLINE_ENROLL_TOKEN=\"$token2\"" /etc/firstline/agent.env ||
+    fail "agent.env does not hold the new token"
+in_ct grep -qxF 'FIRSTLINE_COLLECTOR_URL="https://127.0.0.1:7443"' /etc/firstline/agent.env ||
+    fail "agent.env lost the collector URL the re-install did not give"
+ok "agent.env: the new token, the other values kept"
+wait_for 30 "firstline-agent is active after the re-install" in_ct systemctl is-active --quiet firstline-agent
+new_pid="$(in_ct systemctl show -P MainPID firstline-agent)"
+[ "$new_pid" != "$agent_pid" ] || fail "agent not restarted by the re-install"
+already_enrolled() {
+    in_ct journalctl --no-pager _PID="$new_pid" | grep 'already enrolled; the enrollment values are ignored' >/dev/null
+}
+wait_for 30 "the restarted agent logs that it is already enrolled" already_enrolled
+expect "identity files (sha256) after the re-install" \
+    "$(in_ct sh -c "cd $state_dir && sha256sum agent.key agent.crt ca.crt identity.toml")" "$identity_sums"
+hosts_named() { in_ct firstline-collector hosts --json | /usr/bin/python3 -c '
+import json, sys
+print(sum(h["hostname"] == sys.argv[1] for h in json.load(sys.stdin)))' "$machine"; }
+expect "hosts named $machine" "$(hosts_named)" 1
 
 step "SQLite online backup of the running collector (docs/operations.md)"
 in_ct sqlite3 "$data/firstline.db" ".backup /root/firstline-backup.db"
@@ -448,9 +481,9 @@ fill=/home/firstline-test-fill
 in_ct mkdir -p "$fill"
 in_ct mount -t tmpfs -o size=4m tmpfs "$fill"
 in_ct dd if=/dev/zero of="$fill/blob" bs=64k count=61 status=none
-spooled() { [ "$(in_ct "${agent_cli[@]}" status --json | sed -n 's/.*"spooled_snapshots": *\([0-9]*\).*/\1/p')" -ge "$1" ]; }
+spooled() { [ "$(in_ct firstline-agent status --json | sed -n 's/.*"spooled_snapshots": *\([0-9]*\).*/\1/p')" -ge "$1" ]; }
 wait_for 30 "the agent spools while the collector is down" spooled 1
-in_ct "${agent_cli[@]}" status
+in_ct firstline-agent status
 identity_sums="$(in_ct sh -c "cd $state_dir && sha256sum agent.key agent.crt ca.crt identity.toml")"
 spool_sums="$(in_ct sh -c "cd $state_dir && find spool -name '*.pb' -exec sha256sum {} + | sort")"
 [ -n "$spool_sums" ] || fail "no spooled snapshot files"
@@ -477,7 +510,7 @@ wait_for 30 "firstline-collector is active after the upgrade" in_ct systemctl is
 in_ct grep -qx 'heartbeat = "2m"' /etc/firstline/collector.toml || fail "the collector config edit was lost"
 ok "config edit in /etc/firstline/collector.toml kept"
 expect "collector CA (sha256) after the upgrade" "$(in_ct sha256sum "$data/ca.crt" "$data/ca.key")" "$ca_sum"
-spooled_none() { [ "$(in_ct "${agent_cli[@]}" status --json | sed -n 's/.*"spooled_snapshots": *\([0-9]*\).*/\1/p')" = 0 ]; }
+spooled_none() { [ "$(in_ct firstline-agent status --json | sed -n 's/.*"spooled_snapshots": *\([0-9]*\).*/\1/p')" = 0 ]; }
 wait_for 90 "the spool drains into the upgraded collector" spooled_none
 ticket_for_fill() { in_ct firstline-collector tickets | grep " new .*$fill" >/dev/null; }
 wait_for 60 "a disk ticket for $fill is open" ticket_for_fill

@@ -1,7 +1,8 @@
 //! Disk probe: every real mounted filesystem with its bytes and inodes, measured with
-//! `statvfs`. Pseudo filesystems, read-only mounts (snap squashfs images, ISO images), network
-//! filesystems and bind-mount duplicates are left out, since none of them can fill up from this
-//! machine's use. The mount table parser is pure and tested on captured `/proc/self/mountinfo`.
+//! `statvfs`. Pseudo filesystems, read-only filesystems (snap squashfs images, ISO images),
+//! network filesystems and bind-mount duplicates are left out, since none of them can fill up
+//! from this machine's use. The mount table parser is pure and tested on captured
+//! `/proc/self/mountinfo` and on lines in the format proc_pid_mountinfo(5) documents.
 
 use firstline_proto::limits;
 
@@ -37,6 +38,9 @@ pub struct MountEntry {
     pub mount_point: String,
     pub fs_type: String,
     pub source: String,
+    /// The filesystem itself is read-only (its superblock options say `ro`). A mount that is
+    /// only read-only in this mount namespace (systemd's `ProtectSystem=`, a read-only bind
+    /// mount) still fills up from the machine's use elsewhere, so it does not count.
     pub read_only: bool,
 }
 
@@ -110,26 +114,33 @@ impl Default for DiskFilter {
     }
 }
 
-/// Parses `/proc/self/mountinfo` (see proc(5)). Malformed lines are skipped.
+/// Parses `/proc/self/mountinfo` (see proc_pid_mountinfo(5)). Malformed lines are skipped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
     text.lines().filter_map(parse_mountinfo_line).collect()
 }
 
+/// One line: `ID PARENT MAJ:MIN ROOT MOUNT_POINT MOUNT_OPTIONS [OPTIONAL...] - FSTYPE SOURCE
+/// SUPER_OPTIONS`. `ro` is read from the superblock options, the last field: the per-mount
+/// options (field 6) say `ro` on every mount of a service under `ProtectSystem=strict` or
+/// `ProtectHome=read-only`, though the filesystems stay writable.
 fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let (left, right) = line.split_once(" - ")?;
     let left: Vec<&str> = left.split(' ').collect();
+    // Split on single spaces: an empty source shows as two spaces in a row.
     let mut right = right.split(' ');
     let dev = left.get(2)?;
     let mount_point = unescape(left.get(4)?);
-    let options = left.get(5)?;
+    // The per-mount options must be there for the line to be well-formed.
+    left.get(5)?;
     let fs_type = right.next()?;
     let source = unescape(right.next().unwrap_or(""));
+    let super_options = right.next().unwrap_or("");
     Some(MountEntry {
         dev: (*dev).to_owned(),
         mount_point,
         fs_type: fs_type.to_owned(),
         source,
-        read_only: options.split(',').any(|o| o == "ro"),
+        read_only: super_options.split(',').any(|o| o == "ro"),
     })
 }
 
@@ -345,6 +356,123 @@ mod tests {
         let got = select_mounts(parse_mountinfo(text), &DiskFilter::default());
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].dev, "0:27");
+    }
+
+    /// One mountinfo line parsed: (mount point, source, read-only).
+    fn check_line(line: &str, want: (&str, &str, bool)) {
+        let entries = parse_mountinfo(line);
+        assert_eq!(entries.len(), 1, "{line}");
+        let e = &entries[0];
+        assert_eq!(
+            (e.mount_point.as_str(), e.source.as_str(), e.read_only),
+            want,
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn read_only_comes_from_the_superblock_options() {
+        // The example line of proc_pid_mountinfo(5), then variations of its options.
+        check_line(
+            "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue",
+            ("/mnt2", "/dev/root", false),
+        );
+        // ProtectSystem=strict / ProtectHome=read-only: read-only in the service's namespace
+        // only; the filesystem is writable and fills up as usual.
+        check_line(
+            "36 35 98:0 / / ro,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro",
+            ("/", "/dev/vda1", false),
+        );
+        check_line(
+            "61 36 0:45 / /home ro,nosuid,nodev,relatime master:30 - xfs /dev/sdb1 rw,attr2",
+            ("/home", "/dev/sdb1", false),
+        );
+        // A filesystem mounted read-only (or remounted so after errors) is read-only
+        // whatever the mount says.
+        check_line(
+            "40 30 7:0 / /snap/core22/1122 ro,nodev,relatime shared:24 - squashfs /dev/loop0 ro,errors=continue",
+            ("/snap/core22/1122", "/dev/loop0", true),
+        );
+        check_line(
+            "44 36 8:17 / /mnt/usb rw,relatime - vfat /dev/sdc1 rw,fmask=0022,ro",
+            ("/mnt/usb", "/dev/sdc1", true),
+        );
+        // "ro" must be an option of its own, not part of one.
+        check_line(
+            "45 36 8:18 / /srv rw - ext4 /dev/sdc2 rw,errors=remount-ro,ronly",
+            ("/srv", "/dev/sdc2", false),
+        );
+    }
+
+    #[test]
+    fn escaped_fields_and_an_empty_source() {
+        // Space, tab, newline and backslash are octal escapes (\040, \011, \012, \134).
+        check_line(
+            r"50 36 8:33 / /media/user/My\040Disk rw,nosuid shared:7 - exfat /dev/sdd1 rw",
+            ("/media/user/My Disk", "/dev/sdd1", false),
+        );
+        check_line(
+            r"51 36 8:34 / /mnt/a\011b\012c\134d ro,relatime - ext4 /dev/disk\040one rw",
+            ("/mnt/a\tb\nc\\d", "/dev/disk one", false),
+        );
+        // Several optional fields before the separator.
+        check_line(
+            "52 36 0:50 / /run/user/1000 ro shared:5 master:2 propagate_from:2 - tmpfs tmpfs rw,size=1k",
+            ("/run/user/1000", "tmpfs", false),
+        );
+        // A mount without a source shows two spaces; the options are still the last field.
+        check_line(
+            "53 36 0:51 / /mnt/scratch rw,relatime - tmpfs  ro,size=4k",
+            ("/mnt/scratch", "", true),
+        );
+    }
+
+    #[test]
+    fn a_protected_service_still_measures_root_and_home() {
+        // /proc/self/mountinfo as a service with ProtectSystem=strict and
+        // ProtectHome=read-only sees it: every mount but its state directory is "ro".
+        let text = "\
+100 99 254:1 / / ro,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+101 100 0:5 / /dev rw,nosuid - devtmpfs udev rw,size=4k,mode=755
+102 100 0:24 / /run rw,nosuid,nodev - tmpfs tmpfs rw,size=4k,mode=755
+103 100 254:2 / /home ro,nosuid,nodev,relatime shared:30 - ext4 /dev/vda2 rw
+104 100 254:1 /var/lib/firstline-agent /var/lib/firstline-agent rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+105 100 0:30 / /tmp ro,nosuid,nodev shared:14 - tmpfs tmpfs rw,size=4k
+106 103 0:31 / /home/alice/scratch ro,relatime - tmpfs tmpfs rw,size=4k
+107 100 7:0 / /snap/core22/1122 ro,nodev,relatime shared:24 - squashfs /dev/loop0 ro
+";
+        let got: Vec<String> = select_mounts(parse_mountinfo(text), &DiskFilter::default())
+            .into_iter()
+            .map(|m| m.mount_point)
+            .collect();
+        // /var/lib/firstline-agent is / again (same device); the snap is read-only itself.
+        assert_eq!(got, ["/", "/home", "/home/alice/scratch", "/run", "/tmp"]);
+    }
+
+    #[test]
+    fn captured_protected_service_reports_its_writable_filesystems() {
+        // A service with the agent unit's ProtectSystem=strict, ProtectHome=read-only,
+        // ReadWritePaths= and StateDirectory=, in a Debian 12 container: "/" and "/tmp" are
+        // "ro" per mount over writable filesystems; the state directory and /var/log are
+        // bind mounts of "/" (dropped as duplicates of its device).
+        let got = selected(include_str!(
+            "../../testdata/mountinfo-systemd252-protect-strict.txt"
+        ));
+        let mounts: Vec<&str> = got.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            mounts,
+            [
+                "/",
+                "/dev",
+                "/dev/shm",
+                "/run",
+                "/run/credentials",
+                "/run/host",
+                "/run/lock",
+                "/run/systemd/incoming",
+                "/tmp",
+            ]
+        );
     }
 
     #[test]
