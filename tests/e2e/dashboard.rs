@@ -34,8 +34,15 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// `tests/browser` with its `node_modules` (installed from the lock file when missing).
+/// `tests/browser` with its `node_modules` (installed from the lock file when missing, once
+/// per run: the browser tests run at the same time, and one must not start on a half-written
+/// `node_modules` while another installs it).
 fn browser_dir() -> PathBuf {
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY.get_or_init(install_browser_dir).clone()
+}
+
+fn install_browser_dir() -> PathBuf {
     let dir = workspace().join("tests/browser");
     if !dir.join("node_modules/playwright-core").exists() {
         let out = Command::new("npm")
