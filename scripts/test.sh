@@ -87,3 +87,28 @@ FIRSTLINE_COLLECTOR_BIN="$target/debug/firstline-collector" deploy/lint-deploy.s
 echo "==> deploy/linux/test-packages.sh"
 FIRSTLINE_AGENT_BIN="$target/debug/firstline-agent" \
   FIRSTLINE_COLLECTOR_BIN="$target/debug/firstline-collector" deploy/linux/test-packages.sh
+
+# The Windows installer: the agent cross-built for Windows (x86_64-pc-windows-gnu, which needs
+# mingw for ring's C), the MSI made around it by wixl from deploy/windows/firstline-agent.wxs,
+# and its tables checked with msiinfo. Then the macOS packaging files, which only a Mac can
+# turn into a .pkg: plists parsed, scripts through shellcheck, distribution.xml well-formed.
+missing=()
+command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
+command -v wixl >/dev/null || missing+=(wixl)
+command -v msiinfo >/dev/null || missing+=(msitools)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  need_pkg "${missing[@]}"
+fi
+rustup target list --installed | grep -qx x86_64-pc-windows-gnu ||
+  rustup target add x86_64-pc-windows-gnu
+echo "==> cargo build --target x86_64-pc-windows-gnu -p firstline-agent --bins"
+cargo build --locked --target x86_64-pc-windows-gnu -p firstline-agent --bins
+msi="$target/packages/firstline-agent.msi"
+mkdir -p "$target/packages"
+echo "==> deploy/windows/build-msi.sh and test-msi.sh"
+deploy/windows/build-msi.sh --exe "$target/x86_64-pc-windows-gnu/debug/firstline-agent.exe" --out "$msi"
+deploy/windows/test-msi.sh "$msi"
+echo "==> deploy/macos/check-macos-files.sh"
+deploy/macos/check-macos-files.sh
