@@ -26,4 +26,6 @@ pub mod tokens;
 pub mod web;
 
 #[cfg(test)]
+mod test_fixtures;
+#[cfg(test)]
 mod tidy;

@@ -151,54 +151,13 @@ impl Drop for Checking<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CertKind, NewAgent, NewCertificate, TokenRow};
-
-    const T0: i64 = 1_800_000_000_000;
-
-    async fn store_with_agent(path: &std::path::Path) -> Store {
-        let store = Store::open(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("store");
-        store
-            .create_token(&TokenRow {
-                token_hash: "t".into(),
-                label: String::new(),
-                created_at_ms: T0,
-                expires_at_ms: T0 + 1,
-                uses_total: 1,
-                uses_left: 1,
-                revoked_at_ms: None,
-            })
-            .await
-            .expect("token");
-        store
-            .enroll(
-                "t",
-                T0,
-                &NewAgent {
-                    agent_id: "a1".into(),
-                    hostname: "h1".into(),
-                    machine_id: String::new(),
-                    enrolled_at_ms: T0,
-                },
-                &NewCertificate {
-                    fingerprint: "f1".into(),
-                    kind: CertKind::Agent,
-                    subject: "a1".into(),
-                    issued_at_ms: T0,
-                    not_after_ms: T0 + 1,
-                },
-            )
-            .await
-            .expect("enroll");
-        store
-    }
+    use crate::test_fixtures::{T0, store_with_agents};
 
     #[tokio::test]
     async fn a_revocation_by_another_process_is_seen_at_the_next_check() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let here = store_with_agents(dir.path(), "i.db", 1).await;
         let path = dir.path().join("i.db");
-        let here = store_with_agent(&path).await;
         // Another process on the same store (the CLI, another replica).
         let elsewhere = Store::open(&format!("sqlite://{}", path.display()))
             .await
@@ -209,23 +168,23 @@ mod tests {
         // Checked at every call.
         let eager = Identities::checking_every(Duration::ZERO);
         for memory in [&lazy, &eager] {
-            let found = memory.lookup(&here, "f1").await.expect("lookup");
+            let found = memory.lookup(&here, "f0").await.expect("lookup");
             assert!(!found.expect("known certificate").revoked);
         }
         assert_eq!(
             elsewhere
-                .revoke_subject("a1", T0 + 5)
+                .revoke_subject("a0", T0 + 5)
                 .await
                 .expect("revoke"),
             1
         );
 
-        let lazy_view = lazy.lookup(&here, "f1").await.expect("lookup");
+        let lazy_view = lazy.lookup(&here, "f0").await.expect("lookup");
         assert!(
             !lazy_view.expect("known").revoked,
             "before its next check the memory answers without a read"
         );
-        let eager_view = eager.lookup(&here, "f1").await.expect("lookup");
+        let eager_view = eager.lookup(&here, "f0").await.expect("lookup");
         assert!(
             eager_view.expect("known").revoked,
             "the moved revocation mark empties the memory"
@@ -236,20 +195,20 @@ mod tests {
     #[tokio::test]
     async fn a_revocation_through_this_collector_is_seen_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with_agent(&dir.path().join("i.db")).await;
+        let store = store_with_agents(dir.path(), "i.db", 1).await;
         let memory = Identities::checking_every(Duration::from_secs(3600));
         assert!(
             !memory
-                .lookup(&store, "f1")
+                .lookup(&store, "f0")
                 .await
                 .expect("lookup")
                 .expect("known")
                 .revoked
         );
-        store.revoke_subject("a1", T0 + 5).await.expect("revoke");
+        store.revoke_subject("a0", T0 + 5).await.expect("revoke");
         assert!(
             memory
-                .lookup(&store, "f1")
+                .lookup(&store, "f0")
                 .await
                 .expect("lookup")
                 .expect("known")

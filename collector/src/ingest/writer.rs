@@ -584,49 +584,11 @@ mod group_tests {
     use firstline_proto::v1;
 
     use super::*;
-    use crate::store::{CertKind, NewAgent, NewCertificate, TokenRow};
 
-    const T0: i64 = 1_800_000_000_000;
+    use crate::test_fixtures::T0;
 
     async fn store_with_agents(dir: &std::path::Path, agents: usize) -> Store {
-        let store = Store::open(&format!("sqlite://{}", dir.join("w.db").display()))
-            .await
-            .expect("store");
-        store
-            .create_token(&TokenRow {
-                token_hash: "t".into(),
-                label: String::new(),
-                created_at_ms: T0,
-                expires_at_ms: T0 + 1,
-                uses_total: agents as i64,
-                uses_left: agents as i64,
-                revoked_at_ms: None,
-            })
-            .await
-            .expect("token");
-        for i in 0..agents {
-            store
-                .enroll(
-                    "t",
-                    T0,
-                    &NewAgent {
-                        agent_id: format!("a{i}"),
-                        hostname: format!("h{i}"),
-                        machine_id: String::new(),
-                        enrolled_at_ms: T0,
-                    },
-                    &NewCertificate {
-                        fingerprint: format!("f{i}"),
-                        kind: CertKind::Agent,
-                        subject: format!("a{i}"),
-                        issued_at_ms: T0,
-                        not_after_ms: T0 + 1,
-                    },
-                )
-                .await
-                .expect("enroll");
-        }
-        store
+        crate::test_fixtures::store_with_agents(dir, "w.db", agents).await
     }
 
     fn batch(seqs: &[u64]) -> Batch {

@@ -130,43 +130,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CertKind, NewAgent, NewCertificate, NewTicket, TokenRow};
+    use crate::store::NewTicket;
 
-    const T0: i64 = 1_800_000_000_000;
+    use crate::test_fixtures::T0;
 
     async fn store_with_agents(dir: &std::path::Path, agents: usize) -> Store {
-        let store = Store::open(&format!("sqlite://{}", dir.join("f.db").display()))
-            .await
-            .expect("store");
-        store
-            .create_token(&TokenRow {
-                token_hash: "t".into(),
-                label: String::new(),
-                created_at_ms: T0,
-                expires_at_ms: T0 + 1,
-                uses_total: agents as i64,
-                uses_left: agents as i64,
-                revoked_at_ms: None,
-            })
-            .await
-            .expect("token");
-        for i in 0..agents {
-            let agent = NewAgent {
-                agent_id: format!("a{i}"),
-                hostname: format!("h{i}"),
-                machine_id: String::new(),
-                enrolled_at_ms: T0,
-            };
-            let cert = NewCertificate {
-                fingerprint: format!("f{i}"),
-                kind: CertKind::Agent,
-                subject: format!("a{i}"),
-                issued_at_ms: T0,
-                not_after_ms: T0 + 1,
-            };
-            store.enroll("t", T0, &agent, &cert).await.expect("enroll");
-        }
-        store
+        crate::test_fixtures::store_with_agents(dir, "f.db", agents).await
     }
 
     async fn open(store: &Store, agent_id: &str, rule_id: &str, priority: u32, at_ms: i64) {
