@@ -31,10 +31,38 @@ fn bin_dir() -> &'static PathBuf {
         if release {
             build.arg("--release");
         }
+        // Cargo gives this process the variables of the crate under test (CARGO_PKG_NAME,
+        // CARGO_MANIFEST_DIR, ...). A nested build that inherits them finds ring's build
+        // inputs changed and rebuilds it and every crate above it, and the next plain build
+        // rebuilds them back.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(is_crate_variable) {
+                build.env_remove(key);
+            }
+        }
         let status = build.status().expect("run cargo build for the binaries");
         assert!(status.success(), "building the binaries failed");
         dir
     })
+}
+
+/// Whether `key` is one of the variables cargo sets for the crate it runs (not one of cargo's
+/// own settings such as `CARGO_HOME` or `CARGO_TARGET_DIR`, which the nested build needs).
+fn is_crate_variable(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_BIN_EXE_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// Path of the collector binary.
