@@ -76,9 +76,8 @@ cargo test --workspace --locked "$@"
 # build strips its copies), not from another optimised build: the release scripts package
 # the release profiles, CI checks the packaging itself. The end-to-end tests build those
 # binaries too (tests/src/bins.rs), from inside the test process; this build makes sure they
-# match the tree also when arguments given to this script left those tests out (after the
-# tests it can still rebuild ring and the crates above it, about a minute). lint-deploy.sh and
-# test-packages.sh install the tools they lack.
+# match the tree also when arguments given to this script left those tests out (after a full
+# run it has nothing to do). lint-deploy.sh and test-packages.sh install the tools they lack.
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "==> cargo build -p firstline-agent -p firstline-collector --bins"
 cargo build --locked -p firstline-agent -p firstline-collector --bins
