@@ -88,59 +88,37 @@ impl Sim {
         if self.plan.mode == Mode::Flush && self.flush(&mut stop).await.is_none() {
             return;
         }
-        if self.plan.mode == Mode::Floor {
-            self.floor(&mut stop).await;
-            return;
-        }
         self.steady(&mut stop).await;
     }
 
-    /// Health checks at the plan's pace (closed loop when the interval is zero), counted as
-    /// the reports of the other modes are.
-    async fn floor(&mut self, stop: &mut Stop) {
-        let interval = self.plan.interval;
-        let mut next = Instant::now() + interval.mul_f64(self.rng.f64());
-        loop {
-            if !interval.is_zero()
-                && until(stop, tokio::time::sleep_until(next.into()))
-                    .await
-                    .is_none()
-            {
-                return;
-            }
-            let started = Instant::now();
-            let Some(answer) = until(stop, self.health.check(HealthCheckRequest::default())).await
-            else {
-                return;
-            };
-            let ended = Instant::now();
-            self.stats.attempt(ended, ended - started);
-            match answer {
-                Ok(_) => self.stats.acked(&CallOutcome {
-                    ended,
-                    latency: ended - started,
-                    snapshots: 1,
-                    stored: 1,
-                    rejected: Vec::new(),
-                    resource_exhausted: 0,
-                }),
-                Err(status) => {
-                    let code = format!("{:?}", status.code());
-                    self.stats.error(ended, &code, status.message());
-                    if until(stop, tokio::time::sleep(RETRY_FIRST)).await.is_none() {
-                        return;
-                    }
-                }
-            }
-            next += interval;
-            if let Some(floor) = Instant::now().checked_sub(interval) {
-                next = next.max(floor);
+    /// One health check instead of a report (floor mode), counted as a report is; `None`
+    /// when stopped first.
+    async fn health_check(&mut self, stop: &mut Stop) -> Option<()> {
+        let started = Instant::now();
+        let answer = until(stop, self.health.check(HealthCheckRequest::default())).await?;
+        let ended = Instant::now();
+        self.stats.attempt(ended, ended - started);
+        match answer {
+            Ok(_) => self.stats.acked(&CallOutcome {
+                ended,
+                latency: ended - started,
+                snapshots: 1,
+                stored: 1,
+                rejected: Vec::new(),
+                resource_exhausted: 0,
+            }),
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                self.stats.error(ended, &code, status.message());
+                until(stop, tokio::time::sleep(RETRY_FIRST)).await?;
             }
         }
+        Some(())
     }
 
-    /// Reports at the plan's pace: closed loop when the interval is zero, else the first
-    /// report at a random point of the interval and then every interval ± jitter.
+    /// Reports (health checks in floor mode) at the plan's pace: closed loop when the interval
+    /// is zero, else the first at a random point of the interval and then every interval ±
+    /// jitter.
     async fn steady(&mut self, stop: &mut Stop) {
         let interval = self.plan.interval;
         let mut next = Instant::now() + interval.mul_f64(self.rng.f64());
@@ -152,10 +130,16 @@ impl Sim {
             {
                 return;
             }
-            let storm = self.plan.storm_now(self.n, Instant::now());
-            let snapshot = self.generator.next(now_ms(), storm);
-            if self.send(vec![snapshot], stop).await.is_none() {
-                return;
+            if self.plan.mode == Mode::Floor {
+                if self.health_check(stop).await.is_none() {
+                    return;
+                }
+            } else {
+                let storm = self.plan.storm_now(self.n, Instant::now());
+                let snapshot = self.generator.next(now_ms(), storm);
+                if self.send(vec![snapshot], stop).await.is_none() {
+                    return;
+                }
             }
             let jitter = 1.0 + self.plan.jitter * (self.rng.f64() * 2.0 - 1.0);
             next += interval.mul_f64(jitter.max(0.0));
