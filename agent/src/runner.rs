@@ -229,7 +229,8 @@ impl UplinkParts {
                 self.checks,
                 uplink.acked(),
                 self.check_now_min_interval,
-            );
+            )
+            .telling(uplink.reachable());
             tracker.spawn(live.run(shutdown.clone()));
         }
         self.wake.notify_one(); // what was spooled before enrollment goes out now

@@ -11,11 +11,12 @@
 //! is running, or within the minimum interval of the last one, is answered "busy" at once, so
 //! a button held down cannot make the agent spin.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use firstline_proto::v1::agent_client::AgentClient;
 use firstline_proto::v1::{AgentLive, CollectorCommand, CommandDone, LiveHello};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -128,6 +129,8 @@ pub struct Live {
     checks: mpsc::Sender<CheckRequest>,
     acked: watch::Receiver<Acked>,
     limit: CheckLimit,
+    /// Told each time the channel opens: the collector is back (`Uplink::reachable`).
+    reachable: Option<Arc<Notify>>,
 }
 
 impl Live {
@@ -142,7 +145,15 @@ impl Live {
             checks,
             acked,
             limit: CheckLimit::new(min_interval),
+            reachable: None,
         }
+    }
+
+    /// Tells `reachable` each time the channel opens, so the uplink's wait after failed
+    /// uploads ends when the collector is back (a check asked then waits for that upload).
+    pub fn telling(mut self, reachable: Arc<Notify>) -> Self {
+        self.reachable = Some(reachable);
+        self
     }
 
     /// Keeps a live stream open until `shutdown`.
@@ -204,6 +215,9 @@ impl Live {
             Err(status) => return LiveError::Refused(status),
         };
         tracing::info!("live channel open");
+        if let Some(reachable) = &self.reachable {
+            reachable.notify_one();
+        }
         let mut running: Option<JoinHandle<()>> = None;
         loop {
             let command = match inbound.message().await {

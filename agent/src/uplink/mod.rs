@@ -90,6 +90,12 @@ pub struct Uplink<C = AgentClient<Channel>> {
     spool_failed: bool,
     /// The newest acknowledged snapshots, for "check now" (`live`).
     acked: watch::Sender<live::Acked>,
+    /// Told when the collector is known to be back (the live channel opened): a wait after
+    /// failed uploads ends at once instead of running out its backoff.
+    reachable: Arc<Notify>,
+    /// The current wait is the backoff after the collector could not be reached, which the
+    /// news that it is back may end (not a wait it asked for, nor one for a person to act).
+    wait_ends_when_reachable: bool,
 }
 
 /// Builds the mTLS channel to the collector. It connects lazily and reconnects by itself.
@@ -152,6 +158,8 @@ impl<C: Collector> Uplink<C> {
             suspects: HashSet::new(),
             spool_failed: false,
             acked: watch::Sender::new(live::Acked::default()),
+            reachable: Arc::new(Notify::new()),
+            wait_ends_when_reachable: false,
         }
     }
 
@@ -160,13 +168,26 @@ impl<C: Collector> Uplink<C> {
         self.acked.subscribe()
     }
 
+    /// What tells this uplink that the collector is back (see the field).
+    pub fn reachable(&self) -> Arc<Notify> {
+        self.reachable.clone()
+    }
+
     /// Sends whatever is spooled, waits for more when idle, until `shutdown`.
     pub async fn run(mut self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        let reachable = self.reachable.clone();
         loop {
             match self.round().await {
                 Round::Progress => {}
                 Round::Idle => tokio::select! {
                     () = wake.notified() => {}
+                    () = shutdown.cancelled() => return,
+                },
+                Round::Wait(delay) if self.wait_ends_when_reachable => tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = reachable.notified() => {
+                        tracing::debug!("the collector is back; sending again now");
+                    }
                     () = shutdown.cancelled() => return,
                 },
                 Round::Wait(delay) => tokio::select! {
@@ -179,6 +200,7 @@ impl<C: Collector> Uplink<C> {
 
     /// Sends the oldest batch once and acts on the answer.
     pub async fn round(&mut self) -> Round {
+        self.wait_ends_when_reachable = false;
         let round = self.send_oldest().await;
         if std::mem::take(&mut self.spool_failed) && round == Round::Progress {
             // A disk that refuses writes must not turn the loop into a busy one.
@@ -371,6 +393,7 @@ impl<C: Collector> Uplink<C> {
         let explained = Explained { error, hint };
         self.record(Some((code, &explained)));
         let unit = fastrand::f64();
+        self.wait_ends_when_reachable = failure == Failure::Transient;
         let delay = match failure {
             Failure::Transient | Failure::Refused => self.backoff.next_delay(unit),
             Failure::Credentials | Failure::Misconfigured => self.backoff.next_max_delay(unit),

@@ -263,3 +263,61 @@ async fn a_busy_collector_is_retried_when_it_asked_with_the_spool_kept() {
     assert_eq!(s.sent(), [vec![1, 2], vec![1, 2]]);
     assert!(s.waiting().await.is_empty());
 }
+
+/// Runs the uplink until the script has been sent `n` requests (time stands still meanwhile).
+async fn until_sent(sent: &Arc<Mutex<Vec<Vec<u64>>>>, n: usize) {
+    while sent.lock().expect("sent").len() < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_after_failed_uploads_ends_when_the_collector_is_back() {
+    // The first upload fails (the collector is away), the second is taken.
+    let replies = vec![
+        Err(Status::unavailable("connection refused")),
+        ack(&[1], &[]),
+    ];
+    let s = Setup::new(1, replies).await;
+    let (reachable, sent, spool) = (s.uplink.reachable(), s.script.sent.clone(), s.spool.clone());
+    let shutdown = CancellationToken::new();
+    let started = tokio::time::Instant::now();
+    let task = tokio::spawn(s.uplink.run(Arc::new(Notify::new()), shutdown.clone()));
+    until_sent(&sent, 1).await;
+    // Inside the backoff after one failure, the live channel opens: sent again at once.
+    reachable.notify_one();
+    until_sent(&sent, 2).await;
+    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff waited out");
+    assert!(
+        spool.peek(100, 1 << 20).await.is_empty(),
+        "the snapshot was taken"
+    );
+    shutdown.cancel();
+    task.await.expect("uplink task");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_the_collector_asked_for_is_not_cut_short() {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(classify::PUSHBACK, "30000".parse().expect("ascii"));
+    let busy = Status::with_metadata(Code::ResourceExhausted, "busy", metadata);
+    let s = Setup::new(1, vec![Err(busy), ack(&[1], &[])]).await;
+    let (reachable, sent) = (s.uplink.reachable(), s.script.sent.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(s.uplink.run(Arc::new(Notify::new()), shutdown.clone()));
+    until_sent(&sent, 1).await;
+    reachable.notify_one();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        sent.lock().expect("sent").len(),
+        1,
+        "sent again before the 30 s asked"
+    );
+    tokio::time::advance(Duration::from_secs(60)).await;
+    until_sent(&sent, 2).await;
+    shutdown.cancel();
+    task.await.expect("uplink task");
+}
