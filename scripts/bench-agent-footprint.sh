@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Measures the shipped agent's footprint over a run against a local collector on the shipped
-# defaults: resident memory (VmRSS at the end, VmHWM = peak) and CPU time (user + system) per
-# minute. Usage: scripts/bench-agent-footprint.sh [SECONDS]   (default 180)
+# defaults, for the agent alone and for its whole process tree (the package managers and other
+# tools it starts): resident memory (VmRSS at the end, VmHWM = peak, PSS), the tools' peak
+# resident memory (their process trees sampled every 0.1 s), and CPU time (user + system; the
+# tools' once reaped, cutime + cstime) at start-up and per second afterwards.
+# Usage: scripts/bench-agent-footprint.sh [SECONDS] [WARMUP]   (defaults 180 and 30)
+# The start-up figures cover the first WARMUP seconds (the first run of every probe); the
+# steady figures the SECONDS after them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-180}"
+warmup="${2:-30}"
 # The agent as packages ship it (size-optimised profile); the collector as usual.
 cargo build --release --locked -q -p firstline-collector
 cargo build --profile release-agent --locked -q -p firstline-agent
@@ -22,14 +28,43 @@ for _ in $(seq 100); do "${collector[@]}" hosts >/dev/null 2>&1 && break; sleep 
 "${agent[@]}" run 2>"$work/a.log" &
 apid=$!
 ticks=$(getconf CLK_TCK)
-cpu() { awk -v t="$ticks" '{printf "%.3f", ($14+$15)/t}' "/proc/$apid/stat"; }
-sleep 5
-cpu0=$(cpu)
+# Own CPU (utime + stime) and the reaped children's (cutime + cstime), in seconds.
+own() { awk -v t="$ticks" '{sub(/.*\) /, ""); printf "%.3f", ($12+$13)/t}' "/proc/$apid/stat"; }
+kids() { awk -v t="$ticks" '{sub(/.*\) /, ""); printf "%.3f", ($14+$15)/t}' "/proc/$apid/stat"; }
+# The largest resident memory of the agent's descendants together, sampled every 0.1 s.
+peak_file="$work/tool-peak"
+echo 0 >"$peak_file"
+(
+  peak=0
+  while kill -0 "$apid" 2>/dev/null; do
+    rss=0
+    todo=$(cat /proc/"$apid"/task/*/children 2>/dev/null || true)
+    while [ -n "$todo" ]; do
+      next=""
+      for p in $todo; do
+        r=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || true)
+        rss=$((rss + ${r:-0}))
+        next="$next $(cat /proc/"$p"/task/*/children 2>/dev/null || true)"
+      done
+      todo=$(echo $next)
+    done
+    if [ "$rss" -gt "$peak" ]; then peak=$rss; echo "$peak" >"$peak_file"; fi
+    sleep 0.1
+  done
+) &
+sampler=$!
+sleep "$warmup"
+own0=$(own); kids0=$(kids); startup_peak=$(cat "$peak_file")
 sleep "$secs"
-cpu1=$(cpu)
+own1=$(own); kids1=$(kids)
+kill "$sampler" 2>/dev/null || true
 rss=$(awk '/VmRSS/{print $2}' "/proc/$apid/status")
 hwm=$(awk '/VmHWM/{print $2}' "/proc/$apid/status")
 pss=$(awk '/^Pss:/{print $2}' "/proc/$apid/smaps_rollup")
 anon=$(awk '/^Anonymous:/{print $2}' "/proc/$apid/smaps_rollup")
-awk -v s="$secs" -v a="$cpu0" -v b="$cpu1" -v r="$rss" -v h="$hwm" -v p="$pss" -v n="$anon" 'BEGIN {
-  printf "agent over %d s: VmRSS=%.1f MiB VmHWM(peak)=%.1f MiB PSS=%.1f MiB anonymous=%.1f MiB cpu=%.3f s (%.1f ms per minute)\n", s, r/1024, h/1024, p/1024, n/1024, b-a, (b-a)*1000*60/s }'
+steady_peak=$(cat "$peak_file")
+awk -v w="$warmup" -v s="$secs" -v o0="$own0" -v k0="$kids0" -v o1="$own1" -v k1="$kids1" \
+    -v r="$rss" -v h="$hwm" -v p="$pss" -v n="$anon" -v sp="$startup_peak" -v tp="$steady_peak" 'BEGIN {
+  printf "agent alone: VmRSS=%.1f MiB VmHWM(peak)=%.1f MiB PSS=%.1f MiB anonymous=%.1f MiB\n", r/1024, h/1024, p/1024, n/1024
+  printf "start-up (first %d s): agent cpu=%.3f s, tools cpu=%.3f s, tools peak RSS=%.1f MiB\n", w, o0, k0, sp/1024
+  printf "steady over %d s: agent cpu=%.3f s (%.3f ms/s, %.0f ms per hour), whole tree cpu=%.3f s (%.3f ms/s, %.0f ms per hour), tools peak RSS since start=%.1f MiB\n", s, o1-o0, (o1-o0)*1000/s, (o1-o0)*3600000/s, (o1-o0)+(k1-k0), ((o1-o0)+(k1-k0))*1000/s, ((o1-o0)+(k1-k0))*3600000/s, tp/1024 }'

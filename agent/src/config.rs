@@ -85,6 +85,11 @@ struct RawPatches {
     /// dpkg's status file and apt's lists folder: passed to apt and watched.
     dpkg_status: Option<PathBuf>,
     apt_lists: Option<PathBuf>,
+    /// Least time between reruns for changed package databases.
+    rerun_gap: Option<String>,
+    /// CPU time and resident memory a package-manager run may use before it is stopped.
+    cpu_budget: Option<String>,
+    memory_budget_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,6 +321,7 @@ impl Config {
                 self.patch_settings.apt_history = h.clone();
             }
             self.apply_apt_paths(p, problems);
+            self.apply_patch_budget(p, problems);
         }
         if let Some(a) = antivirus {
             set_timing(
@@ -381,6 +387,39 @@ impl Config {
 }
 
 impl Config {
+    /// `patches.rerun_gap`, `patches.cpu_budget` and `patches.memory_budget_mib`.
+    fn apply_patch_budget(&mut self, p: &RawPatches, problems: &mut Vec<String>) {
+        const HOUR: Duration = Duration::from_secs(3600);
+        let settings = &mut self.patch_settings;
+        if let Some(v) = &p.rerun_gap {
+            let range = (Duration::ZERO, Duration::from_secs(86_400));
+            set_duration(
+                &mut settings.rerun_gap,
+                "patches.rerun_gap",
+                v,
+                range,
+                problems,
+            );
+        }
+        if let Some(v) = &p.cpu_budget {
+            let range = (Duration::from_secs(1), HOUR);
+            set_duration(
+                &mut settings.cpu_budget,
+                "patches.cpu_budget",
+                v,
+                range,
+                problems,
+            );
+        }
+        match p.memory_budget_mib {
+            Some(mib @ 16..=65_536) => settings.memory_budget = mib * 1024 * 1024,
+            Some(mib) => problems.push(format!(
+                "patches.memory_budget_mib: {mib} is not between 16 and 65536"
+            )),
+            None => {}
+        }
+    }
+
     /// `patches.apt_config`, `patches.dpkg_status` (files) and `patches.apt_lists` (a folder):
     /// each must exist as such when set. Looks at the file system (the config is loaded on the
     /// blocking pool).
@@ -519,6 +558,18 @@ mod tests {
             (
                 "[patches]\napt_lists = \"/nonexistent/lists\"\n",
                 "patches.apt_lists: /nonexistent/lists is not a folder",
+            ),
+            (
+                "[patches]\ncpu_budget = \"0s\"\n",
+                "patches.cpu_budget: \"0s\" is not between 1s and 1h",
+            ),
+            (
+                "[patches]\nmemory_budget_mib = 1\n",
+                "patches.memory_budget_mib: 1 is not between 16 and 65536",
+            ),
+            (
+                "[patches]\nrerun_gap = \"soon\"\n",
+                "patches.rerun_gap: \"soon\" is not a duration",
             ),
         ];
         for (text, expected) in cases {

@@ -181,7 +181,7 @@ pub async fn dispatch(
         match target {
             Target::Rerun(id) => {
                 tracing::debug!(probe = id.name(), "watched files changed; rerunning");
-                wakeups.rerun(id);
+                wakeups.changed(id);
             }
             Target::Refresh(id) => {
                 tracing::debug!(probe = id.name(), "watched files changed; refreshing");

@@ -2,6 +2,8 @@
 //! (`hold ok installed`, as `apt-mark hold` leaves it) with a newer security fix is reported
 //! apart from the pending updates, and apt's paths come from the agent's `[patches]` settings
 //! (no `APT_CONFIG` in the agent's environment), with the dpkg status file they name watched.
+//! An install's many writes to dpkg's status make one apt run, after them (`rerun_gap`), and a
+//! restart with nothing changed runs apt not at all: its kept answer stands.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,7 +54,7 @@ fn held_security_fix_is_reported_apart_with_apt_paths_from_the_settings() {
     let mut agent = AgentProc::new(
         dir.path(),
         &format!(
-            "[patches]\ninterval = \"1h\"\napt_config = {:?}\ndpkg_status = {}\napt_lists = {}\napt_history = {}\nreboot_markers = []\n",
+            "[patches]\ninterval = \"1h\"\nrerun_gap = \"5s\"\napt_config = {:?}\ndpkg_status = {}\napt_lists = {}\napt_history = {}\nreboot_markers = []\n",
             apt_conf,
             path(&status),
             path(&lab.path().join("state/lists")),
@@ -94,6 +96,13 @@ fn held_security_fix_is_reported_apart_with_apt_paths_from_the_settings() {
         demo.replace("Version: 1.0-1", "Version: 2.0-1")
             .replace("Installed-Size: 9\n", "")
     );
+    assert_eq!(simulations(&agent), 1, "{}", agent.log());
+    // dpkg writes its status several times in an install (unpack, configure, triggers): one
+    // apt run after the last of them, not one each.
+    for _ in 0..4 {
+        std::fs::write(&status, &text).expect("write status");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::fs::write(&status, upgraded).expect("write status");
     let after = wait_for("the install, through the watcher", LIMIT, || {
         admin
@@ -102,4 +111,44 @@ fn held_security_fix_is_reported_apart_with_apt_paths_from_the_settings() {
             .filter(|p| p["pending_count"] == 0)
     });
     assert_eq!(after["held_count"], 1, "still held: {after}");
+    assert_eq!(
+        simulations(&agent),
+        2,
+        "one run for the burst\n{}",
+        agent.log()
+    );
+
+    // Restarted with nothing changed: the kept answer is reported, apt does not run.
+    agent.stop();
+    let seq = admin
+        .host_json(&agent_id)
+        .and_then(|h| h["last_seq"].as_u64());
+    agent.start();
+    let fresh = wait_for("a snapshot of the restarted agent", LIMIT, || {
+        admin
+            .host_json(&agent_id)
+            .filter(|h| h["last_seq"].as_u64() > seq && h["patches"]["pending_count"] == 0)
+    });
+    assert_eq!(fresh["patches"]["held_count"], 1, "{fresh}");
+    assert_eq!(
+        simulations(&agent),
+        2,
+        "no apt run after the restart\n{}",
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("apt's inputs unchanged; its last answer stands"),
+        "{}",
+        agent.log()
+    );
+}
+
+/// How many times the agent ran apt's simulation (its log says so at each).
+fn simulations(agent: &AgentProc) -> usize {
+    agent
+        .log()
+        .matches("apt's inputs changed; simulating the upgrade")
+        .count()
 }

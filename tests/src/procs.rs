@@ -340,6 +340,15 @@ impl AgentProc {
         }
     }
 
+    /// Kills `run` (SIGKILL: no shutdown, as a crash, an OOM kill or a power cut ends it) and
+    /// waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// `status --json`.
     pub fn status(&self) -> Value {
         let out = self.cli(&["status", "--json"]);

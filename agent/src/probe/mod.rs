@@ -23,6 +23,10 @@ pub enum ProbeError {
     Unsupported(&'static str),
     #[error("{0}")]
     Failed(String),
+    /// A tool went over its CPU or memory budget and was stopped; the text names the tool and
+    /// what it used.
+    #[error("{0}")]
+    OverBudget(String),
 }
 
 /// A probe's lane on the blocking pool. A probe's file reads and other blocking calls go
@@ -45,6 +49,7 @@ impl ProbeError {
             Self::Timeout(_) => "timeout",
             Self::Unsupported(_) => "unsupported",
             Self::Failed(_) => "error",
+            Self::OverBudget(_) => "over_budget",
         }
     }
 }

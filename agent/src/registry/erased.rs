@@ -19,6 +19,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(super) trait Erased: Send + Sync {
     fn name(&self) -> &'static str;
     fn timing(&self, config: &Config) -> (Duration, Duration);
+    fn rerun_gap(&self, config: &Config) -> Duration;
     fn collect<'a>(
         &'a self,
         config: &'a Config,
@@ -43,6 +44,10 @@ impl<P: Probe> Erased for P {
 
     fn timing(&self, config: &Config) -> (Duration, Duration) {
         Probe::timing(self, config)
+    }
+
+    fn rerun_gap(&self, config: &Config) -> Duration {
+        Probe::rerun_gap(self, config)
     }
 
     fn collect<'a>(

@@ -41,6 +41,12 @@ pub trait Probe: Send + Sync + 'static {
     /// How often the probe runs and how long one run may take, under `config`.
     fn timing(&self, config: &Config) -> (Duration, Duration);
 
+    /// Least time from one run to a rerun for changed watched files (none, by default): the
+    /// changes meanwhile make one run when it has passed.
+    fn rerun_gap(&self, _config: &Config) -> Duration {
+        Duration::ZERO
+    }
+
     /// Runs the probe once; blocking calls go through the probe's `Offload`.
     fn collect(
         &self,
@@ -175,6 +181,11 @@ impl ProbeSet {
     /// How often `id` runs and how long one run may take.
     pub fn timing(&self, id: ProbeId, config: &Config) -> (Duration, Duration) {
         self.probe(id).timing(config)
+    }
+
+    /// Least time from one run of `id` to a rerun for changed watched files.
+    pub fn rerun_gap(&self, id: ProbeId, config: &Config) -> Duration {
+        self.probe(id).rerun_gap(config)
     }
 
     /// Runs one probe once, cut off at its timeout.

@@ -21,6 +21,7 @@ const DATABASE_DIRS: [&str; 2] = ["/var/lib/rpm", "/var/lib/pacman/local"];
 #[derive(Default)]
 pub struct Patches {
     offload: Offload,
+    memo: patch::inputs::Memo,
 }
 
 impl Probe for Patches {
@@ -34,8 +35,18 @@ impl Probe for Patches {
         (config.patches.interval, config.patches.timeout)
     }
 
+    fn rerun_gap(&self, config: &Config) -> Duration {
+        config.patch_settings.rerun_gap
+    }
+
     async fn collect(&self, config: &Config, _ctx: &Context) -> Result<PatchFacts, ProbeError> {
-        patch::collect(&config.patch_settings, &self.offload).await
+        patch::collect(
+            &config.patch_settings,
+            &self.offload,
+            &self.memo,
+            &config.state_dir,
+        )
+        .await
     }
 
     fn signature(&self, p: &PatchFacts, _thresholds: &[f64], signature: &mut Signature) {

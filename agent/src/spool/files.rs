@@ -1,6 +1,15 @@
-//! The spool's files: entry names, the small number files beside them, and the scan that
-//! indexes a spool directory. Entries are `<epoch>-<seq>.pb` (both 20 digits, so names sort
-//! like the numbers); spools from before epochs hold `<seq>.pb`, read as epoch 0.
+//! The spool's files: entry names, the framing of an entry's bytes, the small number files
+//! beside them, and the scan that indexes a spool directory. Entries are `<epoch>-<seq>.pb`
+//! (both 20 digits, so names sort like the numbers); spools from before epochs hold
+//! `<seq>.pb`, read as epoch 0.
+//!
+//! An entry is written whole (a temporary file, synced, renamed), yet a file system that
+//! keeps the rename but not the data across a power cut can leave it short or garbled, and a
+//! short protobuf still decodes (as a snapshot with fields missing). So each entry is framed:
+//! [`MAGIC`], the payload's length and its CRC-32C (both little-endian u32), the payload. A
+//! frame that is short or does not match is torn: set aside and counted as dropped, never
+//! sent. Entries written before framing (no magic: a snapshot's first byte is never 0x46,
+//! wire type 6 does not exist) are read as they are.
 
 use std::fs;
 use std::io;
@@ -22,6 +31,78 @@ pub const DROPPED: &str = "dropped_count";
 pub const UNREADABLE: &str = "unreadable";
 
 const SUFFIX: &str = ".pb";
+
+/// The first bytes of a framed entry.
+pub const MAGIC: &[u8; 4] = b"FLS1";
+const HEADER: usize = 12;
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
+/// Why an entry's bytes cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TornEntry {
+    #[error("torn entry: {got} of {expected} payload bytes")]
+    Short { expected: u64, got: u64 },
+    #[error("torn entry: {extra} bytes after the payload")]
+    Long { extra: u64 },
+    #[error("torn entry: the checksum does not match")]
+    Checksum,
+}
+
+/// `payload` framed for the spool.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The payload of an entry's bytes as read from disk: a framed entry checked whole, an
+/// unframed one (from before framing) as it is.
+pub fn unframe(bytes: &[u8]) -> Result<&[u8], TornEntry> {
+    if bytes.len() < MAGIC.len() {
+        // An unframed entry of fewer than four bytes, or the start of a frame.
+        if !bytes.is_empty() && MAGIC.starts_with(bytes) {
+            return Err(TornEntry::Short {
+                expected: HEADER as u64,
+                got: 0,
+            });
+        }
+        return Ok(bytes);
+    }
+    if &bytes[..MAGIC.len()] != MAGIC {
+        return Ok(bytes);
+    }
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+    };
+    let (Some(len), Some(crc)) = (word(4), word(8)) else {
+        return Err(TornEntry::Short {
+            expected: HEADER as u64,
+            got: 0,
+        });
+    };
+    let payload = &bytes[HEADER..];
+    let expected = u64::from(len);
+    let got = payload.len() as u64;
+    if got < expected {
+        return Err(TornEntry::Short { expected, got });
+    }
+    if got > expected {
+        return Err(TornEntry::Long {
+            extra: got - expected,
+        });
+    }
+    if CRC.checksum(payload) != crc {
+        return Err(TornEntry::Checksum);
+    }
+    Ok(payload)
+}
 
 /// An entry file found on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +213,35 @@ pub fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(io::Error) -> SpoolEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_round_trip_and_a_torn_one_is_told() {
+        let payload = b"\x08\x01\x12\x04disk";
+        let framed = frame(payload);
+        assert_eq!(unframe(&framed), Ok(&payload[..]));
+        assert_eq!(unframe(&frame(b"")), Ok(&b""[..]));
+        // Every cut of the frame is torn, none decodes as a shorter snapshot.
+        for cut in 1..framed.len() {
+            assert!(unframe(&framed[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(
+            unframe(&framed[..framed.len() - 3]),
+            Err(TornEntry::Short {
+                expected: payload.len() as u64,
+                got: payload.len() as u64 - 3
+            })
+        );
+        let mut flipped = framed.clone();
+        *flipped.last_mut().expect("byte") ^= 1;
+        assert_eq!(unframe(&flipped), Err(TornEntry::Checksum));
+        let mut longer = framed;
+        longer.push(0);
+        assert_eq!(unframe(&longer), Err(TornEntry::Long { extra: 1 }));
+        // Entries from before framing are read as they are.
+        assert_eq!(unframe(payload), Ok(&payload[..]));
+        assert_eq!(unframe(b"old"), Ok(&b"old"[..]));
+        assert_eq!(unframe(b""), Ok(&b""[..]));
+    }
 
     #[test]
     fn entry_names_round_trip_and_sort_like_numbers() {

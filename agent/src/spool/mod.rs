@@ -153,7 +153,7 @@ impl Spool {
             dropped: self.dropped,
             rejected: self.rejected,
         };
-        let data = build(stamp);
+        let data = files::frame(&build(stamp));
         while !self.entries.is_empty() && self.bytes + data.len() as u64 > self.limits.max_bytes {
             self.drop_oldest()?;
         }
@@ -192,17 +192,27 @@ impl Spool {
                 || out
                     .first()
                     .is_some_and(|e: &Entry| e.id.epoch != key.id.epoch)
-                || (!out.is_empty() && total + meta.len > max_bytes)
             {
                 break;
             }
-            match fs::read(self.path(key.id, meta)) {
-                Ok(data) => {
-                    total += meta.len;
-                    out.push(Entry { id: key.id, data });
+            let read = fs::read(self.path(key.id, meta)).map_err(|e| e.to_string());
+            let data = match read.and_then(|d| {
+                files::unframe(&d)
+                    .map(<[u8]>::to_vec)
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(data) => data,
+                Err(error) => {
+                    unreadable.push((key.id, error));
+                    continue;
                 }
-                Err(error) => unreadable.push((key.id, error)),
+            };
+            // The budget counts what is sent: the snapshots, not their frames.
+            if !out.is_empty() && total + data.len() as u64 > max_bytes {
+                break;
             }
+            total += data.len() as u64;
+            out.push(Entry { id: key.id, data });
         }
         for (id, error) in unreadable {
             tracing::error!(epoch = id.epoch, seq = id.seq, %error, "spooled snapshot unreadable; set aside");

@@ -106,7 +106,8 @@ impl Spool {
             last_seq: recorded.unwrap_or(0).max(newest.map_or(0, |f| f.seq)),
             rejected_pending: number(REJECTED)?.unwrap_or(0),
             newest: newest
-                .and_then(|f| fs::read(dir.join(files::entry_name(f.epoch, f.seq, f.legacy))).ok()),
+                .and_then(|f| fs::read(dir.join(files::entry_name(f.epoch, f.seq, f.legacy))).ok())
+                .and_then(|d| files::unframe(&d).ok().map(<[u8]>::to_vec)),
         })
     }
     /// A new random epoch, numbering from 1. The epoch is written before `last_seq` is reset,

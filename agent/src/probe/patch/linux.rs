@@ -1,12 +1,15 @@
-//! The Linux shell of the patch probe: finds the package manager, runs it with timeouts, reads
-//! the reboot markers and kernel files. All interpretation is in the sibling parsers; every
-//! file look-up runs through the probe's `Offload`.
+//! The Linux shell of the patch probe: finds the package manager, runs it within its budget
+//! (time, CPU, memory; `[patches]`), reads the reboot markers and kernel files. apt runs only
+//! when its inputs changed since its last answer (`inputs`). All interpretation is in the
+//! sibling parsers; every file look-up runs through the probe's `Offload`.
 
+use std::path::Path;
 use std::time::Duration;
 
+use super::inputs::{self, Answer, Memo};
 use super::{PatchFacts, PatchSettings, apt, dnf, kernel, pacman, zypper};
 use crate::clock::local_to_epoch_ms;
-use crate::probe::command::{available, run};
+use crate::probe::command::{self, Budget, Output, available};
 use crate::probe::{Offload, ProbeError};
 
 /// A package manager gets this long for one query (dnf may refresh metadata).
@@ -27,17 +30,21 @@ enum Manager {
 pub async fn collect(
     settings: &PatchSettings,
     offload: &Offload,
+    memo: &Memo,
+    state_dir: &Path,
 ) -> Result<PatchFacts, ProbeError> {
     let manager = offload.run(find_manager).await?;
     let mut facts = match manager {
-        Manager::Apt => apt_updates(settings).await?,
-        Manager::Dnf(tool, needs_restarting) => dnf_updates(tool, needs_restarting).await?,
-        Manager::Zypper => zypper_updates().await?,
+        Manager::Apt => apt_answer(settings, offload, memo, state_dir).await?,
+        Manager::Dnf(tool, needs_restarting) => {
+            dnf_updates(settings, tool, needs_restarting).await?
+        }
+        Manager::Zypper => zypper_updates(settings).await?,
         Manager::Pacman(checkupdates) => {
             let out = if checkupdates {
-                run("checkupdates", &[], TOOL_TIMEOUT).await?
+                run(settings, "checkupdates", &[]).await?
             } else {
-                run("pacman", &["-Qu"], TOOL_TIMEOUT).await?
+                run(settings, "pacman", &["-Qu"]).await?
             };
             PatchFacts::from_updates("pacman", pacman::parse_updates(&out.stdout))
         }
@@ -84,6 +91,63 @@ fn find_manager() -> Manager {
     }
 }
 
+/// A package manager run within `[patches]`' budget.
+async fn run(settings: &PatchSettings, tool: &str, args: &[&str]) -> Result<Output, ProbeError> {
+    let budget = Budget {
+        time: TOOL_TIMEOUT,
+        cpu: settings.cpu_budget,
+        memory: settings.memory_budget,
+    };
+    command::run_within(tool, args, budget).await
+}
+
+/// apt's answer: the kept one when apt's inputs are as they were when it was computed (less
+/// than a day ago), else a new simulation, kept in memory and in the state folder.
+async fn apt_answer(
+    settings: &PatchSettings,
+    offload: &Offload,
+    memo: &Memo,
+    state_dir: &Path,
+) -> Result<PatchFacts, ProbeError> {
+    let file = Answer::path(state_dir);
+    let (s, f, kept) = (settings.clone(), file.clone(), memo.get());
+    let (stamp, kept) = offload
+        .run(move || {
+            let stamp = inputs::fingerprint(&inputs::apt_inputs(&s));
+            (stamp, kept.or_else(|| Answer::load(&f)))
+        })
+        .await?;
+    let now = crate::clock::now_ms();
+    if let Some(kept) = kept
+        && let Some(facts) = kept.reusable(stamp, now)
+    {
+        tracing::debug!(
+            age_s = (now - kept.taken_at_ms) / 1000,
+            "apt's inputs unchanged; its last answer stands"
+        );
+        let facts = facts.clone();
+        memo.set(kept);
+        return Ok(facts);
+    }
+    tracing::info!("apt's inputs changed; simulating the upgrade");
+    let facts = apt_updates(settings).await?;
+    let answer = Answer {
+        inputs: stamp,
+        taken_at_ms: now,
+        facts: facts.clone(),
+    };
+    memo.set(answer.clone());
+    let error = match offload.run(move || answer.save(&file)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(error) => Some(error.to_string()),
+    };
+    if let Some(error) = error {
+        tracing::warn!(%error, "cannot keep apt's answer; apt runs again after a restart");
+    }
+    Ok(facts)
+}
+
 /// Pending updates from apt's simulation; held packages (only when `apt-mark showhold` names
 /// some) from a second simulation that ignores holds.
 async fn apt_updates(settings: &PatchSettings) -> Result<PatchFacts, ProbeError> {
@@ -126,7 +190,7 @@ async fn apt(settings: &PatchSettings, tool: &str, args: &[&str]) -> Result<Stri
     }
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = run("env", &argv, TOOL_TIMEOUT).await?;
+    let out = run(settings, "env", &argv).await?;
     if out.code != Some(0) {
         return Err(ProbeError::Failed(format!(
             "{tool} {} failed: {}",
@@ -137,8 +201,12 @@ async fn apt(settings: &PatchSettings, tool: &str, args: &[&str]) -> Result<Stri
     Ok(out.stdout)
 }
 
-async fn dnf_updates(tool: &'static str, needs_restarting: bool) -> Result<PatchFacts, ProbeError> {
-    let out = run(tool, &["-q", "check-update"], TOOL_TIMEOUT).await?;
+async fn dnf_updates(
+    settings: &PatchSettings,
+    tool: &'static str,
+    needs_restarting: bool,
+) -> Result<PatchFacts, ProbeError> {
+    let out = run(settings, tool, &["-q", "check-update"]).await?;
     if !matches!(out.code, Some(0) | Some(100)) {
         return Err(ProbeError::Failed(format!(
             "{tool} check-update failed: {}",
@@ -146,18 +214,12 @@ async fn dnf_updates(tool: &'static str, needs_restarting: bool) -> Result<Patch
         )));
     }
     let mut updates = dnf::parse_check_update(&out.stdout);
-    if let Ok(sec) = run(
-        tool,
-        &["-q", "updateinfo", "list", "--security"],
-        TOOL_TIMEOUT,
-    )
-    .await
-    {
+    if let Ok(sec) = run(settings, tool, &["-q", "updateinfo", "list", "--security"]).await {
         dnf::mark_security(&mut updates, &dnf::parse_security_advisories(&sec.stdout));
     }
     let mut facts = PatchFacts::from_updates(tool, updates);
     if needs_restarting
-        && let Ok(nr) = run("needs-restarting", &["-r"], TOOL_TIMEOUT).await
+        && let Ok(nr) = run(settings, "needs-restarting", &["-r"]).await
         && dnf::needs_restarting_says_reboot(&nr.stdout)
     {
         facts.reboot_required = true;
@@ -166,15 +228,16 @@ async fn dnf_updates(tool: &'static str, needs_restarting: bool) -> Result<Patch
     Ok(facts)
 }
 
-async fn zypper_updates() -> Result<PatchFacts, ProbeError> {
+async fn zypper_updates(settings: &PatchSettings) -> Result<PatchFacts, ProbeError> {
     let out = run(
+        settings,
         "zypper",
         &["--non-interactive", "--xmlout", "list-updates"],
-        TOOL_TIMEOUT,
     )
     .await?;
     let mut facts = PatchFacts::from_updates("zypper", zypper::parse_list_updates(&out.stdout));
     if let Ok(p) = run(
+        settings,
         "zypper",
         &[
             "--non-interactive",
@@ -183,7 +246,6 @@ async fn zypper_updates() -> Result<PatchFacts, ProbeError> {
             "--category",
             "security",
         ],
-        TOOL_TIMEOUT,
     )
     .await
     {

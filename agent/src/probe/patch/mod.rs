@@ -5,6 +5,7 @@
 
 pub mod apt;
 pub mod dnf;
+pub mod inputs;
 pub mod kernel;
 pub mod macos;
 pub mod pacman;
@@ -21,7 +22,7 @@ use firstline_proto::limits;
 use crate::probe::Offload;
 
 /// What the patch probe reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PatchFacts {
     pub package_manager: String,
     pub pending_count: u32,
@@ -39,7 +40,7 @@ pub struct PatchFacts {
 }
 
 /// One pending update.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingUpdate {
     pub name: String,
     pub installed_version: String,
@@ -63,6 +64,13 @@ pub struct PatchSettings {
     pub dpkg_status: Option<std::path::PathBuf>,
     /// apt's package lists folder (`Dir::State::lists`), passed and watched the same way.
     pub apt_lists: Option<std::path::PathBuf>,
+    /// Least time from one run to a rerun for changed package databases: an upgrade's many
+    /// writes make one run.
+    pub rerun_gap: std::time::Duration,
+    /// CPU time (the tool and what it starts) one package-manager run may use.
+    pub cpu_budget: std::time::Duration,
+    /// Resident memory (the tool's process tree) one package-manager run may use, in bytes.
+    pub memory_budget: u64,
 }
 
 impl PatchSettings {
@@ -92,6 +100,9 @@ impl Default for PatchSettings {
             apt_config: None,
             dpkg_status: None,
             apt_lists: None,
+            rerun_gap: std::time::Duration::from_secs(60),
+            cpu_budget: std::time::Duration::from_secs(60),
+            memory_budget: 1024 * 1024 * 1024,
         }
     }
 }
@@ -132,13 +143,16 @@ fn bounded(mut updates: Vec<PendingUpdate>) -> (Vec<PendingUpdate>, u32, u32, bo
     (updates, all, security, truncated)
 }
 
-/// Runs the patch probe for this OS.
+/// Runs the patch probe for this OS. `memo` keeps apt's last answer (in memory and in
+/// `state_dir`), so apt runs only when its inputs changed.
 #[cfg(target_os = "linux")]
 pub async fn collect(
     settings: &PatchSettings,
     offload: &Offload,
+    memo: &inputs::Memo,
+    state_dir: &std::path::Path,
 ) -> Result<PatchFacts, crate::probe::ProbeError> {
-    linux::collect(settings, offload).await
+    linux::collect(settings, offload, memo, state_dir).await
 }
 
 /// Re-evaluates only whether a reboot is required (a few file checks, so it blocks), keeping
@@ -162,6 +176,8 @@ pub fn refresh_reboot(_facts: &mut PatchFacts, _settings: &PatchSettings) {}
 pub async fn collect(
     _settings: &PatchSettings,
     _offload: &Offload,
+    _memo: &inputs::Memo,
+    _state_dir: &std::path::Path,
 ) -> Result<PatchFacts, crate::probe::ProbeError> {
     other_os::collect().await
 }
@@ -170,6 +186,8 @@ pub async fn collect(
 pub async fn collect(
     _settings: &PatchSettings,
     _offload: &Offload,
+    _memo: &inputs::Memo,
+    _state_dir: &std::path::Path,
 ) -> Result<PatchFacts, crate::probe::ProbeError> {
     Err(crate::probe::ProbeError::Unsupported(
         "patch probe on this OS",
