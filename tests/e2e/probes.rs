@@ -251,3 +251,38 @@ fn connectivity_checks_pass_then_fail_with_the_right_reason() {
     assert_eq!(cut["status"], "critical", "a failing DNS check is critical");
     drop(dns);
 }
+
+/// The mount points the collector has for `agent_id`.
+fn mounts(admin: &mut Admin, agent_id: &str) -> Vec<String> {
+    host(admin, agent_id)
+        .and_then(|h| h["filesystems"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f["mount_point"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The disk probe reads the mount table again only when the kernel says it changed: a
+/// filesystem mounted while the agent runs is reported, and is gone once unmounted.
+#[test]
+fn a_filesystem_mounted_and_unmounted_while_the_agent_runs_is_seen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = CollectorProc::start(dir.path(), "[report]\nheartbeat = \"1s\"\n");
+    let mut admin = collector.admin();
+    let mut agent = AgentProc::new(dir.path(), "");
+    agent.enroll(&collector);
+    agent.start();
+    let agent_id = agent.agent_id();
+    wait_for("first report", LIMIT, || {
+        Some(mounts(&mut admin, &agent_id)).filter(|m| !m.is_empty())
+    });
+    let disk = firstline_tests::fs::Tmpfs::mount(8 * 1024 * 1024);
+    let point = disk.mount_point();
+    wait_for("the new mount reported", LIMIT, || {
+        mounts(&mut admin, &agent_id).contains(&point).then_some(())
+    });
+    drop(disk);
+    wait_for("the unmounted filesystem gone", LIMIT, || {
+        (!mounts(&mut admin, &agent_id).contains(&point)).then_some(())
+    });
+}

@@ -263,34 +263,84 @@ pub fn usage(mount: &MountEntry, st: &StatVfs) -> Option<FsUsage> {
     })
 }
 
-/// Measures every selected filesystem now.
-#[cfg(target_os = "linux")]
-pub fn collect(filter: &DiskFilter) -> std::io::Result<Vec<FsUsage>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mounts = select_mounts(parse_mountinfo(&text), filter);
-    Ok(mounts
-        .iter()
-        .filter_map(|m| {
-            let st = rustix::fs::statvfs(m.mount_point.as_str()).ok()?;
-            usage(
-                m,
-                &StatVfs {
-                    fragment_size: st.f_frsize,
-                    blocks: st.f_blocks,
-                    blocks_free: st.f_bfree,
-                    blocks_available: st.f_bavail,
-                    files: st.f_files,
-                    files_free: st.f_ffree,
-                },
-            )
-        })
-        .collect())
+/// The selected mounts, read again from `/proc/self/mountinfo` only when the kernel says the
+/// mount table changed (the file polls readable with `POLLPRI` after a mount or unmount, see
+/// proc(5)), so a check is one `poll` and a `statvfs` per filesystem.
+#[derive(Debug, Default)]
+pub struct MountTable {
+    #[cfg(target_os = "linux")]
+    file: Option<std::fs::File>,
+    filter: Option<DiskFilter>,
+    selected: Vec<MountEntry>,
 }
 
-/// Other platforms get their disk list in a later probe; until then they report none.
-#[cfg(not(target_os = "linux"))]
-pub fn collect(_filter: &DiskFilter) -> std::io::Result<Vec<FsUsage>> {
-    Ok(Vec::new())
+impl MountTable {
+    /// Measures every selected filesystem now. Blocks (`statvfs`).
+    #[cfg(target_os = "linux")]
+    pub fn measure(&mut self, filter: &DiskFilter) -> std::io::Result<Vec<FsUsage>> {
+        let stale = self.filter.as_ref() != Some(filter)
+            || self.file.as_ref().is_none_or(mount_table_changed);
+        if stale {
+            use std::io::Read;
+            // Opened before it is read: a change in between shows at the next poll.
+            let mut file = std::fs::File::open("/proc/self/mountinfo")?;
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            self.selected = select_mounts(parse_mountinfo(&text), filter);
+            self.file = Some(file);
+            self.filter = Some(filter.clone());
+        }
+        Ok(self
+            .selected
+            .iter()
+            .filter_map(|m| {
+                let st = rustix::fs::statvfs(m.mount_point.as_str()).ok()?;
+                usage(
+                    m,
+                    &StatVfs {
+                        fragment_size: st.f_frsize,
+                        blocks: st.f_blocks,
+                        blocks_free: st.f_bfree,
+                        blocks_available: st.f_bavail,
+                        files: st.f_files,
+                        files_free: st.f_ffree,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Other platforms get their disk list in a later probe; until then they report none.
+    #[cfg(not(target_os = "linux"))]
+    pub fn measure(&mut self, filter: &DiskFilter) -> std::io::Result<Vec<FsUsage>> {
+        self.filter = Some(filter.clone());
+        self.selected.clear();
+        Ok(Vec::new())
+    }
+}
+
+/// Whether the mount table changed since `file` was opened or last polled (polling resets
+/// it). A poll that fails counts as a change: the table is read again.
+#[cfg(target_os = "linux")]
+fn mount_table_changed(file: &std::fs::File) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(file, PollFlags::PRI)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(0) => false,
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::PRI | PollFlags::ERR | PollFlags::NVAL),
+        Err(_) => true,
+    }
+}
+
+/// Measures every selected filesystem now, reading the mount table afresh.
+pub fn collect(filter: &DiskFilter) -> std::io::Result<Vec<FsUsage>> {
+    MountTable::default().measure(filter)
 }
 
 #[cfg(test)]

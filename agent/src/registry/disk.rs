@@ -15,6 +15,8 @@ use crate::probe::{Offload, ProbeError};
 #[derive(Default)]
 pub struct Disk {
     offload: Offload,
+    /// Read again only when the mount table changes.
+    mounts: std::sync::Arc<std::sync::Mutex<disk::MountTable>>,
 }
 
 impl Probe for Disk {
@@ -29,10 +31,13 @@ impl Probe for Disk {
     }
 
     async fn collect(&self, config: &Config, _ctx: &Context) -> Result<Vec<FsUsage>, ProbeError> {
-        let filter = config.disk_filter.clone();
+        let (filter, mounts) = (config.disk_filter.clone(), self.mounts.clone());
         self.offload
             .run(move || {
-                disk::collect(&filter).map_err(|e| ProbeError::Failed(format!("mount table: {e}")))
+                let mut mounts = mounts.lock().unwrap_or_else(|p| p.into_inner());
+                mounts
+                    .measure(&filter)
+                    .map_err(|e| ProbeError::Failed(format!("mount table: {e}")))
             })
             .await?
     }
