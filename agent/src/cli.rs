@@ -275,7 +275,10 @@ async fn check_once(config: &Config, json: bool) -> u8 {
     let collector = blocking::run(move || Identity::load(&dir).ok())
         .await
         .and_then(|i| runner::collector_target(&i.collector_url));
-    let ctx = Context { collector };
+    let ctx = Context {
+        collector,
+        policy: None,
+    };
     let probes = ProbeSet::new();
     let kept = kept_results(&probes, config).await;
     let colour = (!json).then(|| colour_wanted(std::io::stdout().is_terminal()));

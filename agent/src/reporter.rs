@@ -65,9 +65,15 @@ impl Reporter {
         let mut last: Option<LastReport> = None;
         // Upload failures the last spooled snapshot carried.
         let mut carried: u32 = 0;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Nothing is due between results but a heartbeat, the end of a "check now"'s
+            // gathering, and (after failed uploads) a look at whether they were cleared.
+            let due = next_look(
+                last.as_ref(),
+                check.as_ref().map(|c| c.until),
+                carried > 0,
+                self.heartbeat(),
+            );
             tokio::select! {
                 received = results.recv() => match received {
                     Some((id, result)) => {
@@ -93,7 +99,7 @@ impl Reporter {
                     });
                     continue;
                 }
-                _ = tick.tick() => {}
+                () = tokio::time::sleep_until(due.into()) => {}
                 () = shutdown.cancelled() => return,
             }
             if check
@@ -137,6 +143,10 @@ impl Reporter {
                 Err(error) => tracing::error!(error = %chain(&error), "cannot spool snapshot"),
             }
         }
+    }
+
+    fn heartbeat(&self) -> Duration {
+        Duration::from_secs(u64::from(self.policy.borrow().heartbeat_seconds.max(1)))
     }
 
     /// Answers a "check now": a snapshot of what the probes just measured, spooled.
@@ -232,6 +242,29 @@ impl Reporter {
             .map(|stamp| (stamp, failures))
     }
 }
+
+/// When the reporter looks again if no result comes first: the next heartbeat, the end of a
+/// check's gathering, within [`STALE_LOOK`] while the last snapshot carried upload failures,
+/// within a second before the first snapshot.
+fn next_look(
+    last: Option<&LastReport>,
+    check_until: Option<Instant>,
+    carried_failures: bool,
+    heartbeat: Duration,
+) -> Instant {
+    let now = Instant::now();
+    let mut due = last.map_or(now + Duration::from_secs(1), |l| l.at + heartbeat);
+    if carried_failures {
+        due = due.min(now + STALE_LOOK);
+    }
+    if let Some(until) = check_until {
+        due = due.min(until);
+    }
+    due.max(now)
+}
+
+/// How often the reporter looks whether failures the last snapshot carried were cleared.
+const STALE_LOOK: Duration = Duration::from_secs(1);
 
 /// Whether the last snapshot's upload failures are out of date: it carried some, and an upload
 /// has succeeded since (the uplink clears the diagnosis on its first success).

@@ -106,6 +106,7 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let ctx = Arc::new(Context {
         collector: collector_target(&collector_url),
+        policy: Some(policy_rx.clone()),
     });
     scheduler::spawn(
         &tracker,

@@ -100,6 +100,7 @@ pub fn spawn(
         };
         let task = ProbeTask {
             id,
+            changes: probes.changes(id),
             probes: probes.clone(),
             ctx: ctx.clone(),
             signals,
@@ -112,6 +113,8 @@ pub fn spawn(
 /// One probe's loop.
 struct ProbeTask {
     id: ProbeId,
+    /// The probe's own signal that its facts changed (a probe measuring on its own thread).
+    changes: Option<Arc<Notify>>,
     probes: Arc<ProbeSet>,
     ctx: Arc<Context>,
     signals: Signals,
@@ -132,6 +135,7 @@ impl ProbeTask {
             tokio::select! {
                 _ = ticker.tick() => {}
                 () = self.signals.rerun.notified() => {}
+                () = changes(self.changes.as_deref()) => {}
                 () = self.signals.changed.notified() => {
                     if over_budget > 0 {
                         continue; // the backed-off ticker runs it
@@ -205,6 +209,13 @@ impl ProbeTask {
 fn backoff(interval: Duration, n: u32) -> Duration {
     let factor = 2u32.saturating_pow(n.min(16));
     interval.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+async fn changes(notify: Option<&Notify>) {
+    match notify {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

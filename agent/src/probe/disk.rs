@@ -7,7 +7,7 @@
 use firstline_proto::limits;
 
 /// One filesystem's usage, as `df` would show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FsUsage {
     pub mount_point: String,
     pub device: String,

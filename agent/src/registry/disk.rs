@@ -1,22 +1,82 @@
 //! The disk probe in the registry: every real filesystem's usage, measured every
 //! `disk.interval`; a threshold crossing is a change, and the first snapshot waits for the
-//! first measurement.
+//! first measurement. In the running agent the measuring is done by the disk thread
+//! (`disk_sampler`), which wakes the probe's task only for a crossing or another set of
+//! filesystems; the task's own runs, every [`REFRESH`], pick up the latest figures for the
+//! heartbeats. A one-off `check` measures once, on the probe's blocking lane.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firstline_proto::v1;
+use tokio::sync::{Notify, watch};
 
+use super::disk_sampler::{Sampler, Settings};
 use super::{Context, Level, Limits, Probe};
 use crate::config::Config;
 use crate::facts::{Signature, bucket};
+use crate::identity::Policy;
 use crate::probe::disk::{self, FsUsage};
 use crate::probe::{Offload, ProbeError};
+
+/// How often the running agent's disk task takes the disk thread's latest figures when
+/// nothing crossed a threshold (the heartbeat carries them).
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// How long one measurement may take before the probe reports it as hanging.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct Disk {
     offload: Offload,
     /// Read again only when the mount table changes.
-    mounts: std::sync::Arc<std::sync::Mutex<disk::MountTable>>,
+    mounts: Arc<Mutex<disk::MountTable>>,
+    /// The disk thread, once the running agent's task first asks.
+    sampler: Mutex<Option<Sampler>>,
+    /// What the disk thread wakes the task with.
+    changed: Arc<Notify>,
+}
+
+impl Disk {
+    /// The disk thread's latest figures, starting the thread on first use (and waiting for its
+    /// first measurement).
+    async fn sampled(
+        &self,
+        config: &Config,
+        policy: &watch::Receiver<Policy>,
+    ) -> Result<Vec<FsUsage>, ProbeError> {
+        let settings = Settings {
+            interval: config.disk_interval,
+            filter: config.disk_filter.clone(),
+        };
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            // A notification that comes between this look and the wait is kept by `Notify`.
+            let woken = self.changed.notified();
+            {
+                let mut slot = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+                match slot.as_ref() {
+                    Some(sampler) => {
+                        sampler.configure(&settings);
+                        if let Some(latest) = sampler.latest(TIMEOUT) {
+                            return latest;
+                        }
+                    }
+                    None => {
+                        let started =
+                            Sampler::start(settings.clone(), policy.clone(), self.changed.clone())
+                                .map_err(|e| {
+                                    ProbeError::Failed(format!("cannot start the disk thread: {e}"))
+                                })?;
+                        *slot = Some(started);
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return Err(ProbeError::Timeout(TIMEOUT));
+            }
+        }
+    }
 }
 
 impl Probe for Disk {
@@ -26,11 +86,20 @@ impl Probe for Disk {
         "disk"
     }
 
+    /// The running agent's task runs every [`REFRESH`] (or the interval, when longer) and when
+    /// the disk thread says a threshold was crossed.
     fn timing(&self, config: &Config) -> (Duration, Duration) {
-        (config.disk_interval, Duration::from_secs(5))
+        (config.disk_interval.max(REFRESH), TIMEOUT)
     }
 
-    async fn collect(&self, config: &Config, _ctx: &Context) -> Result<Vec<FsUsage>, ProbeError> {
+    fn changes(&self) -> Option<Arc<Notify>> {
+        Some(self.changed.clone())
+    }
+
+    async fn collect(&self, config: &Config, ctx: &Context) -> Result<Vec<FsUsage>, ProbeError> {
+        if let Some(policy) = &ctx.policy {
+            return self.sampled(config, policy).await;
+        }
         let (filter, mounts) = (config.disk_filter.clone(), self.mounts.clone());
         self.offload
             .run(move || {

@@ -35,6 +35,7 @@ pub(super) trait Erased: Send + Sync {
         config: &'a Config,
     ) -> BoxFuture<'a, Option<ProbeOutput>>;
     fn gates_first_snapshot(&self) -> bool;
+    fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>>;
 }
 
 impl<P: Probe> Erased for P {
@@ -100,5 +101,9 @@ impl<P: Probe> Erased for P {
 
     fn gates_first_snapshot(&self) -> bool {
         Probe::gates_first_snapshot(self)
+    }
+
+    fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Probe::changes(self)
     }
 }

@@ -11,6 +11,7 @@
 mod antivirus;
 mod connectivity;
 mod disk;
+mod disk_sampler;
 mod erased;
 mod patches;
 mod system;
@@ -18,6 +19,7 @@ mod verdict;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use firstline_proto::v1;
@@ -80,6 +82,12 @@ pub trait Probe: Send + Sync + 'static {
         async { None }
     }
 
+    /// What wakes the probe's task for a run besides its interval (none, by default): a probe
+    /// that measures on a thread of its own says so when its facts changed.
+    fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Whether the first snapshot waits for this probe's first facts.
     fn gates_first_snapshot(&self) -> bool {
         false
@@ -91,6 +99,9 @@ pub trait Probe: Send + Sync + 'static {
 pub struct Context {
     /// `host:port` of the collector, for the connectivity probe.
     pub collector: Option<String>,
+    /// The collector's report policy, in the running agent (not in a one-off `check`): a
+    /// probe that measures on its own thread wakes its task when a threshold is crossed.
+    pub policy: Option<tokio::sync::watch::Receiver<crate::identity::Policy>>,
 }
 
 /// A file or directory a probe wants watched.
@@ -181,6 +192,11 @@ impl ProbeSet {
     /// How often `id` runs and how long one run may take.
     pub fn timing(&self, id: ProbeId, config: &Config) -> (Duration, Duration) {
         self.probe(id).timing(config)
+    }
+
+    /// What wakes `id`'s task besides its interval, if anything.
+    pub fn changes(&self, id: ProbeId) -> Option<Arc<tokio::sync::Notify>> {
+        self.probe(id).changes()
     }
 
     /// Least time from one run of `id` to a rerun for changed watched files.
@@ -308,7 +324,7 @@ mod tests {
         let set = ProbeSet::new();
         let timing = |name| set.timing(set.id(name).expect("probe"), &config);
         let cases = [
-            ("disk", (config.disk_interval, Duration::from_secs(5))),
+            ("disk", (disk::REFRESH, Duration::from_secs(5))),
             ("system", (config.system_interval, Duration::from_secs(10))),
             ("patches", (config.patches.interval, config.patches.timeout)),
             (
