@@ -121,3 +121,7 @@ if ! command -v cargo-deny >/dev/null; then
 fi
 echo "==> cargo deny --locked check licenses bans sources"
 cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
+# A minute of fuzzing: every parser and decoder of outside input (fuzz/, scripts/fuzz.sh).
+echo "==> scripts/fuzz.sh --short"
+scripts/fuzz.sh --short
