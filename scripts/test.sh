@@ -111,3 +111,17 @@ deploy/windows/build-msi.sh --exe "$target/x86_64-pc-windows-gnu/debug/firstline
 deploy/windows/test-msi.sh "$msi"
 echo "==> deploy/macos/check-macos-files.sh"
 deploy/macos/check-macos-files.sh
+
+# The dependency policy (deny.toml): allowed licenses, banned crates (one TLS stack, rustls;
+# one crypto provider, ring) and crates.io as the only source. (Its advisories check needs the
+# RustSec database from GitHub, which the test machines do not reach.)
+if ! command -v cargo-deny >/dev/null; then
+  echo "==> cargo install --locked cargo-deny"
+  cargo install --locked cargo-deny
+fi
+echo "==> cargo deny --locked check licenses bans sources"
+cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
+# A minute of fuzzing: every parser and decoder of outside input (fuzz/, scripts/fuzz.sh).
+echo "==> scripts/fuzz.sh --short"
+scripts/fuzz.sh --short

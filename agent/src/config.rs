@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use firstline_support::config_file::{finish, read_toml, set_duration};
+use firstline_support::config_file::{finish, parse_toml, read_toml, set_duration};
 use serde::Deserialize;
 
 pub use firstline_support::config_file::ConfigError;
@@ -194,7 +194,28 @@ impl Config {
         state_dir: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let (name, mut raw) = read_toml::<RawConfig>(file)?;
+        let (name, raw) = read_toml::<RawConfig>(file)?;
+        Self::from_raw(name, raw, state_dir, env)
+    }
+
+    /// The configuration that `text`, the contents of a file called `name` in errors, gives
+    /// over the defaults, with the environment's enrollment values looked up in `env`: what
+    /// [`Config::load_with_env`] does once the file is read.
+    pub fn from_toml(
+        name: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw = parse_toml::<RawConfig>(name, text)?;
+        Self::from_raw(name.to_owned(), raw, None, env)
+    }
+
+    fn from_raw(
+        name: String,
+        mut raw: RawConfig,
+        state_dir: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let mut config = Self {
             enrollment: Enrollment::resolve(raw.enrollment.take(), env, &mut problems),
@@ -690,6 +711,24 @@ mod tests {
         let shipped =
             load(include_str!("../../deploy/agent/agent.toml")).expect("shipped config loads");
         assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn text_gives_what_the_file_gives() {
+        let text = "[disk]\ninterval = \"2s\"\n[spool]\nmax_snapshots = 10\n";
+        let from_text = Config::from_toml("agent.toml", text, &|_| None).expect("valid");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text).expect("write");
+        let from_file = Config::load_with_env(Some(&path), None, &|_| None).expect("valid");
+        assert_eq!(from_text, from_file);
+        let error = Config::from_toml("given.toml", "[spool]\nmax_snapshots = 0\n", &|_| None)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            error.starts_with("given.toml: spool.max_snapshots"),
+            "{error}"
+        );
     }
 
     #[test]

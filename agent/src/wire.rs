@@ -4,7 +4,6 @@
 //! messages.
 
 use firstline_proto::v1;
-use prost::Message;
 
 use crate::facts::Facts;
 use crate::registry::ProbeSet;
@@ -67,7 +66,7 @@ pub fn snapshot(
 /// The uplink diagnosis an encoded snapshot carries, if it decodes and carries one (for
 /// `status`: the newest spooled snapshot says why uploads fail).
 pub fn diagnosis_in(encoded: &[u8]) -> Option<UplinkDiagnosis> {
-    let u = v1::Snapshot::decode(encoded).ok()?.uplink?;
+    let u = crate::spool::decode_entry(encoded).ok()?.uplink?;
     Some(UplinkDiagnosis {
         consecutive_failures: u.consecutive_failures,
         failing_since_ms: u.failing_since_ms,
@@ -82,6 +81,7 @@ mod tests {
     use crate::facts::ProbeOutput;
     use crate::probe::ProbeError;
     use crate::probe::disk::FsUsage;
+    use prost::Message;
 
     #[test]
     fn probes_fill_their_parts_and_failures_become_probe_status() {

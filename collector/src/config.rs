@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use firstline_support::config_file::{finish, read_toml, set_duration};
+use firstline_support::config_file::{finish, parse_toml, read_toml, set_duration};
 use serde::Deserialize;
 
 pub use firstline_support::config_file::ConfigError;
@@ -198,6 +198,18 @@ impl Config {
     /// Loads the file (if any) over the defaults, then the flags, and validates the result.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let (name, raw) = read_toml::<RawConfig>(file)?;
+        Self::from_raw(name, raw, overrides)
+    }
+
+    /// The configuration that `text`, the contents of a file called `name` in errors, gives
+    /// over the defaults, then the flags: what [`Config::load`] does once the file is read
+    /// (the rule file it names is still read from disk).
+    pub fn from_toml(name: &str, text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let raw = parse_toml::<RawConfig>(name, text)?;
+        Self::from_raw(name.to_owned(), raw, overrides)
+    }
+
+    fn from_raw(name: String, raw: RawConfig, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let mut config = Self::default();
         config.apply(raw, &mut problems);
@@ -473,6 +485,21 @@ mod tests {
     fn shipped_default_file_parses_to_the_defaults() {
         let parsed = load(&Config::default_toml()).expect("default config loads");
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn text_gives_what_the_file_gives() {
+        let text = "[report]\nheartbeat = \"5m\"\n";
+        let from_text = Config::from_toml("collector.toml", text, &Overrides::default());
+        assert_eq!(from_text.expect("valid"), load(text).expect("valid"));
+        let error = Config::from_toml(
+            "given.toml",
+            "[report]\nheartbeat = 5\n",
+            &Overrides::default(),
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(error.starts_with("given.toml: "), "{error}");
     }
 
     #[test]

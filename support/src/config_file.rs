@@ -34,11 +34,16 @@ pub fn read_toml<T: DeserializeOwned + Default>(
         file: name.clone(),
         source,
     })?;
-    let raw = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        file: name.clone(),
-        message: e.to_string().trim_end().to_owned(),
-    })?;
+    let raw = parse_toml(&name, &text)?;
     Ok((name, raw))
+}
+
+/// Parses `text`, the contents of the file called `name` in errors, into `T` (a raw shape).
+pub fn parse_toml<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: name.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
 }
 
 /// Turns collected problems into the result.

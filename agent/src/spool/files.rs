@@ -180,15 +180,19 @@ pub fn scan(dir: &Path, remove_tmp: bool) -> Result<Vec<Found>, SpoolError> {
 /// Reads a number file.
 pub fn read_number(path: &Path) -> Result<Number, SpoolError> {
     match fs::read_to_string(path) {
-        Ok(text) => Ok(text
-            .trim()
-            .parse()
-            .map(Number::Value)
-            .unwrap_or(Number::Corrupt)),
+        Ok(text) => Ok(parse_number(&text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Number::Missing),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Number::Corrupt),
         Err(e) => Err(io("read", path)(e)),
     }
+}
+
+/// What the text of a number file says.
+pub fn parse_number(text: &str) -> Number {
+    text.trim()
+        .parse()
+        .map(Number::Value)
+        .unwrap_or(Number::Corrupt)
 }
 
 /// Replaces a number file atomically (synced; the directory entry is synced by the caller).
@@ -272,5 +276,7 @@ mod tests {
         assert_eq!(read_number(&path).expect("read"), Number::Value(42));
         fs::write(&path, "forty-two").expect("write");
         assert_eq!(read_number(&path).expect("read"), Number::Corrupt);
+        assert_eq!(parse_number(" 7\n"), Number::Value(7));
+        assert_eq!(parse_number("-1"), Number::Corrupt);
     }
 }

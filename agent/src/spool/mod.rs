@@ -25,6 +25,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+use firstline_proto::v1;
+use prost::Message;
+
+pub use files::{Number, parse_name, parse_number};
 pub use numbering::SpoolSummary;
 pub use shared::SharedSpool;
 
@@ -53,6 +57,13 @@ pub enum SpoolError {
         epoch: u64,
         waiting: usize,
     },
+}
+
+/// The snapshot a spooled entry's bytes hold (an entry is the encoded snapshot that
+/// [`Spool::push`] was given). One that does not decode can never be sent: the uplink sets it
+/// aside.
+pub fn decode_entry(data: &[u8]) -> Result<v1::Snapshot, prost::DecodeError> {
+    v1::Snapshot::decode(data)
 }
 
 /// Bounds of the spool.

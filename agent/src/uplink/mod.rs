@@ -21,7 +21,6 @@ use firstline_proto::limits;
 use firstline_proto::v1::agent_client::AgentClient;
 use firstline_proto::v1::{ReportAck, ReportRequest, Snapshot};
 use firstline_support::errors::chain;
-use prost::Message;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
@@ -241,7 +240,7 @@ impl<C: Collector> Uplink<C> {
         let mut ids = Vec::with_capacity(batch.len());
         let mut snapshots = Vec::with_capacity(batch.len());
         for entry in batch {
-            match Snapshot::decode(entry.data.as_slice()) {
+            match crate::spool::decode_entry(&entry.data) {
                 Ok(s) => {
                     ids.push(entry.id);
                     snapshots.push(s);

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use firstline_proto::v1::RejectedSnapshot;
+use prost::Message;
 use tonic::{Code, Status};
 
 use super::*;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Rule, RuleKind, defaults};
-use firstline_support::config_file::{ConfigError, finish, read_toml};
+use firstline_support::config_file::{ConfigError, finish, parse_toml, read_toml};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +42,16 @@ struct RawRule {
 /// Loads the rule set: the defaults, with the file (if any) laid over them.
 pub fn load(file: Option<&Path>) -> Result<Vec<Rule>, ConfigError> {
     let (name, raw) = read_toml::<RawFile>(file)?;
+    from_raw(name, raw)
+}
+
+/// The rule set that `text`, the contents of a rule file called `name` in errors, lays over
+/// the defaults: what [`load`] does once the file is read.
+pub fn from_toml(name: &str, text: &str) -> Result<Vec<Rule>, ConfigError> {
+    from_raw(name.to_owned(), parse_toml::<RawFile>(name, text)?)
+}
+
+fn from_raw(name: String, raw: RawFile) -> Result<Vec<Rule>, ConfigError> {
     let mut rules = defaults::rules();
     let mut problems = Vec::new();
     for (i, r) in raw.rules.into_iter().enumerate() {
@@ -293,6 +303,17 @@ mod tests {
             load_text("").expect("empty file").len(),
             defaults::rules().len()
         );
+    }
+
+    #[test]
+    fn text_gives_what_the_file_gives() {
+        let text = "[[rules]]\nid = \"disk.usage\"\nopen_percent = 80.0\nclear_percent = 70.0\n";
+        let from_text = from_toml("rules.toml", text).expect("valid");
+        assert_eq!(from_text, load_text(text).expect("valid"));
+        let error = from_toml("given.toml", "[[rules]]\nkind = \"disk_usage\"\n")
+            .expect_err("no id")
+            .to_string();
+        assert!(error.starts_with("given.toml: "), "{error}");
     }
 
     #[test]

@@ -184,9 +184,13 @@ pub fn newest_db_header(dir: &Path) -> Option<DbHeader> {
 }
 
 /// The definitions date in ms: the header's exact time when known, else VERSION's local time.
+/// A header time too large to be one (a damaged file) counts as unknown.
 pub fn definitions_ms(header: Option<&DbHeader>, version: Option<&ClamdVersion>) -> i64 {
-    if let Some(h) = header.filter(|h| h.stime > 0) {
-        return h.stime * 1000;
+    if let Some(ms) = header
+        .filter(|h| h.stime > 0)
+        .and_then(|h| h.stime.checked_mul(1000))
+    {
+        return ms;
     }
     version
         .and_then(|v| v.db_date)
@@ -284,6 +288,16 @@ mod tests {
             })
         );
         assert_eq!(parse_db_header(b"\x1f\x8b garbage"), None);
+        // A damaged header's time beyond i64 milliseconds falls back to VERSION's date.
+        let huge = parse_db_header(b"ClamAV-VDB:x:1:x:x:x:x:x:99999999999999999");
+        assert_eq!(huge.as_ref().map(|h| h.stime), Some(99_999_999_999_999_999));
+        assert_eq!(definitions_ms(huge.as_ref(), None), 0);
+        let version = parse_version("ClamAV 1.4.6/27462/Mon Nov 18 08:34:28 2024\0");
+        assert_eq!(
+            definitions_ms(huge.as_ref(), version.as_ref()),
+            definitions_ms(None, version.as_ref())
+        );
+        assert_ne!(definitions_ms(None, version.as_ref()), 0);
         assert_eq!(
             definitions_ms(parse_db_header(cud).as_ref(), None),
             1_731_918_868_000
