@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use firstline_proto::v1;
 use prost::Message;
 
-pub use files::{Number, parse_name, parse_number};
+pub use files::{Number, TornEntry, frame, parse_name, parse_number, unframe};
 pub use numbering::SpoolSummary;
 pub use shared::SharedSpool;
 
