@@ -21,6 +21,20 @@ fn host_last_seq(collector: &CollectorProc, agent_id: &str) -> Option<u64> {
     host["last_seq"].as_u64()
 }
 
+/// A collector (1 s heartbeat) and an agent measuring every 200 ms in `dir`, once the
+/// collector has its first reports; with the agent's id.
+fn reporting(dir: &std::path::Path) -> (CollectorProc, AgentProc, String) {
+    let collector = CollectorProc::start(dir, "[report]\nheartbeat = \"1s\"\n");
+    let mut agent = AgentProc::new(dir, "[disk]\ninterval = \"200ms\"\n");
+    agent.enroll(&collector);
+    agent.start();
+    let agent_id = agent.agent_id();
+    wait_for("first reports", LIMIT, || {
+        host_last_seq(&collector, &agent_id).filter(|s| *s >= 2)
+    });
+    (collector, agent, agent_id)
+}
+
 fn agent_seq(agent: &AgentProc) -> u64 {
     agent.status()["last_seq"].as_u64().expect("last_seq")
 }
@@ -28,14 +42,7 @@ fn agent_seq(agent: &AgentProc) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshots_taken_during_an_outage_arrive_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut collector = CollectorProc::start(dir.path(), "[report]\nheartbeat = \"1s\"\n");
-    let mut agent = AgentProc::new(dir.path(), "[disk]\ninterval = \"200ms\"\n");
-    agent.enroll(&collector);
-    agent.start();
-    let agent_id = agent.agent_id();
-    wait_for("first reports", LIMIT, || {
-        host_last_seq(&collector, &agent_id).filter(|s| *s >= 2)
-    });
+    let (mut collector, mut agent, agent_id) = reporting(dir.path());
 
     collector.stop();
     let stored_before_outage = agent_seq(&agent);
@@ -134,14 +141,7 @@ fn spool_entries(agent: &AgentProc) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_torn_last_entry_after_kill_9_is_the_only_loss_and_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut collector = CollectorProc::start(dir.path(), "[report]\nheartbeat = \"1s\"\n");
-    let mut agent = AgentProc::new(dir.path(), "[disk]\ninterval = \"200ms\"\n");
-    agent.enroll(&collector);
-    agent.start();
-    let agent_id = agent.agent_id();
-    wait_for("first reports", LIMIT, || {
-        host_last_seq(&collector, &agent_id).filter(|s| *s >= 2)
-    });
+    let (mut collector, mut agent, agent_id) = reporting(dir.path());
 
     collector.stop();
     let before = agent_seq(&agent);
