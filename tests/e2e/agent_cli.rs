@@ -282,9 +282,12 @@ fn https_check_against_a_tls_server_on_loopback() {
     );
     assert_eq!(server.handshakes(), 1, "the agent refused the certificate");
     assert_eq!(server.requests(), 1);
-    assert!(
-        server.handshake_errors().len() > errors,
-        "the server saw the refused handshake"
+    // The server records the refused handshake on its own thread, possibly just after the
+    // check has returned.
+    firstline_tests::wait_for(
+        "the server to see the refused handshake",
+        std::time::Duration::from_secs(30),
+        || (server.handshake_errors().len() > errors).then_some(()),
     );
     assert!(
         untrusted.report["findings"]
