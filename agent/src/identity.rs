@@ -2,6 +2,12 @@
 //! here and never sent anywhere), the certificate the collector signed, the collector's CA, and
 //! `identity.toml` with the agent id and the collector URL. Also the last report policy the
 //! collector sent, so thresholds survive a restart while the collector is unreachable.
+//!
+//! A renewed certificate (`renew`) replaces the key, the certificate and the CA together: the
+//! three are written into `renewal/`, then a `ready` mark, then moved into place one by one.
+//! A crash before the mark leaves the old identity (the staging folder is removed at the next
+//! load); a crash after it is finished by the next load, so the key and its certificate never
+//! come from two different renewals.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +20,8 @@ const CERT_FILE: &str = "agent.crt";
 const CA_FILE: &str = "ca.crt";
 const IDENTITY_FILE: &str = "identity.toml";
 const POLICY_FILE: &str = "policy.toml";
+const RENEWAL_DIR: &str = "renewal";
+const RENEWAL_READY: &str = "ready";
 
 /// Errors reading or writing identity files, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +79,14 @@ impl Identity {
         dir.join(IDENTITY_FILE).exists()
     }
 
-    /// Reads the identity from the state directory.
+    /// Reads the identity from the state directory (finishing or dropping a renewal that a
+    /// crash interrupted).
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
         let id_path = dir.join(IDENTITY_FILE);
         if !id_path.exists() {
             return Err(IdentityError::NotEnrolled { path: id_path });
         }
+        settle_renewal(dir)?;
         let file: IdentityFile =
             toml::from_str(&read(&id_path)?).map_err(|e| IdentityError::Format {
                 path: id_path.clone(),
@@ -108,6 +118,63 @@ impl Identity {
         })?;
         write(&dir.join(IDENTITY_FILE), &text, 0o644)
     }
+
+    /// Replaces the key, certificate and CA with renewed ones, all or nothing (see the module
+    /// documentation). The agent id and collector URL stay.
+    pub fn save_renewed(&self, dir: &Path) -> Result<(), IdentityError> {
+        let staging = dir.join(RENEWAL_DIR);
+        if staging.exists() {
+            remove_dir(&staging)?;
+        }
+        create_private_dir(&staging)?;
+        write(&staging.join(KEY_FILE), &self.key_pem, 0o600)?;
+        write(&staging.join(CERT_FILE), &self.cert_pem, 0o644)?;
+        write(&staging.join(CA_FILE), &self.ca_pem, 0o644)?;
+        // The three are durable before the mark says they are complete.
+        files::sync_dir(&staging).map_err(|source| IdentityError::Io {
+            op: "sync",
+            path: staging.clone(),
+            source,
+        })?;
+        write(&staging.join(RENEWAL_READY), "", 0o644)?;
+        settle_renewal(dir)
+    }
+}
+
+/// Moves a complete renewal into place, or removes an incomplete one.
+fn settle_renewal(dir: &Path) -> Result<(), IdentityError> {
+    let staging = dir.join(RENEWAL_DIR);
+    if !staging.exists() {
+        return Ok(());
+    }
+    if staging.join(RENEWAL_READY).exists() {
+        for name in [KEY_FILE, CERT_FILE, CA_FILE] {
+            let from = staging.join(name);
+            if from.exists() {
+                fs::rename(&from, dir.join(name)).map_err(|source| IdentityError::Io {
+                    op: "move the renewed file",
+                    path: from.clone(),
+                    source,
+                })?;
+            }
+        }
+        files::sync_dir(dir).map_err(|source| IdentityError::Io {
+            op: "sync",
+            path: dir.to_owned(),
+            source,
+        })?;
+    } else {
+        tracing::warn!(path = %staging.display(), "an unfinished certificate renewal is discarded");
+    }
+    remove_dir(&staging)
+}
+
+fn remove_dir(path: &Path) -> Result<(), IdentityError> {
+    fs::remove_dir_all(path).map_err(|source| IdentityError::Io {
+        op: "remove",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Policy {
@@ -185,5 +252,69 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    fn enrolled(dir: &Path) -> Identity {
+        let identity = Identity {
+            agent_id: "a-1".into(),
+            collector_url: "https://127.0.0.1:7443".into(),
+            key_pem: "KEY1".into(),
+            cert_pem: "CERT1".into(),
+            ca_pem: "CA1".into(),
+        };
+        identity.save(dir).expect("save");
+        identity
+    }
+
+    fn renewed(identity: &Identity) -> Identity {
+        Identity {
+            key_pem: "KEY2".into(),
+            cert_pem: "CERT2".into(),
+            ca_pem: "CA2".into(),
+            ..identity.clone()
+        }
+    }
+
+    fn pems(identity: &Identity) -> (&str, &str, &str) {
+        (&identity.key_pem, &identity.cert_pem, &identity.ca_pem)
+    }
+
+    #[test]
+    fn a_renewal_replaces_key_certificate_and_ca_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = enrolled(dir.path());
+        renewed(&identity).save_renewed(dir.path()).expect("renew");
+        let back = Identity::load(dir.path()).expect("load");
+        assert_eq!(pems(&back), ("KEY2", "CERT2", "CA2"));
+        assert_eq!(back.agent_id, "a-1");
+        assert!(!dir.path().join(RENEWAL_DIR).exists());
+    }
+
+    #[test]
+    fn a_renewal_cut_short_is_finished_or_dropped_whole() {
+        // Cut after the key moved but before the certificate did: the mark is there, so the
+        // next load finishes the move.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = enrolled(dir.path());
+        let staging = dir.path().join(RENEWAL_DIR);
+        let next = renewed(&identity);
+        create_private_dir(&staging).expect("staging");
+        write(&staging.join(KEY_FILE), &next.key_pem, 0o600).expect("key");
+        write(&staging.join(CERT_FILE), &next.cert_pem, 0o644).expect("cert");
+        write(&staging.join(CA_FILE), &next.ca_pem, 0o644).expect("ca");
+        write(&staging.join(RENEWAL_READY), "", 0o644).expect("mark");
+        fs::rename(staging.join(KEY_FILE), dir.path().join(KEY_FILE)).expect("move key");
+        let back = Identity::load(dir.path()).expect("load");
+        assert_eq!(pems(&back), ("KEY2", "CERT2", "CA2"));
+
+        // Cut before the mark: the old identity stands and the staging folder goes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = enrolled(dir.path());
+        let staging = dir.path().join(RENEWAL_DIR);
+        create_private_dir(&staging).expect("staging");
+        write(&staging.join(KEY_FILE), "KEY2", 0o600).expect("key");
+        let back = Identity::load(dir.path()).expect("load");
+        assert_eq!(pems(&back), pems(&identity));
+        assert!(!staging.exists());
     }
 }

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod platform;
 pub mod probe;
 pub mod registry;
+pub mod renew;
 pub mod reporter;
 pub mod runner;
 pub mod scheduler;

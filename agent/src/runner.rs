@@ -1,6 +1,7 @@
 //! `firstline-agent run`: wires the probe scheduler, the reporter, the spool, the uplink and the
 //! file watcher together and runs them until shutdown. Everything that must outlive a restart
-//! is on disk in the state directory.
+//! is on disk in the state directory. The uplink and the live channel run under a supervisor
+//! that renews the client certificate when it is due (`renew`) and restarts both with it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -139,7 +140,7 @@ pub async fn run(
         check_now_min_interval: config.check_now_min_interval,
     };
     match start {
-        Start::Enrolled(identity) => parts.start(&identity, &tracker, &shutdown)?,
+        Start::Enrolled(identity) => parts.start(identity, &tracker, &shutdown)?,
         Start::Enroll { machine_id } => {
             let (values, stop, tasks) = (config_tx.subscribe(), shutdown.clone(), tracker.clone());
             tracker.spawn(async move {
@@ -147,7 +148,7 @@ pub async fn run(
                     crate::autoenroll::until_enrolled(values, machine_id, host.hostname, stop.clone())
                         .await;
                 if let Some(identity) = enrolled
-                    && let Err(error) = parts.start(&identity, &tasks, &stop)
+                    && let Err(error) = parts.start(identity, &tasks, &stop)
                 {
                     tracing::error!(error = %chain(&error), "enrolled, but the uplink cannot start");
                 }
@@ -208,35 +209,88 @@ struct UplinkParts {
 }
 
 impl UplinkParts {
-    /// Starts the uplink (and the live channel, when configured) on `tracker`.
+    /// Starts the uplink (and the live channel, when configured) on `tracker`, under the
+    /// supervisor that renews the certificate.
     fn start(
         self,
-        identity: &Identity,
+        identity: Identity,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> Result<(), UplinkError> {
-        let uplink_channel = channel(identity)?;
+        let first = channel(&identity)?;
+        tracker.spawn(self.supervise(identity, first, shutdown.clone()));
+        Ok(())
+    }
+
+    /// Runs the uplink and the live channel with `identity` until its certificate is renewed,
+    /// then again with the new one, until `shutdown`. A round stops between two uploads (an
+    /// upload under way finishes first), so nothing spooled is lost or sent twice.
+    async fn supervise(
+        self,
+        mut identity: Identity,
+        mut uplink_channel: tonic::transport::Channel,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let round = shutdown.child_token();
+            let tasks = TaskTracker::new();
+            self.spawn_round(uplink_channel.clone(), &tasks, &round);
+            tasks.close();
+            let renewed = crate::renew::until_renewed(
+                &identity,
+                &self.state_dir,
+                uplink_channel.clone(),
+                &shutdown,
+            )
+            .await;
+            round.cancel();
+            tasks.wait().await;
+            let Some(renewed) = renewed else { return };
+            match channel(&renewed) {
+                Ok(next) => {
+                    tracing::info!(
+                        agent_id = renewed.agent_id,
+                        "reconnecting with the renewed certificate"
+                    );
+                    identity = renewed;
+                    uplink_channel = next;
+                }
+                Err(error) => {
+                    // The URL did not change, so this cannot happen; keep the old channel.
+                    tracing::error!(error = %chain(&error), "the renewed identity cannot connect");
+                    identity = renewed;
+                }
+            }
+        }
+    }
+
+    /// One round of the uplink (and the live channel) over `uplink_channel`.
+    fn spawn_round(
+        &self,
+        uplink_channel: tonic::transport::Channel,
+        tasks: &TaskTracker,
+        stop: &CancellationToken,
+    ) {
         let uplink = Uplink::new(
             uplink_channel.clone(),
-            self.spool,
-            self.policy,
-            self.state_dir,
-            self.diagnosis,
+            self.spool.clone(),
+            self.policy.clone(),
+            self.state_dir.clone(),
+            self.diagnosis.clone(),
         );
         if self.live_channel {
             // The live channel shares the uplink's connection (and its HTTP/2 keepalive).
             let live = Live::new(
                 uplink_channel,
-                self.checks,
+                self.checks.clone(),
                 uplink.acked(),
                 self.check_now_min_interval,
             )
             .telling(uplink.reachable());
-            tracker.spawn(live.run(shutdown.clone()));
+            tasks.spawn(live.run(stop.clone()));
         }
-        self.wake.notify_one(); // what was spooled before enrollment goes out now
-        tracker.spawn(uplink.run(self.wake, shutdown.clone()));
-        Ok(())
+        self.wake.notify_one(); // what was spooled before (enrollment, renewal) goes out now
+        tasks.spawn(uplink.run(self.wake.clone(), stop.clone()));
     }
 }
 

@@ -145,6 +145,7 @@ pub struct Overrides {
 }
 
 const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 /// A century of humantime's years (365.25 days), so the message says "100years".
@@ -239,7 +240,7 @@ impl Config {
              [grpc]\nlisten = \"{}\"\n# Extra names or addresses agents use to reach this collector.\nserver_names = []\n# A Watch consumer that reads nothing this long while events wait is ended (it resumes by cursor).\nwatch_stall_timeout = \"{}\"\n\n\
              [http]\n# The JSON admin API (e.g. \"127.0.0.1:7080\"); off when empty. Key: data_dir/api.key.\nlisten = \"\"\n# Mark the session cookie Secure; must be true when the listener is reached over HTTPS.\nsecure_cookies = false\n\n\
              [store]\n# Empty: SQLite file firstline.db in data_dir. Or postgres://user@host/db\nurl = \"\"\n\n\
-             [enrollment]\ncertificate_validity = \"{}\"\n\n\
+             [enrollment]\n# Lifetime of agents' certificates; agents renew theirs when two thirds of it has passed.\ncertificate_validity = \"{}\"\n\n\
              [report]\n# Longest quiet time between two reports of an agent.\nheartbeat = \"{}\"\n\n\
              [rules]\n# An operator's rule file over the shipped rules (`firstline-collector check-rules FILE`).\n# file = \"/etc/firstline/rules.toml\"\n\n\
              [tickets]\n# A condition that recurs this soon after its ticket resolved reopens that ticket.\nreopen_window = \"{}\"\n# Reopened this soon after resolving: flapping; it then resolves only after staying clear this long.\nflap_window = \"{}\"\n# Knowledge-base articles (<name>.md) overriding the shipped ones.\n# kb_dir = \"/etc/firstline/kb\"\n\n\
@@ -308,7 +309,7 @@ impl Config {
                 &mut self.certificate_validity,
                 "enrollment.certificate_validity",
                 &v,
-                (HOUR, 100 * 365 * DAY),
+                (MINUTE, 100 * 365 * DAY),
                 problems,
             );
         }

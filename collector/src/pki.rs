@@ -174,7 +174,10 @@ fn client_params(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let now = time_now();
-    params.not_before = now - time::Duration::minutes(5);
+    // Back-dated for clocks that run a little behind, but never by more than the validity, so
+    // that a short-lived certificate's renewal point (two thirds of its life) lies ahead.
+    let backdate = validity.min(Duration::from_secs(5 * 60));
+    params.not_before = now - backdate;
     params.not_after = now + validity;
     Ok(params)
 }

@@ -43,6 +43,8 @@ pub const ALERT_LATENCY: &str = "firstline_alert_latency_seconds";
 pub const FEED_DELIVERIES: &str = "firstline_feed_deliveries_total";
 /// Failed delivery attempts of a feed.
 pub const FEED_FAILURES: &str = "firstline_feed_delivery_failures_total";
+/// Client certificates issued to agents, by how (`enrollment`, `renewal`).
+pub const CERTIFICATES_ISSUED: &str = "firstline_agent_certificates_issued_total";
 /// Events of the log a feed has not delivered yet.
 pub const FEED_LAG: &str = "firstline_feed_lag_events";
 
@@ -106,6 +108,9 @@ fn install() -> Option<PrometheusHandle> {
     for outcome in ["new", "rejected"] {
         counter!(SNAPSHOTS, "outcome" => outcome).increment(0);
     }
+    for how in ["enrollment", "renewal"] {
+        counter!(CERTIFICATES_ISSUED, "how" => how).increment(0);
+    }
     let upkeep = handle.clone();
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
@@ -155,6 +160,15 @@ fn describe_health() {
     describe_counter!(FEED_DELIVERIES, "Events delivered by a feed");
     describe_counter!(FEED_FAILURES, "Failed delivery attempts of a feed");
     describe_gauge!(FEED_LAG, "Events of the log a feed has not delivered yet");
+    describe_counter!(
+        CERTIFICATES_ISSUED,
+        "Client certificates issued to agents, by how (enrollment, renewal)"
+    );
+}
+
+/// A certificate was issued to an agent: `how` is `enrollment` or `renewal`.
+pub fn certificate_issued(how: &'static str) {
+    counter!(CERTIFICATES_ISSUED, "how" => how).increment(1);
 }
 
 // ---- recording points ----------------------------------------------------------------------

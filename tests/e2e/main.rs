@@ -6,6 +6,7 @@ mod agent_cli;
 mod agent_cli_checks;
 mod antivirus;
 mod bad_input;
+mod certificates;
 mod cli;
 mod collector_cli;
 mod collector_core;

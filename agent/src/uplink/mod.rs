@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 
-pub use classify::{Failure, classify, pushback, pushback_delay};
+pub use classify::{Failure, PUSHBACK, classify, pushback, pushback_delay};
 
 use crate::backoff::Backoff;
 use crate::diagnose::{Explained, explain_status};

@@ -4,17 +4,27 @@
 //! stored and those rejected for good, each with its reason. When the writer's queue is full
 //! the call is refused at once with RESOURCE_EXHAUSTED and `grpc-retry-pushback-ms`, the
 //! delay the agent waits before sending again.
+//!
+//! `Agent/Renew`: a CSR for a new key pair becomes a new certificate for the calling agent,
+//! authenticated by its current one (no enrollment token). Renewals are bounded: an agent
+//! issued a certificate less than [`renewal_gap`] ago is refused with RESOURCE_EXHAUSTED and
+//! the pushback header, and a revoked agent gets nothing.
 
-use firstline_proto::v1::{RejectedSnapshot, ReportAck, ReportRequest, agent_server::Agent};
+use std::time::Duration;
+
+use firstline_proto::limits;
+use firstline_proto::v1::{
+    RejectedSnapshot, RenewRequest, RenewResponse, ReportAck, ReportRequest, agent_server::Agent,
+};
 use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
 use super::{State, caller, store_status};
-use crate::clock::now_ms;
+use crate::clock::{now_ms, to_ms};
 use crate::ingest::writer::SubmitError;
 use crate::report::Batch;
-use crate::store::CertKind;
+use crate::store::{CertKind, NewCertificate, Renewal};
 
 /// Implements the agent service.
 pub struct AgentService {
@@ -72,6 +82,85 @@ impl Agent for AgentService {
                 .collect(),
         }))
     }
+
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<RenewResponse>, Status> {
+        let agent_id = caller(&self.state, &request, CertKind::Agent).await?;
+        let csr_pem = request.into_inner().csr_pem;
+        if csr_pem.len() > limits::MAX_CSR_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "csr_pem is {} bytes, the limit is {}",
+                csr_pem.len(),
+                limits::MAX_CSR_BYTES
+            )));
+        }
+        let validity = self.state.certificate_validity;
+        let issued = self
+            .state
+            .authority
+            .sign_agent_csr(&csr_pem, &agent_id, validity)
+            .map_err(super::signing_status)?;
+        let now = now_ms();
+        let gap = renewal_gap(validity);
+        let gap_ms = i64::try_from(gap.as_millis()).unwrap_or(i64::MAX);
+        let cert = NewCertificate {
+            fingerprint: issued.fingerprint.clone(),
+            kind: CertKind::Agent,
+            subject: agent_id.clone(),
+            issued_at_ms: now,
+            not_after_ms: to_ms(issued.not_after),
+        };
+        let renewal = self
+            .state
+            .store()
+            .renew_certificate(&cert, now.saturating_sub(gap_ms))
+            .await
+            .map_err(store_status)?;
+        match renewal {
+            Renewal::Recorded => {
+                crate::telemetry::certificate_issued("renewal");
+                tracing::info!(
+                    agent_id,
+                    fingerprint = issued.fingerprint,
+                    not_after_ms = cert.not_after_ms,
+                    "agent certificate renewed"
+                );
+                Ok(Response::new(RenewResponse {
+                    certificate_pem: issued.cert_pem,
+                    ca_certificate_pem: self.state.authority.ca_cert_pem().to_owned(),
+                }))
+            }
+            Renewal::TooSoon { last_issued_ms } => {
+                let wait_ms = last_issued_ms.saturating_add(gap_ms).saturating_sub(now).max(1);
+                tracing::warn!(agent_id, wait_ms, "certificate renewal refused: too soon");
+                let mut metadata = MetadataMap::new();
+                if let Ok(value) = MetadataValue::try_from(wait_ms.to_string()) {
+                    metadata.insert(PUSHBACK, value);
+                }
+                Err(Status::with_metadata(
+                    Code::ResourceExhausted,
+                    format!(
+                        "{agent_id} was issued a certificate less than {} ago; renew again in \
+                         {wait_ms} ms",
+                        humantime::format_duration(gap)
+                    ),
+                    metadata,
+                ))
+            }
+            Renewal::Revoked => Err(Status::unauthenticated(format!(
+                "client certificate of {agent_id} is revoked"
+            ))),
+        }
+    }
+}
+
+/// The shortest time between two certificates of one agent: a quarter of their validity, at
+/// most an hour. Agents renew at two thirds of the validity, so a renewal whose answer was
+/// lost can be made again well before the certificate expires.
+pub fn renewal_gap(validity: Duration) -> Duration {
+    (validity / 4).min(Duration::from_secs(3600))
 }
 
 /// The status of a report the writer did not store.

@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 
 use super::State;
 use crate::clock::{now_ms, to_ms};
-use crate::pki::PkiError;
 use crate::store::{CertKind, NewAgent, NewCertificate};
 use crate::tokens::hash_token;
 
@@ -59,15 +58,7 @@ impl Enrollment for EnrollmentService {
             .state
             .authority
             .sign_agent_csr(&req.csr_pem, &agent_id, self.state.certificate_validity)
-            .map_err(|e| match e {
-                PkiError::BadCsr(_) | PkiError::CsrAlgorithm => {
-                    Status::invalid_argument(e.to_string())
-                }
-                other => {
-                    tracing::error!(error = %other, "cannot sign an agent certificate");
-                    Status::internal(other.to_string())
-                }
-            })?;
+            .map_err(super::signing_status)?;
         let now = now_ms();
         let not_after_ms = to_ms(issued.not_after);
         let result = self
@@ -109,10 +100,11 @@ impl Enrollment for EnrollmentService {
                 .collect();
             tracing::warn!(agent_id, hostname, others = %others.join(", "), "machine enrolled again");
             format!(
-                "this machine is already enrolled as {}; revoke the stale agent with                  `firstline-collector revoke AGENT_ID` unless both are meant to run",
+                "this machine is already enrolled as {}; revoke the stale agent with `firstline-collector revoke AGENT_ID` unless both are meant to run",
                 others.join(", ")
             )
         };
+        crate::telemetry::certificate_issued("enrollment");
         tracing::info!(agent_id, hostname, peer, "agent enrolled");
         Ok(Response::new(EnrollResponse {
             agent_id,

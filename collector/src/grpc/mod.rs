@@ -23,7 +23,7 @@ pub use identities::{IDENTITY_TTL, Identities};
 pub use live::{LiveRegistry, MAX_LIVE_AGENTS};
 pub use watch::FeedService;
 
-use crate::pki::{Authority, fingerprint};
+use crate::pki::{Authority, PkiError, fingerprint};
 use crate::service::{Service, ServiceError};
 use crate::store::{CertKind, Store, StoreError};
 
@@ -83,6 +83,17 @@ pub fn store_status(error: StoreError) -> Status {
             Status::permission_denied(error.to_string())
         }
         other => service_status(ServiceError::from(other)),
+    }
+}
+
+/// The gRPC status of a CSR the CA would not sign: the caller's fault, or the collector's.
+pub fn signing_status(error: PkiError) -> Status {
+    match error {
+        PkiError::BadCsr(_) | PkiError::CsrAlgorithm => Status::invalid_argument(error.to_string()),
+        other => {
+            tracing::error!(error = %other, "cannot sign an agent certificate");
+            Status::internal(other.to_string())
+        }
     }
 }
 

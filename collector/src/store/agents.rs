@@ -77,6 +77,17 @@ pub struct NewCertificate {
     pub not_after_ms: i64,
 }
 
+/// What became of a renewal (`Store::renew_certificate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// The new certificate is recorded.
+    Recorded,
+    /// The agent was issued a certificate at `last_issued_ms`, too recently: nothing recorded.
+    TooSoon { last_issued_ms: i64 },
+    /// The agent's certificates are revoked: nothing recorded.
+    Revoked,
+}
+
 impl CertKind {
     fn as_str(self) -> &'static str {
         match self {
@@ -276,6 +287,35 @@ impl Store {
         let mut w = self.begin_write().await?;
         insert_certificate(&mut w, cert).await?;
         w.commit().await
+    }
+
+    /// Records an agent's renewed certificate, in one transaction with the checks that bound
+    /// renewals: refused when the agent was issued a certificate after `issued_after_ms`, or
+    /// when its certificates are revoked (a revocation that raced the renewal wins).
+    pub async fn renew_certificate(
+        &self,
+        cert: &NewCertificate,
+        issued_after_ms: i64,
+    ) -> Result<Renewal, StoreError> {
+        let mut w = self.begin_write().await?;
+        let (last_issued_ms, revoked): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT MAX(issued_at_ms), COUNT(revoked_at_ms) FROM certificates \
+             WHERE subject = $1 AND kind = 'agent'",
+        )
+        .bind(&cert.subject)
+        .fetch_one(&mut *w.tx)
+        .await?;
+        if revoked > 0 {
+            return Ok(Renewal::Revoked);
+        }
+        if let Some(last_issued_ms) = last_issued_ms
+            && last_issued_ms > issued_after_ms
+        {
+            return Ok(Renewal::TooSoon { last_issued_ms });
+        }
+        insert_certificate(&mut w, cert).await?;
+        w.commit().await?;
+        Ok(Renewal::Recorded)
     }
 
     /// Who a client certificate belongs to, if the collector issued it.

@@ -36,7 +36,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
 
 pub use agents::{
-    CertKind, CertificateRow, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, TokenRow,
+    CertKind, CertificateRow, CountedTable, Enrolled, Identity, NewAgent, NewCertificate, Renewal,
+    TokenRow,
 };
 pub use conditions::{Condition, TrackedCondition};
 pub use events::{AlertEvent, EventFilter};
