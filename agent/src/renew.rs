@@ -274,7 +274,10 @@ mod tests {
         let other = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
         let params = CertificateParams::new(Vec::<String>::new()).expect("params");
         let pem = params.self_signed(&other).expect("cert").pem();
-        assert!(matches!(check_answer(&pem, &mine), Err(RenewError::Answer(_))));
+        assert!(matches!(
+            check_answer(&pem, &mine),
+            Err(RenewError::Answer(_))
+        ));
         let pem = params.self_signed(&mine).expect("cert").pem();
         check_answer(&pem, &mine).expect("the answer for this key is taken");
     }

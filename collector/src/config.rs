@@ -44,6 +44,8 @@ pub struct Config {
     pub retention: RetentionPolicy,
     /// Webhooks, Alertmanagers and NATS (docs/feeds.md).
     pub feeds: crate::feeds::config::FeedsConfig,
+    /// Rate limits on reports and enrollment (`[limits]`).
+    pub limits: crate::rate_limits::LimitsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +60,7 @@ struct RawConfig {
     tickets: Option<RawTickets>,
     sla: Option<RawSla>,
     http: Option<RawHttp>,
+    limits: Option<RawLimits>,
     retention: Option<RawRetention>,
     feeds: Option<crate::feeds::config::RawFeeds>,
 }
@@ -75,6 +78,15 @@ struct RawGrpc {
     listen: Option<String>,
     server_names: Option<Vec<String>>,
     watch_stall_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    agent_reports_per_minute: Option<u32>,
+    agent_report_burst: Option<u32>,
+    reports_per_second: Option<u32>,
+    enrollments_per_minute_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +203,7 @@ impl Default for Config {
             http_secure_cookies: false,
             retention: RetentionPolicy::default(),
             feeds: Default::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -249,6 +262,9 @@ impl Config {
              # Disk samples at full resolution (one per 10 minutes per mount); then the last of each hour.\ndisk_samples_raw = \"{}\"\n\
              # Hourly disk samples.\ndisk_samples = \"{}\"\n\
              # Resolved and closed tickets and their events, after they resolved (open tickets: always).\ntickets = \"{}\"\n\n\
+             [limits]\n# Reports one agent may send: a burst, then this many a minute (0: no limit).\nagent_reports_per_minute = {}\nagent_report_burst = {}\n\
+             # Reports a second for the whole collector (0: no limit beyond the ingest queue's admission).\nreports_per_second = {}\n\
+             # Enrollment calls a minute from one IP address (an IPv6 /64); 0: no limit.\nenrollments_per_minute_per_ip = {}\n\n\
              # Alert feeds (docs/feeds.md): any number of webhooks and Alertmanagers, one NATS server.\n\
              # [[feeds.webhook]]\n# name = \"ops\"\n# url = \"https://hooks.example.com/firstline\"\n\
              # secret_file = \"/etc/firstline/ops-webhook.secret\"  # HMAC-SHA256 key of the signature header\n\
@@ -277,6 +293,10 @@ impl Config {
             human(d.retention.disk_samples_raw),
             human(d.retention.disk_samples),
             human(d.retention.tickets),
+            d.limits.agent_reports_per_minute,
+            d.limits.agent_report_burst,
+            d.limits.reports_per_second,
+            d.limits.enrollments_per_minute_per_ip,
         )
     }
 
@@ -378,6 +398,7 @@ impl Config {
             }
         }
         self.apply_retention(raw.retention.unwrap_or_default(), problems);
+        self.apply_limits(raw.limits.unwrap_or_default(), problems);
         self.feeds =
             crate::feeds::config::FeedsConfig::from_raw(raw.feeds.unwrap_or_default(), problems);
     }
@@ -404,6 +425,53 @@ impl Config {
             if let Some(v) = value {
                 set_duration(slot, key, &v, (min, RETENTION_MAX), problems);
             }
+        }
+    }
+
+    fn apply_limits(&mut self, raw: RawLimits, problems: &mut Vec<String>) {
+        let l = &mut self.limits;
+        let values = [
+            (
+                raw.agent_reports_per_minute,
+                "limits.agent_reports_per_minute",
+                &mut l.agent_reports_per_minute,
+                60_000,
+            ),
+            (
+                raw.agent_report_burst,
+                "limits.agent_report_burst",
+                &mut l.agent_report_burst,
+                100_000,
+            ),
+            (
+                raw.reports_per_second,
+                "limits.reports_per_second",
+                &mut l.reports_per_second,
+                1_000_000,
+            ),
+            (
+                raw.enrollments_per_minute_per_ip,
+                "limits.enrollments_per_minute_per_ip",
+                &mut l.enrollments_per_minute_per_ip,
+                60_000,
+            ),
+        ];
+        for (value, key, slot, max) in values {
+            match value {
+                Some(v) if v > max => {
+                    problems.push(format!(
+                        "{key}: {v} is more than {max} (0 turns the limit off)"
+                    ));
+                }
+                Some(v) => *slot = v,
+                None => {}
+            }
+        }
+        if l.agent_reports_per_minute > 0 && l.agent_report_burst == 0 {
+            problems.push(
+                "limits.agent_report_burst: must be at least 1 while limits.agent_reports_per_minute is on"
+                    .to_owned(),
+            );
         }
     }
 
@@ -525,6 +593,15 @@ mod tests {
                 "report.heartbeat: \"soon\"",
             ),
             ("[store]\nurl = \"mysql://x\"\n", "store.url"),
+            (
+                "[limits]\nagent_reports_per_minute = 70000\n",
+                "limits.agent_reports_per_minute: 70000 is more than 60000",
+            ),
+            (
+                "[limits]\nagent_report_burst = 0\n",
+                "limits.agent_report_burst: must be at least 1",
+            ),
+            ("[limits]\nreports_per_second = -1\n", "invalid value"),
             ("[rules]\nfile = 7\n", "invalid type"),
             (
                 "[retention]\nsnapshots = \"0s\"\n",

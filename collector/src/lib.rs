@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod ingest;
 pub mod kb;
 pub mod pki;
+pub mod rate_limits;
 pub mod report;
 pub mod retention;
 pub mod rules;

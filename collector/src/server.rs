@@ -101,6 +101,7 @@ impl Collector {
             duty: tokio::sync::watch::Sender::new(false),
             watch_stall_timeout: config.watch_stall_timeout,
             live,
+            limits: crate::rate_limits::RateLimits::new(&config.limits),
         });
         let http = match config.http_listen {
             Some(addr) => {
@@ -190,6 +191,16 @@ impl Collector {
         let feed_tasks = self
             .feeds
             .start(shared.store(), shared.duty.subscribe(), &shutdown);
+        let (limits, stop) = (shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => limits.limits.prune(),
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
         let stopping = shutdown.clone();
         let health_on_stop = health_reporter.clone();
         let live = shared.live.clone();

@@ -45,6 +45,8 @@ pub const FEED_DELIVERIES: &str = "firstline_feed_deliveries_total";
 pub const FEED_FAILURES: &str = "firstline_feed_delivery_failures_total";
 /// Client certificates issued to agents, by how (`enrollment`, `renewal`).
 pub const CERTIFICATES_ISSUED: &str = "firstline_agent_certificates_issued_total";
+/// Calls refused by a rate limit, by limit (`agent_reports`, `reports`, `enrollments_per_ip`).
+pub const RATE_LIMITED: &str = "firstline_rate_limited_total";
 /// Events of the log a feed has not delivered yet.
 pub const FEED_LAG: &str = "firstline_feed_lag_events";
 
@@ -111,6 +113,9 @@ fn install() -> Option<PrometheusHandle> {
     for how in ["enrollment", "renewal"] {
         counter!(CERTIFICATES_ISSUED, "how" => how).increment(0);
     }
+    for limit in ["agent_reports", "reports", "enrollments_per_ip"] {
+        counter!(RATE_LIMITED, "limit" => limit).increment(0);
+    }
     let upkeep = handle.clone();
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
@@ -164,6 +169,15 @@ fn describe_health() {
         CERTIFICATES_ISSUED,
         "Client certificates issued to agents, by how (enrollment, renewal)"
     );
+    describe_counter!(
+        RATE_LIMITED,
+        "Calls refused by a rate limit ([limits]), by limit"
+    );
+}
+
+/// A call was refused by the rate limit `limit` (`rate_limits::Limit::label`).
+pub fn rate_limited(limit: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit).increment(1);
 }
 
 /// A certificate was issued to an agent: `how` is `enrollment` or `renewal`.

@@ -48,7 +48,11 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
     })
     .await;
     let identity = c.enroll("renewing").await;
-    let certificates = c.store.count_rows(CountedTable::Certificates).await.expect("count");
+    let certificates = c
+        .store
+        .count_rows(CountedTable::Certificates)
+        .await
+        .expect("count");
 
     // Right after enrollment: too soon (a quarter of the validity must pass).
     let status = refusal(renew_once(&identity, channel(&identity).expect("channel")).await);
@@ -76,18 +80,28 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
         "a full new validity: {left:?}"
     );
     assert_eq!(
-        c.store.count_rows(CountedTable::Certificates).await.expect("count"),
+        c.store
+            .count_rows(CountedTable::Certificates)
+            .await
+            .expect("count"),
         certificates + 1
     );
     // Both certificates work: the old one until it expires or is revoked.
-    report(&renewed, 1).await.expect("report with the renewed certificate");
-    report(&identity, 2).await.expect("report with the old certificate");
+    report(&renewed, 1)
+        .await
+        .expect("report with the renewed certificate");
+    report(&identity, 2)
+        .await
+        .expect("report with the old certificate");
 
     // Again at once: refused, and nothing issued.
     let status = refusal(renew_once(&renewed, channel(&renewed).expect("channel")).await);
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(
-        c.store.count_rows(CountedTable::Certificates).await.expect("count"),
+        c.store
+            .count_rows(CountedTable::Certificates)
+            .await
+            .expect("count"),
         certificates + 1
     );
 
@@ -95,8 +109,9 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
     let mut client = AgentClient::new(channel(&renewed).expect("channel"));
     let status = client
         .renew(firstline_proto::v1::RenewRequest {
-            csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
-                .into(),
+            csr_pem:
+                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+                    .into(),
         })
         .await
         .expect_err("garbage CSR");
@@ -120,7 +135,10 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
         assert!(status.message().contains("revoked"), "{status:?}");
     }
     assert_eq!(
-        c.store.count_rows(CountedTable::Certificates).await.expect("count"),
+        c.store
+            .count_rows(CountedTable::Certificates)
+            .await
+            .expect("count"),
         certificates + 1
     );
 }
@@ -169,9 +187,11 @@ fn a_running_agent_renews_before_expiry_and_keeps_reporting() {
     while SystemTime::now() < first_expires + Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(250));
     }
-    let seq = wait_for("a report after the first certificate expired", LIMIT, || {
-        host_last_seq(&collector, &agent_id)
-    });
+    let seq = wait_for(
+        "a report after the first certificate expired",
+        LIMIT,
+        || host_last_seq(&collector, &agent_id),
+    );
     wait_for("more reports with the renewed certificate", LIMIT, || {
         host_last_seq(&collector, &agent_id).filter(|s| *s >= seq + 2)
     });

@@ -27,6 +27,7 @@ mod outage_storms;
 mod patches;
 mod probes;
 mod properties;
+mod rate_limits;
 mod replicas;
 mod scenarios;
 mod store;

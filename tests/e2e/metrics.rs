@@ -4,8 +4,7 @@
 //! priority, the hosts, and the collector's own health (reports, alert latency). The fleet
 //! queries behind the gauges also run on PostgreSQL.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use firstline_proto::v1::agent_client::AgentClient;
 use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
 use firstline_tests::pg::TempPostgres;
 use firstline_tests::procs::{CollectorProc, logged_addr};
-use firstline_tests::{wait_for, wait_until};
+use firstline_tests::{http_get as get, wait_for, wait_until};
 use serde_json::Value;
 
 /// The Debian package's server binary (scripts/test.sh installs `prometheus`).
@@ -109,19 +108,6 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// One HTTP/1.0 GET (no chunked answers); the head and the body, `None` when it fails.
-fn get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    Some((head.to_owned(), body.to_owned()))
 }
 
 /// Enrolls `pc-1` and reports `/` 93% full (P2) and `/data` 97% full (P1).

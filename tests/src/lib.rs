@@ -92,6 +92,20 @@ fn tail(text: &str, max: usize) -> String {
     format!("...{cut}")
 }
 
+/// One HTTP/1.0 GET (no chunked answers); the head and the body, `None` when it fails.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((head.to_owned(), body.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

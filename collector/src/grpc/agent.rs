@@ -50,6 +50,14 @@ impl Agent for AgentService {
 
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
         let agent_id = caller(&self.state, &request, CertKind::Agent).await?;
+        if let Err(refusal) = self.state.limits.report(&agent_id) {
+            tracing::debug!(
+                agent_id,
+                limit = refusal.limit.label(),
+                "report refused: rate limit"
+            );
+            return Err(super::rate_limited_status(refusal));
+        }
         let now = now_ms();
         let size = request.get_ref().encoded_len();
         let batch = Batch::from_wire(request.into_inner(), now).map_err(|error| {
@@ -133,7 +141,10 @@ impl Agent for AgentService {
                 }))
             }
             Renewal::TooSoon { last_issued_ms } => {
-                let wait_ms = last_issued_ms.saturating_add(gap_ms).saturating_sub(now).max(1);
+                let wait_ms = last_issued_ms
+                    .saturating_add(gap_ms)
+                    .saturating_sub(now)
+                    .max(1);
                 tracing::warn!(agent_id, wait_ms, "certificate renewal refused: too soon");
                 let mut metadata = MetadataMap::new();
                 if let Ok(value) = MetadataValue::try_from(wait_ms.to_string()) {

@@ -28,6 +28,10 @@ impl Enrollment for EnrollmentService {
         request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
         let peer = request.remote_addr();
+        if let Err(refusal) = self.state.limits.enrollment(peer.map(|p| p.ip())) {
+            tracing::warn!(peer = ?peer, "enrollment refused: rate limit");
+            return Err(super::rate_limited_status(refusal));
+        }
         let req = request.into_inner();
         if req.token.is_empty() || req.token.len() > 256 {
             return Err(Status::unauthenticated(

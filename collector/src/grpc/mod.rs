@@ -44,6 +44,8 @@ pub struct Shared {
     pub watch_stall_timeout: std::time::Duration,
     /// Agents' live channels ("check now"); the service layer holds the same registry.
     pub live: Arc<LiveRegistry>,
+    /// Reports per agent and in all, enrollments per address (`[limits]`).
+    pub limits: crate::rate_limits::RateLimits,
 }
 
 /// Shared state handle passed to each service.
@@ -84,6 +86,30 @@ pub fn store_status(error: StoreError) -> Status {
         }
         other => service_status(ServiceError::from(other)),
     }
+}
+
+/// The status of a call over a rate limit: RESOURCE_EXHAUSTED with the wait in the pushback
+/// header, a failure that passes.
+pub fn rate_limited_status(refusal: crate::rate_limits::Refusal) -> Status {
+    use crate::rate_limits::Limit;
+    let millis = refusal.retry_after.as_millis().max(1);
+    let what = match refusal.limit {
+        Limit::AgentReports => "this agent is sending reports faster than its limit",
+        Limit::Reports => "the collector is taking reports at its limit",
+        Limit::EnrollmentsPerIp => "too many enrollment calls from this address",
+    };
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    if let Ok(value) = tonic::metadata::MetadataValue::try_from(millis.to_string()) {
+        metadata.insert(agent::PUSHBACK, value);
+    }
+    Status::with_metadata(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "{what} (limits.{}); retry in {millis} ms",
+            refusal.limit.label()
+        ),
+        metadata,
+    )
 }
 
 /// The gRPC status of a CSR the CA would not sign: the caller's fault, or the collector's.
