@@ -305,6 +305,8 @@ fn host_identity() -> wire::Identity {
         )
         .trim()
         .to_owned(),
+        machine_id: facts.machine_id,
+        boot_id: crate::probe::system::boot_id(),
     }
 }
 

@@ -22,6 +22,9 @@ pub struct UplinkDiagnosis {
 pub struct Identity {
     pub hostname: String,
     pub os: String,
+    /// The OS's machine id and this boot's id (`probe::system::boot_id`), read at start.
+    pub machine_id: String,
+    pub boot_id: String,
 }
 
 /// Builds a snapshot (epoch, sequence number and the drop and rejection counts are filled in
@@ -40,6 +43,8 @@ pub fn snapshot(
         hostname: host.hostname.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         os: host.os.clone(),
+        machine_id: host.machine_id.clone(),
+        boot_id: host.boot_id.clone(),
         probe_status: facts
             .errors
             .iter()
@@ -109,6 +114,8 @@ mod tests {
         let host = Identity {
             hostname: "pc-1".into(),
             os: "Linux".into(),
+            machine_id: "m-1".into(),
+            boot_id: "b-1".into(),
         };
         let s = snapshot(
             &probes,
@@ -119,6 +126,7 @@ mod tests {
             Some(&diagnosis),
         );
         assert_eq!(s.filesystems.len(), 1);
+        assert_eq!((s.machine_id.as_str(), s.boot_id.as_str()), ("m-1", "b-1"));
         assert_eq!((s.system, s.patches), (None, None));
         assert_eq!(
             s.probe_status

@@ -22,6 +22,10 @@ pub struct Snapshot {
     pub hostname: String,
     pub os: String,
     pub agent_version: String,
+    /// The machine and the boot that took it (see the wire contract); empty from agents that
+    /// predate them. `ingest::instance` tells reboots from clones with them.
+    pub machine_id: String,
+    pub boot_id: String,
     pub dropped_snapshots: u64,
     pub rejected_snapshots: u64,
     pub filesystems: Vec<Filesystem>,

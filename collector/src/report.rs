@@ -141,6 +141,8 @@ fn snapshot(w: v1::Snapshot, arrival_ms: i64, skew: Option<i64>) -> Result<Snaps
     check_string("hostname", &w.hostname, SHORT)?;
     check_string("os", &w.os, SHORT)?;
     check_string("agent_version", &w.agent_version, 64)?;
+    check_string("machine_id", &w.machine_id, 255)?;
+    check_string("boot_id", &w.boot_id, 64)?;
     count("filesystems", w.filesystems.len(), limits::MAX_FILESYSTEMS)?;
     let mut filesystems: Vec<Filesystem> = Vec::with_capacity(w.filesystems.len());
     for fs in w.filesystems {
@@ -175,6 +177,8 @@ fn snapshot(w: v1::Snapshot, arrival_ms: i64, skew: Option<i64>) -> Result<Snaps
         hostname: w.hostname,
         os: w.os,
         agent_version: w.agent_version,
+        machine_id: w.machine_id,
+        boot_id: w.boot_id,
         dropped_snapshots: w.dropped_snapshots,
         rejected_snapshots: w.rejected_snapshots,
         filesystems,

@@ -8,6 +8,7 @@ mod antivirus;
 mod bad_input;
 mod certificates;
 mod cli;
+mod clones;
 mod collector_cli;
 mod collector_core;
 mod dashboard;

@@ -196,9 +196,68 @@ pub fn machine_id() -> String {
     String::new()
 }
 
+/// This boot's identity: Linux's random boot id, elsewhere the boot time (whole seconds,
+/// which a reboot changes and a clone booted apart from its original does not share).
+/// Empty when unknown.
+pub fn boot_id() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        if let Some(id) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|text| parse_boot_id(&text))
+        {
+            return id;
+        }
+    }
+    boot_time_id(sysinfo::System::boot_time().unwrap_or(0))
+}
+
+/// The boot id in the kernel's file: one UUID (36 characters of hex and dashes).
+pub fn parse_boot_id(text: &str) -> Option<String> {
+    let id = text.trim();
+    let shaped = id.len() == 36
+        && id.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    shaped.then(|| id.to_ascii_lowercase())
+}
+
+/// The boot id made of a boot time (seconds since the epoch); empty when it is unknown (0).
+pub fn boot_time_id(boot_time_secs: u64) -> String {
+    if boot_time_secs == 0 {
+        String::new()
+    } else {
+        format!("boot-time:{boot_time_secs}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_ids_from_the_kernel_and_from_the_boot_time() {
+        // proc(5): "a random UUID, generated once per boot", one line.
+        assert_eq!(
+            parse_boot_id("7C3E1AB2-94f1-4c6e-9d4b-5e0b7a1c2d3e\n").as_deref(),
+            Some("7c3e1ab2-94f1-4c6e-9d4b-5e0b7a1c2d3e")
+        );
+        assert_eq!(parse_boot_id(""), None);
+        assert_eq!(parse_boot_id("not-a-uuid"), None);
+        assert_eq!(parse_boot_id("7c3e1ab2x94f1-4c6e-9d4b-5e0b7a1c2d3e"), None);
+        assert_eq!(boot_time_id(1_764_000_000), "boot-time:1764000000");
+        assert_eq!(boot_time_id(0), "");
+        #[cfg(target_os = "linux")]
+        {
+            let kernel =
+                std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot_id");
+            assert_eq!(boot_id(), kernel.trim(), "this machine's boot id");
+        }
+    }
 
     #[test]
     fn os_release_name_and_version() {

@@ -281,6 +281,15 @@ pub fn hosts_table(hosts: &[Host], now: SystemTime) -> String {
             if !h.same_machine_as.is_empty() {
                 notes.push(format!("same machine as {}", h.same_machine_as.join(", ")));
             }
+            if let Some(at) = h.identity_conflict_at_ms {
+                let ago = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|n| (n.as_millis() as i64 - at).max(0) / 1000)
+                    .unwrap_or(0);
+                if ago * 1000 < crate::ingest::instance::DIVERGED_FOR_MS {
+                    notes.push(format!("identity used by two machines ({}s ago)", ago));
+                }
+            }
             if h.clock_skew_ms.abs() > crate::report::CLOCK_TOLERANCE_MS {
                 notes.push(format!("clock off by {}s", h.clock_skew_ms / 1000));
             }

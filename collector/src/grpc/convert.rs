@@ -304,6 +304,8 @@ pub fn host_to_wire(h: &Host) -> v1::Host {
         labels: h.labels.clone(),
         clock_skew_ms: h.clock_skew_ms,
         same_machine_as: h.same_machine_as.clone(),
+        identity_conflict_at_ms: h.identity_conflict_at_ms.unwrap_or(0),
+        identity_conflict: h.identity_conflict.clone(),
         rejected_snapshots: h.rejected_snapshots,
         clock_adjusted_snapshots: h.clock_adjusted_snapshots,
         spool_epoch: h.spool_epoch,
@@ -363,6 +365,9 @@ pub fn host_from_wire(h: v1::Host) -> Result<Host, BadMessage> {
         revoked: h.revoked,
         labels: h.labels,
         same_machine_as: h.same_machine_as,
+        identity_conflict_at_ms: (h.identity_conflict_at_ms > 0)
+            .then_some(h.identity_conflict_at_ms),
+        identity_conflict: h.identity_conflict,
         filesystems,
         pending: h
             .pending

@@ -11,10 +11,15 @@
 //! that would repeat (a value out of range, a constraint) is rolled back and answered as
 //! rejected, and the others of the batch are stored. A failure that can pass (the store is
 //! down, a lock timed out) fails the whole batch, which the agent sends again.
+//!
+//! Before that, each snapshot's machine and boot are judged (`instance`): a snapshot from a
+//! second machine using this agent's identity is rejected with the reason and the agent marked.
 
+pub mod instance;
 pub mod quiet;
 pub mod writer;
 
+use self::instance::{AgentInstance, Instance, Verdict};
 use crate::engine::Engine;
 use crate::facts::Snapshot;
 use crate::report::{Batch, Entry};
@@ -86,7 +91,7 @@ pub(crate) async fn ingest_in(
     now_ms: i64,
 ) -> Result<IngestOutcome, StoreError> {
     let mut outcome = IngestOutcome::default();
-    let mut sequence = tx.sequence(agent_id).await?;
+    let (mut sequence, mut known) = tx.sequence(agent_id).await?;
     for entry in &batch.entries {
         let snapshot = match entry {
             Entry::Valid(s) => s,
@@ -96,6 +101,19 @@ pub(crate) async fn ingest_in(
                 continue;
             }
         };
+        let seen = Instance {
+            machine_id: snapshot.machine_id.clone(),
+            boot_id: snapshot.boot_id.clone(),
+        };
+        let verdict =
+            judge_snapshot(tx, agent_id, &known, &seen, snapshot, sequence, now_ms).await?;
+        if verdict == Verdict::Diverged {
+            let reason = diverged(tx, agent_id, &known.current, &seen, snapshot, now_ms).await?;
+            known.diverged_boot_id = seen.boot_id.clone();
+            known.diverged_at_ms = Some(now_ms);
+            outcome.rejected.push((snapshot.seq, reason));
+            continue;
+        }
         let before = (sequence, outcome.clone());
         tx.savepoint(Savepoint::Snapshot).await?;
         match store_one(
@@ -112,6 +130,11 @@ pub(crate) async fn ingest_in(
             Ok(()) => {
                 tx.release(Savepoint::Snapshot).await?;
                 outcome.stored_seqs.push(snapshot.seq);
+                let newest = (sequence.epoch, sequence.last_seq) == (snapshot.epoch, snapshot.seq);
+                if verdict == Verdict::NewBoot && newest {
+                    tx.set_instance(agent_id, &seen).await?;
+                    known.current = seen;
+                }
             }
             Err(error) if error.is_permanent() => {
                 tx.rollback_to(Savepoint::Snapshot).await?;
@@ -129,6 +152,67 @@ pub(crate) async fn ingest_in(
         tx.set_clock_skew(agent_id, skew).await?;
     }
     Ok(outcome)
+}
+
+/// Judges where `snapshot` came from (`instance`). A snapshot that looks diverged but is the
+/// stored one, byte for byte, is a retry after a lost acknowledgement: the same.
+async fn judge_snapshot(
+    tx: &mut WriteTx,
+    agent_id: &str,
+    known: &AgentInstance,
+    seen: &Instance,
+    snapshot: &Snapshot,
+    sequence: Sequence,
+    now_ms: i64,
+) -> Result<Verdict, StoreError> {
+    let current = &known.current;
+    if seen.boot_id.is_empty() || seen == current {
+        return Ok(Verdict::Same);
+    }
+    let epoch_is_new =
+        snapshot.epoch != sequence.epoch && !tx.epoch_seen(agent_id, snapshot.epoch).await?;
+    let verdict = instance::judge(
+        current,
+        seen,
+        (snapshot.epoch, snapshot.seq),
+        (sequence.epoch, sequence.last_seq),
+        epoch_is_new,
+        known.marked_boot(now_ms),
+    );
+    if verdict == Verdict::Diverged
+        && tx
+            .stored_payload(agent_id, snapshot.epoch, snapshot.seq)
+            .await?
+            .is_some_and(|stored| stored == snapshot.payload)
+    {
+        return Ok(Verdict::Same);
+    }
+    Ok(verdict)
+}
+
+/// Marks the agent as used by two machines and gives the diverged snapshot's rejection reason.
+async fn diverged(
+    tx: &mut WriteTx,
+    agent_id: &str,
+    current: &Instance,
+    seen: &Instance,
+    snapshot: &Snapshot,
+    now_ms: i64,
+) -> Result<String, StoreError> {
+    let current_host = tx.agent_hostname(agent_id).await?;
+    let reason =
+        instance::divergence_text(agent_id, current, &current_host, seen, &snapshot.hostname);
+    tracing::warn!(
+        agent_id,
+        seq = snapshot.seq,
+        machine_id = seen.machine_id,
+        boot_id = seen.boot_id,
+        hostname = snapshot.hostname,
+        "snapshot from a second machine using this agent's identity rejected"
+    );
+    tx.record_divergence(agent_id, now_ms, &seen.boot_id, &reason)
+        .await?;
+    Ok(reason)
 }
 
 /// Stores one snapshot and, when it is the newest of its agent, applies it.

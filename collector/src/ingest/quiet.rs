@@ -42,6 +42,9 @@ struct Known {
     facts: u64,
     /// Fingerprint of the set of mounts stored (the values may differ).
     mounts: u64,
+    /// Fingerprint of the machine and boot of the newest snapshot (`super::instance`): a
+    /// report from another goes the full path, which judges it.
+    instance: u64,
     /// The agent's tracked conditions by (rule, subject), with the ticket open on each.
     tracked: Arc<HashMap<(String, String), Condition>>,
 }
@@ -123,6 +126,7 @@ impl QuietMemory {
             || snapshot.seq <= known.version.last_seq
             || !complete(snapshot)
             || mounts_print(snapshot) != known.mounts
+            || instance_print(snapshot) != known.instance
             || store.sample_may_be_due(agent_id, snapshot.at_ms)
         {
             return Ok(None);
@@ -196,6 +200,7 @@ impl QuietMemory {
                 },
                 facts: plan.facts_print,
                 mounts: plan.known.mounts,
+                instance: plan.known.instance,
                 tracked: Arc::new(tracked),
             },
         );
@@ -263,6 +268,7 @@ impl QuietMemory {
                 version,
                 facts: print(&encoded),
                 mounts: mounts_print(snapshot),
+                instance: instance_print(snapshot),
                 tracked: Arc::new(tracked),
             },
         );
@@ -284,6 +290,13 @@ fn complete(snapshot: &Snapshot) -> bool {
 fn print(bytes: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
+    h.finish()
+}
+
+/// Fingerprint of the snapshot's machine and boot.
+fn instance_print(snapshot: &Snapshot) -> u64 {
+    let mut h = DefaultHasher::new();
+    (&snapshot.machine_id, &snapshot.boot_id).hash(&mut h);
     h.finish()
 }
 

@@ -331,6 +331,8 @@ mod tests {
             hostname: "pc".into(),
             os: String::new(),
             agent_version: String::new(),
+            machine_id: String::new(),
+            boot_id: String::new(),
             dropped_snapshots: 0,
             rejected_snapshots: 0,
             filesystems: Vec::new(),

@@ -33,6 +33,10 @@ pub struct Host {
     pub labels: Vec<String>,
     /// Other agent ids that reported the same OS machine id.
     pub same_machine_as: Vec<String>,
+    /// When a snapshot last showed another machine (or a restored copy) using this agent's
+    /// identity (such snapshots are rejected), and what it showed; `ingest::instance`.
+    pub identity_conflict_at_ms: Option<i64>,
+    pub identity_conflict: String,
     pub filesystems: Vec<FilesystemView>,
     /// Conditions that hold but have not opened a ticket yet (a `for` duration or a count of
     /// reports still to go): what will open if nothing changes.
@@ -116,6 +120,8 @@ impl From<HostRow> for Host {
             revoked: h.revoked,
             labels: h.labels,
             same_machine_as: h.same_machine_as,
+            identity_conflict_at_ms: h.identity_conflict_at_ms,
+            identity_conflict: h.identity_conflict,
             filesystems: h
                 .filesystems
                 .into_iter()

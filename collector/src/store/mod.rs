@@ -270,6 +270,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocations",
         include_str!("../../migrations/sqlite/0015_revocations.sql"),
     ),
+    (
+        16,
+        "instances",
+        include_str!("../../migrations/sqlite/0016_instances.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -346,6 +351,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "revocations",
         include_str!("../../migrations/postgres/0015_revocations.sql"),
+    ),
+    (
+        16,
+        "instances",
+        include_str!("../../migrations/postgres/0016_instances.sql"),
     ),
 ];
 

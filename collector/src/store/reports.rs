@@ -29,6 +29,9 @@ pub struct HostRow {
     pub labels: Vec<String>,
     /// Other agents that reported the same OS machine id.
     pub same_machine_as: Vec<String>,
+    /// When a snapshot last showed a second machine using this identity, and what it showed.
+    pub identity_conflict_at_ms: Option<i64>,
+    pub identity_conflict: String,
     pub filesystems: Vec<FilesystemRow>,
     /// The latest facts of each probe.
     pub facts: ProbeFacts,
@@ -77,17 +80,100 @@ impl WriteTx {
     }
 
     /// The agent's current spool epoch and the highest sequence number stored in it.
-    pub async fn sequence(&mut self, agent_id: &str) -> Result<Sequence, StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT spool_epoch, last_seq FROM agents WHERE agent_id = $1")
+    pub async fn sequence(
+        &mut self,
+        agent_id: &str,
+    ) -> Result<(Sequence, crate::ingest::instance::AgentInstance), StoreError> {
+        type Row = (i64, i64, String, String, String, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT spool_epoch, last_seq, instance_machine_id, instance_boot_id, \
+             diverged_boot_id, diverged_at_ms FROM agents WHERE agent_id = $1",
+        )
+        .bind(agent_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let (epoch, last_seq, machine_id, boot_id, diverged_boot_id, diverged_at_ms) =
+            row.unwrap_or_default();
+        Ok((
+            Sequence {
+                epoch: to_u64(epoch, "spool_epoch")?,
+                last_seq: to_u64(last_seq, "last_seq")?,
+            },
+            crate::ingest::instance::AgentInstance {
+                current: crate::ingest::instance::Instance {
+                    machine_id,
+                    boot_id,
+                },
+                diverged_boot_id,
+                diverged_at_ms,
+            },
+        ))
+    }
+
+    /// Records the machine and boot of the agent's newest snapshot.
+    pub async fn set_instance(
+        &mut self,
+        agent_id: &str,
+        instance: &crate::ingest::instance::Instance,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE agents SET instance_machine_id = $1, instance_boot_id = $2 WHERE agent_id = $3",
+        )
+        .bind(&instance.machine_id)
+        .bind(&instance.boot_id)
+        .bind(agent_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that a second machine (boot `boot_id`) was seen using this agent's identity.
+    pub async fn record_divergence(
+        &mut self,
+        agent_id: &str,
+        at_ms: i64,
+        boot_id: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE agents SET diverged_at_ms = $1, diverged_boot_id = $2, diverged_detail = $3 \
+             WHERE agent_id = $4",
+        )
+        .bind(at_ms)
+        .bind(boot_id)
+        .bind(detail)
+        .bind(agent_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The agent's host name as stored.
+    pub async fn agent_hostname(&mut self, agent_id: &str) -> Result<String, StoreError> {
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT hostname FROM agents WHERE agent_id = $1")
                 .bind(agent_id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        let (epoch, last_seq) = row.unwrap_or((0, 0));
-        Ok(Sequence {
-            epoch: to_u64(epoch, "spool_epoch")?,
-            last_seq: to_u64(last_seq, "last_seq")?,
-        })
+        Ok(name.unwrap_or_default())
+    }
+
+    /// The payload stored under (agent, epoch, seq), if any.
+    pub async fn stored_payload(
+        &mut self,
+        agent_id: &str,
+        epoch: u64,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let payload: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT payload FROM snapshots WHERE agent_id = $1 AND epoch = $2 AND seq = $3",
+        )
+        .bind(agent_id)
+        .bind(to_i64(epoch, "epoch")?)
+        .bind(to_i64(seq, "seq")?)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(payload)
     }
 
     /// Whether any snapshot of this agent was stored under `epoch` (then it is not new).
@@ -293,7 +379,7 @@ impl Store {
              (SELECT COUNT(*) FROM certificates c WHERE c.subject = a.agent_id \
                 AND c.revoked_at_ms IS NULL), \
              a.labels, a.machine_id, a.spool_epoch, a.rejected_snapshots, a.clock_adjusted_snapshots, \
-             a.clock_skew_ms \
+             a.clock_skew_ms, a.diverged_at_ms, a.diverged_detail \
              FROM agents a WHERE a.agent_id <> 'fleet' AND ($1 = '' OR a.agent_id = $1) \
              ORDER BY a.hostname, a.agent_id",
         )
@@ -325,6 +411,8 @@ impl Store {
                 revoked: valid_certs == 0,
                 labels: split_labels(&labels),
                 same_machine_as: Vec::new(),
+                identity_conflict_at_ms: r.try_get(16)?,
+                identity_conflict: r.try_get(17)?,
                 filesystems: Vec::new(),
                 facts: ProbeFacts::default(),
             });

@@ -83,6 +83,8 @@ pub const HOST: &[(&str, &str)] = &[
     ("revoked", "boolean"),
     ("labels", "array:string"),
     ("same_machine_as", "array:string"),
+    ("identity_conflict_at_ms", "integer|null"),
+    ("identity_conflict", "string"),
     ("filesystems", "array:ref:Filesystem"),
     ("pending", "array:object"),
     ("system", "object|null"),

@@ -99,6 +99,8 @@ fn schemas_name_exactly_the_fields_the_api_sends() {
         revoked: false,
         labels: vec![],
         same_machine_as: vec![],
+        identity_conflict_at_ms: None,
+        identity_conflict: String::new(),
         filesystems: vec![],
         facts: crate::facts::ProbeFacts::default(),
     });

@@ -1,0 +1,226 @@
+//! Two machines behind one agent identity (a cloned disk image or VM, a VDI pool built from
+//! an enrolled image) told apart from one machine that rebooted or was re-imaged.
+//!
+//! Every snapshot says which machine and which boot took it (`machine_id`, `boot_id`). One
+//! machine numbers its snapshots strictly upwards within a spool epoch, across restarts and
+//! reboots, so a snapshot from a new boot always comes with a newer number: that is a reboot
+//! or a re-image, and the new boot becomes the agent's instance. Copies of one agent share
+//! its spool's epoch and numbering from the moment they were copied, so the one that is behind
+//! sends numbers the agent already used: that snapshot *diverges*. It is rejected (stored
+//! nowhere, applied to nothing, so it cannot overwrite the other machine's state), and the
+//! agent is marked with when and what was seen, which `hosts` and the host page show. From
+//! then on, for [`DIVERGED_FOR_MS`], every snapshot of that boot is rejected too, also once
+//! its numbers run ahead of the original's. A snapshot sent again after a lost
+//! acknowledgement is not a divergence: it is the stored one, byte for byte.
+//!
+//! What this cannot tell: copies made of a running VM's memory share its boot id as well
+//! (only their numbering diverges, which is caught); and a copy that reboots starts a boot
+//! not yet marked, which is judged afresh (its first reused number marks it).
+//!
+//! A restored backup of one machine also diverges (its spool went back) until its numbers
+//! pass the old ones; the mark says both possibilities, and it ends on its own when no
+//! snapshot diverges for a day.
+
+/// How long an agent counts as shared by two machines after the last divergence.
+pub const DIVERGED_FOR_MS: i64 = 24 * 3600 * 1000;
+
+/// The machine and boot a snapshot came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instance {
+    pub machine_id: String,
+    pub boot_id: String,
+}
+
+/// The agent's instance as stored, with the boot last found diverging and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentInstance {
+    pub current: Instance,
+    pub diverged_boot_id: String,
+    pub diverged_at_ms: Option<i64>,
+}
+
+impl AgentInstance {
+    /// The boot still marked as a second machine at `now_ms`, if any.
+    pub fn marked_boot(&self, now_ms: i64) -> Option<&str> {
+        let at = self.diverged_at_ms?;
+        (!self.diverged_boot_id.is_empty() && now_ms.saturating_sub(at) < DIVERGED_FOR_MS)
+            .then_some(self.diverged_boot_id.as_str())
+    }
+}
+
+/// What a snapshot's instance means for its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The agent's current instance, or an agent that does not say (older versions).
+    Same,
+    /// Another boot, with a newer number: a reboot or a re-image; it becomes the instance.
+    NewBoot,
+    /// Another instance reusing a number this agent already used: another machine (or a
+    /// restored copy) shares this identity.
+    Diverged,
+}
+
+/// Judges a snapshot from `seen` numbered (`epoch`, `seq`) against the agent's `current`
+/// instance, whose newest snapshot is numbered (`last_epoch`, `last_seq`). `epoch_is_new`:
+/// the agent never stored a snapshot of `epoch` (a new spool numbering). `marked`: a boot
+/// found diverging lately, whose snapshots stay rejected.
+pub fn judge(
+    current: &Instance,
+    seen: &Instance,
+    (epoch, seq): (u64, u64),
+    (last_epoch, last_seq): (u64, u64),
+    epoch_is_new: bool,
+    marked: Option<&str>,
+) -> Verdict {
+    if seen.boot_id.is_empty() || current == seen {
+        return Verdict::Same;
+    }
+    if marked == Some(seen.boot_id.as_str()) {
+        return Verdict::Diverged;
+    }
+    if current.boot_id.is_empty() {
+        return Verdict::NewBoot; // the first snapshot that says
+    }
+    let newer = if epoch == last_epoch {
+        seq > last_seq
+    } else {
+        epoch_is_new
+    };
+    if newer {
+        Verdict::NewBoot
+    } else {
+        Verdict::Diverged
+    }
+}
+
+/// The rejection reason of a diverged snapshot and the mark's text.
+pub fn divergence_text(
+    agent_id: &str,
+    current: &Instance,
+    current_host: &str,
+    seen: &Instance,
+    seen_host: &str,
+) -> String {
+    format!(
+        "agent {agent_id} is used by two machines or boots: machine {} boot {} (host {seen_host:?}) \
+         sent snapshot numbers this agent already used, while machine {} boot {} (host \
+         {current_host:?}) reports as it; a cloned disk image or VM, or a restored backup of this \
+         machine. Enroll the copy again (`firstline-agent enroll --force` with a new token) so it \
+         gets an identity of its own",
+        short(&seen.machine_id),
+        short(&seen.boot_id),
+        short(&current.machine_id),
+        short(&current.boot_id),
+    )
+}
+
+fn short(id: &str) -> &str {
+    if id.is_empty() {
+        return "(unknown)";
+    }
+    id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(machine: &str, boot: &str) -> Instance {
+        Instance {
+            machine_id: machine.into(),
+            boot_id: boot.into(),
+        }
+    }
+
+    #[test]
+    fn a_reboot_goes_on_numbering_and_a_copy_reuses_numbers() {
+        let a = at("m1", "boot-a");
+        // Same boot, or an agent that does not say: nothing to judge.
+        assert_eq!(judge(&a, &a, (1, 5), (1, 9), false, None), Verdict::Same);
+        assert_eq!(
+            judge(&a, &Instance::default(), (1, 5), (1, 9), false, None),
+            Verdict::Same
+        );
+        // The first snapshot that says.
+        assert_eq!(
+            judge(&Instance::default(), &a, (1, 5), (1, 4), false, None),
+            Verdict::NewBoot
+        );
+        // A reboot, a re-image that kept the state folder: numbers go on.
+        let rebooted = at("m1", "boot-b");
+        assert_eq!(
+            judge(&a, &rebooted, (1, 10), (1, 9), false, None),
+            Verdict::NewBoot
+        );
+        // ... or a new spool: a new epoch.
+        assert_eq!(
+            judge(&a, &rebooted, (7, 1), (1, 9), true, None),
+            Verdict::NewBoot
+        );
+        // A copy: behind the original, in the same numbering.
+        let clone = at("m1", "boot-c");
+        assert_eq!(
+            judge(&a, &clone, (1, 9), (1, 9), false, None),
+            Verdict::Diverged
+        );
+        assert_eq!(
+            judge(&a, &clone, (1, 3), (1, 9), false, None),
+            Verdict::Diverged
+        );
+        // ... or in an epoch the agent already left.
+        assert_eq!(
+            judge(&a, &clone, (0, 50), (1, 9), false, None),
+            Verdict::Diverged
+        );
+        // A sysprepped copy has a machine id of its own: the same rule.
+        // A marked copy stays rejected when its numbers run ahead.
+        assert_eq!(
+            judge(&a, &clone, (1, 10), (1, 9), false, Some("boot-c")),
+            Verdict::Diverged
+        );
+        assert_eq!(
+            judge(&a, &rebooted, (1, 10), (1, 9), false, Some("boot-c")),
+            Verdict::NewBoot
+        );
+        let other_machine = at("m2", "boot-a");
+        assert_eq!(
+            judge(&a, &other_machine, (1, 8), (1, 9), false, None),
+            Verdict::Diverged
+        );
+    }
+
+    #[test]
+    fn a_mark_lasts_a_day() {
+        let marked = AgentInstance {
+            current: at("m1", "boot-a"),
+            diverged_boot_id: "boot-c".into(),
+            diverged_at_ms: Some(1_000),
+        };
+        assert_eq!(
+            marked.marked_boot(1_000 + DIVERGED_FOR_MS - 1),
+            Some("boot-c")
+        );
+        assert_eq!(marked.marked_boot(1_000 + DIVERGED_FOR_MS), None);
+        assert_eq!(AgentInstance::default().marked_boot(0), None);
+    }
+
+    #[test]
+    fn the_text_names_both_machines_and_what_to_do() {
+        let text = divergence_text(
+            "agent-1",
+            &at("0123456789abcdef", "b1"),
+            "pc-1",
+            &at("fedcba9876543210", "b2"),
+            "pc-2",
+        );
+        for part in [
+            "0123456789ab",
+            "fedcba987654",
+            "\"pc-1\"",
+            "\"pc-2\"",
+            "enroll --force",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+    }
+}
