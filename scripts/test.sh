@@ -41,10 +41,15 @@ command -v ip >/dev/null || missing+=(iproute2)
 # (tests/browser/, its node_modules installed by the test when missing).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   need_pkg "${missing[@]}"
+fi
+# Some nodejs packages (NodeSource's) ship npm themselves and conflict with Debian's npm: ask
+# for it only when node came without it.
+if ! command -v npm >/dev/null; then
+  echo "==> installing npm"
+  need_pkg npm
 fi
 
 # PostgreSQL server binaries for the throwaway test server.
