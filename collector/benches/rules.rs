@@ -144,6 +144,7 @@ async fn main() {
             uses_total: 1,
             uses_left: 1,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");
@@ -250,6 +251,7 @@ async fn enroll_hosts(store: &Store, prefix: &str, hosts: u64, t0: i64) {
             uses_total: hosts as i64,
             uses_left: hosts as i64,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

@@ -125,6 +125,7 @@ async fn enroll(store: &Store, id: &str) {
             uses_total: 1,
             uses_left: 1,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

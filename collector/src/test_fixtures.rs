@@ -21,6 +21,7 @@ pub async fn store_with_agents(dir: &std::path::Path, name: &str, agents: usize)
             uses_total: agents as i64,
             uses_left: agents as i64,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

@@ -1,5 +1,5 @@
 //! Enrollment tokens: random, shown once to the operator, stored only as a SHA-256 hash, with an
-//! expiry and a use count.
+//! expiry, a use count and the host labels (a group) every agent enrolled with it starts with.
 
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ pub enum TokenError {
     Uses(u32),
     #[error("ttl must be between 1 minute and 365 days")]
     Ttl,
+    #[error("host labels: {0}")]
+    Labels(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -37,13 +39,27 @@ pub fn hash_token(secret: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, secret.trim().as_bytes()).as_ref())
 }
 
-/// Creates a token valid for `ttl` and `uses` enrollments.
+/// Creates a token valid for `ttl` and `uses` enrollments, without host labels.
 pub async fn create_token(
     store: &Store,
     label: &str,
     ttl: Duration,
     uses: u32,
 ) -> Result<CreatedToken, TokenError> {
+    create_token_with_labels(store, label, &[], ttl, uses).await
+}
+
+/// Creates a token valid for `ttl` and `uses` enrollments; every agent enrolled with it gets
+/// `host_labels`.
+pub async fn create_token_with_labels(
+    store: &Store,
+    label: &str,
+    host_labels: &[String],
+    ttl: Duration,
+    uses: u32,
+) -> Result<CreatedToken, TokenError> {
+    let host_labels =
+        crate::service::hosts::checked_labels(host_labels).map_err(TokenError::Labels)?;
     if !(1..=100_000).contains(&uses) {
         return Err(TokenError::Uses(uses));
     }
@@ -65,6 +81,7 @@ pub async fn create_token(
         uses_total: i64::from(uses),
         uses_left: i64::from(uses),
         revoked_at_ms: None,
+        host_labels,
     };
     store.create_token(&row).await?;
     Ok(CreatedToken { secret, row })

@@ -83,6 +83,7 @@ async fn enrollment_refuses_wrong_expired_and_used_up_tokens() {
             uses_total: 5,
             uses_left: 5,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

@@ -265,3 +265,68 @@ fn an_agent_that_lost_its_spool_is_heard_again() {
     );
     assert_eq!(after["agent_id"], before["agent_id"]);
 }
+
+#[test]
+fn a_token_bound_to_a_group_labels_every_agent_it_enrolls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = CollectorProc::start(dir.path(), "");
+    let out = collector.cli(&[
+        "token",
+        "create",
+        "--uses",
+        "2",
+        "--label",
+        "lab batch",
+        "--host-labels",
+        "lab,floor-2,lab",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        created["host_labels"],
+        serde_json::json!(["lab", "floor-2"])
+    );
+    let token = created["token"].as_str().expect("token").to_owned();
+    let mut ids = Vec::new();
+    for name in ["lab-1", "lab-2"] {
+        let agent = agent_in(dir.path(), name);
+        let out = enroll(&agent, &collector, &token);
+        assert!(out.status.success(), "{}", stderr(&out));
+        ids.push(agent.agent_id());
+    }
+    let hosts = collector.json(&["hosts", "--json"]);
+    for id in &ids {
+        let host = hosts
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .find(|h| h["agent_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} in {hosts}"));
+        assert_eq!(
+            host["labels"],
+            serde_json::json!(["lab", "floor-2"]),
+            "{host}"
+        );
+    }
+    let tokens = collector.json(&["token", "list", "--json"]);
+    assert_eq!(
+        tokens[0]["host_labels"],
+        serde_json::json!(["lab", "floor-2"])
+    );
+    // A label that is not one is refused, and no token is made.
+    let out = collector.cli(&["token", "create", "--host-labels", "no spaces"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("label \"no spaces\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        collector
+            .json(&["token", "list", "--json"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}

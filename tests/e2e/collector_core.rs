@@ -708,6 +708,7 @@ async fn the_same_machine_enrolled_twice(store: Store) {
                 uses_total: 1,
                 uses_left: 1,
                 revoked_at_ms: None,
+                host_labels: Vec::new(),
             })
             .await
             .expect("token");

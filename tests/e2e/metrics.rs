@@ -236,6 +236,7 @@ async fn the_fleet_queries_run_on_postgres() {
             uses_total: 1,
             uses_left: 1,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

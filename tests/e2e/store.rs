@@ -150,6 +150,7 @@ async fn enrollment(store: Store) {
             uses_total: 2,
             uses_left: 2,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

@@ -17,6 +17,7 @@ pub async fn enroll_agent(store: &Store, id: &str, hostname: &str, at_ms: i64) {
             uses_total: 1,
             uses_left: 1,
             revoked_at_ms: None,
+            host_labels: Vec::new(),
         })
         .await
         .expect("token");

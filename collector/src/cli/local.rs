@@ -19,15 +19,18 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             uses,
             ttl,
             label,
+            host_labels,
             json,
         } => {
-            let created = tokens::create_token(&store, &label, ttl, uses).await?;
+            let created =
+                tokens::create_token_with_labels(&store, &label, &host_labels, ttl, uses).await?;
             if json {
                 let value = serde_json::json!({
                     "token": created.secret,
                     "uses": uses,
                     "expires_at_ms": created.row.expires_at_ms,
                     "label": label,
+                    "host_labels": created.row.host_labels,
                 });
                 println!("{value}");
             } else {
@@ -49,6 +52,7 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
                             "hash": t.token_hash, "label": t.label, "uses_left": t.uses_left,
                             "uses_total": t.uses_total, "created_at_ms": t.created_at_ms,
                             "expires_at_ms": t.expires_at_ms, "state": token_state(t, now),
+                            "host_labels": t.host_labels,
                         })
                     })
                     .collect();
@@ -60,6 +64,7 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
                         vec![
                             t.token_hash.chars().take(12).collect(),
                             t.label.clone(),
+                            t.host_labels.join(","),
                             format!("{}/{}", t.uses_left, t.uses_total),
                             humantime::format_rfc3339_seconds(from_ms(t.expires_at_ms)).to_string(),
                             token_state(t, now).to_owned(),
@@ -68,7 +73,17 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
                     .collect();
                 print!(
                     "{}",
-                    output::table(&["HASH", "LABEL", "USES LEFT", "EXPIRES", "STATE"], &rows)
+                    output::table(
+                        &[
+                            "HASH",
+                            "LABEL",
+                            "HOST LABELS",
+                            "USES LEFT",
+                            "EXPIRES",
+                            "STATE"
+                        ],
+                        &rows
+                    )
                 );
             }
         }

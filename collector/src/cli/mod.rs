@@ -138,6 +138,9 @@ pub enum TokenCommand {
         /// A note for operators, e.g. the batch of machines it is for.
         #[arg(long, default_value = "")]
         label: String,
+        /// Host labels every agent enrolled with it starts with (its group), e.g. lab,floor-2.
+        #[arg(long, value_delimiter = ',')]
+        host_labels: Vec<String>,
         /// Print JSON instead of the bare token.
         #[arg(long)]
         json: bool,

@@ -12,6 +12,30 @@ use crate::tickets::lifecycle::ms;
 const MAX_LABELS: usize = 32;
 const MAX_LABEL_BYTES: usize = 64;
 
+/// Host labels as given, checked (at most 32, each 1 to 64 letters, digits, `- _ . : /`) and
+/// with repeats dropped; the error says which label is wrong.
+pub fn checked_labels(labels: &[String]) -> Result<Vec<String>, String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!("a host has at most {MAX_LABELS} labels"));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(labels.len());
+    for l in labels {
+        let ok = !l.is_empty()
+            && l.len() <= MAX_LABEL_BYTES
+            && l.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+        if !ok {
+            return Err(format!(
+                "label {l:?}: 1 to {MAX_LABEL_BYTES} letters, digits, - _ . : /"
+            ));
+        }
+        if !unique.contains(l) {
+            unique.push(l.clone());
+        }
+    }
+    Ok(unique)
+}
+
 /// A host as every interface shows it (field names as in the gRPC `Host` message).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Host {
@@ -248,29 +272,8 @@ impl Service {
         labels: &[String],
         now_ms: i64,
     ) -> ServiceResult<Host> {
-        if labels.len() > MAX_LABELS {
-            return Err(ServiceError::Invalid(format!(
-                "a host has at most {MAX_LABELS} labels"
-            )));
-        }
-        for l in labels {
-            let ok = !l.is_empty()
-                && l.len() <= MAX_LABEL_BYTES
-                && l.chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
-            if !ok {
-                return Err(ServiceError::Invalid(format!(
-                    "label {l:?}: 1 to {MAX_LABEL_BYTES} letters, digits, - _ . : /"
-                )));
-            }
-        }
+        let unique = checked_labels(labels).map_err(ServiceError::Invalid)?;
         let id = self.resolve_host(name).await?;
-        let mut unique: Vec<String> = Vec::with_capacity(labels.len());
-        for l in labels {
-            if !unique.contains(l) {
-                unique.push(l.clone());
-            }
-        }
         self.store.set_labels(&id, &unique).await?;
         self.host(&id, now_ms).await
     }

@@ -8,7 +8,7 @@ mod events;
 mod feeds;
 mod fleet;
 mod handoff;
-mod hosts;
+pub mod hosts;
 mod live;
 mod silences;
 mod tickets;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::store::{CertificateRow, TokenRow};
-use crate::tokens::{TokenError, create_token};
+use crate::tokens::{TokenError, create_token_with_labels};
 
 /// A token as listed (its hash, never the token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,6 +21,8 @@ pub struct EnrollmentTokenView {
     /// valid, used up, expired or revoked.
     pub state: &'static str,
     pub revoked_at_ms: Option<i64>,
+    /// Labels every agent enrolled with it starts with.
+    pub host_labels: Vec<String>,
 }
 
 /// One page of client certificates (`GET /api/certificates`).
@@ -50,6 +52,7 @@ pub struct CreatedEnrollmentToken {
     pub label: String,
     pub uses: u32,
     pub expires_at_ms: i64,
+    pub host_labels: Vec<String>,
 }
 
 /// A token's state at `now_ms`: valid, used up, expired or revoked.
@@ -66,15 +69,17 @@ pub fn token_state(t: &TokenRow, now_ms: i64) -> &'static str {
 }
 
 impl Service {
-    /// Creates an enrollment token valid for `ttl` and `uses` enrollments.
+    /// Creates an enrollment token valid for `ttl` and `uses` enrollments; agents enrolled
+    /// with it start with `host_labels`.
     pub async fn create_enrollment_token(
         &self,
         label: &str,
+        host_labels: &[String],
         ttl: Duration,
         uses: u32,
     ) -> ServiceResult<CreatedEnrollmentToken> {
         super::short_text("label", label, 255)?;
-        let created = create_token(self.store(), label, ttl, uses)
+        let created = create_token_with_labels(self.store(), label, host_labels, ttl, uses)
             .await
             .map_err(|e| match e {
                 TokenError::Store(s) => ServiceError::from(s),
@@ -86,6 +91,7 @@ impl Service {
             label: label.to_owned(),
             uses,
             expires_at_ms: created.row.expires_at_ms,
+            host_labels: created.row.host_labels,
         })
     }
 
@@ -105,6 +111,7 @@ impl Service {
                 created_at_ms: t.created_at_ms,
                 expires_at_ms: t.expires_at_ms,
                 revoked_at_ms: t.revoked_at_ms,
+                host_labels: t.host_labels,
             })
             .collect())
     }

@@ -33,6 +33,8 @@ pub struct TokenRow {
     pub uses_left: i64,
     /// When an operator revoked it; a revoked token is refused.
     pub revoked_at_ms: Option<i64>,
+    /// Labels every agent enrolled with it starts with (its group, e.g. `lab`).
+    pub host_labels: Vec<String>,
 }
 
 /// A client certificate as listed for operators: whose it is and whether it still works.
@@ -102,8 +104,8 @@ impl Store {
     pub async fn create_token(&self, token: &TokenRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO enrollment_tokens \
-             (token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             (token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left, host_labels) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token.token_hash)
         .bind(&token.label)
@@ -111,6 +113,7 @@ impl Store {
         .bind(token.expires_at_ms)
         .bind(token.uses_total)
         .bind(token.uses_left)
+        .bind(token.host_labels.join(","))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -120,7 +123,7 @@ impl Store {
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT token_hash, label, created_at_ms, expires_at_ms, uses_total, uses_left, \
-             revoked_at_ms FROM enrollment_tokens ORDER BY created_at_ms DESC",
+             revoked_at_ms, host_labels FROM enrollment_tokens ORDER BY created_at_ms DESC",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -134,6 +137,7 @@ impl Store {
                     uses_total: r.try_get(4)?,
                     uses_left: r.try_get(5)?,
                     revoked_at_ms: r.try_get(6)?,
+                    host_labels: super::reports::split_labels(&r.try_get::<String, _>(7)?),
                 })
             })
             .collect()
@@ -222,8 +226,8 @@ impl Store {
         Ok((list, total))
     }
 
-    /// Spends one use of a token and records the agent and its certificate, all in one
-    /// transaction: a refused token leaves the store exactly as it was.
+    /// Spends one use of a token and records the agent (with the token's host labels) and its
+    /// certificate, all in one transaction: a refused token leaves the store exactly as it was.
     pub async fn enroll(
         &self,
         token_hash: &str,
@@ -233,7 +237,7 @@ impl Store {
     ) -> Result<Enrolled, StoreError> {
         let mut w = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT expires_at_ms, uses_left, revoked_at_ms FROM enrollment_tokens \
+            "SELECT expires_at_ms, uses_left, revoked_at_ms, host_labels FROM enrollment_tokens \
              WHERE token_hash = $1",
         )
         .bind(token_hash)
@@ -245,6 +249,7 @@ impl Store {
         let expires_at_ms: i64 = row.try_get(0)?;
         let uses_left: i64 = row.try_get(1)?;
         let revoked_at_ms: Option<i64> = row.try_get(2)?;
+        let host_labels: String = row.try_get(3)?;
         if revoked_at_ms.is_some() {
             return Err(StoreError::TokenRevoked);
         }
@@ -269,12 +274,14 @@ impl Store {
             .await?
         };
         sqlx::query(
-            "INSERT INTO agents (agent_id, hostname, machine_id, enrolled_at_ms) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO agents (agent_id, hostname, machine_id, enrolled_at_ms, labels) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&agent.agent_id)
         .bind(&agent.hostname)
         .bind(&agent.machine_id)
         .bind(agent.enrolled_at_ms)
+        .bind(&host_labels)
         .execute(&mut *w.tx)
         .await?;
         insert_certificate(&mut w, cert).await?;

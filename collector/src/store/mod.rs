@@ -275,6 +275,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "instances",
         include_str!("../../migrations/sqlite/0016_instances.sql"),
     ),
+    (
+        17,
+        "token labels",
+        include_str!("../../migrations/sqlite/0017_token_labels.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -356,6 +361,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "instances",
         include_str!("../../migrations/postgres/0016_instances.sql"),
+    ),
+    (
+        17,
+        "token labels",
+        include_str!("../../migrations/postgres/0017_token_labels.sql"),
     ),
 ];
 

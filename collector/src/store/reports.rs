@@ -623,7 +623,7 @@ pub(super) fn sample_may_be_due(hints: &super::hints::Hints, agent_id: &str, at_
 }
 
 /// Labels as stored (comma-separated).
-pub(super) fn split_labels(stored: &str) -> Vec<String> {
+pub(crate) fn split_labels(stored: &str) -> Vec<String> {
     stored
         .split(',')
         .filter(|l| !l.is_empty())

@@ -242,6 +242,7 @@ pub const ENROLLMENT_TOKEN: &[(&str, &str)] = &[
     ("expires_at_ms", "integer"),
     ("state", "string"),
     ("revoked_at_ms", "integer|null"),
+    ("host_labels", "array:string"),
 ];
 
 pub const CERTIFICATE: &[(&str, &str)] = &[
@@ -266,6 +267,7 @@ pub const CREATED_ENROLLMENT_TOKEN: &[(&str, &str)] = &[
     ("label", "string"),
     ("uses", "integer"),
     ("expires_at_ms", "integer"),
+    ("host_labels", "array:string"),
 ];
 
 /// Properties of one host of the fleet page.
@@ -502,6 +504,9 @@ fn account_schemas() -> Map<String, Value> {
                     "description": "how many agents may enroll with it (default 1)"},
                 "ttl": {"type": "string", "description": "how long it is valid, e.g. 30m, 24h (default), 7d"},
                 "label": {"type": "string", "maxLength": 255},
+                "host_labels": {"type": "array", "maxItems": 32,
+                    "items": {"type": "string", "maxLength": 64},
+                    "description": "labels every agent enrolled with it starts with (its group)"},
             },
         },
     });

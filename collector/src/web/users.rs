@@ -120,6 +120,9 @@ pub struct EnrollmentTokenBody {
     ttl: String,
     #[serde(default)]
     label: String,
+    /// Host labels every agent enrolled with the token starts with.
+    #[serde(default)]
+    host_labels: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -142,7 +145,7 @@ pub async fn create_enrollment_token(
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("ttl {:?}: {e}", body.ttl)))?;
     let created = web
         .service
-        .create_enrollment_token(&body.label, ttl, body.uses)
+        .create_enrollment_token(&body.label, &body.host_labels, ttl, body.uses)
         .await?;
     tracing::info!(by = %caller.name, uses = body.uses, "enrollment token created");
     to_json(&created)
@@ -207,6 +210,7 @@ mod tests {
             expires_at_ms: 2,
             state: "valid",
             revoked_at_ms: None,
+            host_labels: vec![],
         };
         assert_eq!(
             keys(&enrollment),
@@ -218,6 +222,7 @@ mod tests {
             label: String::new(),
             uses: 1,
             expires_at_ms: 2,
+            host_labels: vec![],
         };
         assert_eq!(
             keys(&created),
