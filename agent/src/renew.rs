@@ -84,10 +84,12 @@ fn first_certificate(pem: &str) -> Result<Vec<u8>, String> {
 /// Waits until `identity`'s certificate is due for renewal, renews it (retrying failures) and
 /// saves the result in `state_dir`. `None` when `shutdown` came first, or when the certificate
 /// cannot be read (then it is never renewed, which is logged).
+/// `asked` cuts the wait short: the collector asked for a renewal now (a CA rotation).
 pub async fn until_renewed(
     identity: &Identity,
     state_dir: &Path,
     channel: Channel,
+    asked: &tokio::sync::Notify,
     shutdown: &CancellationToken,
 ) -> Option<Identity> {
     let (not_before, not_after) = match validity(&identity.cert_pem) {
@@ -112,6 +114,7 @@ pub async fn until_renewed(
             }
             tokio::select! {
                 () = tokio::time::sleep(left.min(STEP)) => {}
+                () = asked.notified() => break,
                 () = shutdown.cancelled() => return None,
             }
         }

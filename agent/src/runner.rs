@@ -138,6 +138,7 @@ pub async fn run(
         wake,
         live_channel: config.live_channel,
         check_now_min_interval: config.check_now_min_interval,
+        renew_now: Arc::new(Notify::new()),
     };
     match start {
         Start::Enrolled(identity) => parts.start(identity, &tracker, &shutdown)?,
@@ -206,6 +207,8 @@ struct UplinkParts {
     wake: Arc<Notify>,
     live_channel: bool,
     check_now_min_interval: std::time::Duration,
+    /// The uplink tells the renewer when the collector asks for a renewal.
+    renew_now: Arc<Notify>,
 }
 
 impl UplinkParts {
@@ -240,6 +243,7 @@ impl UplinkParts {
                 &identity,
                 &self.state_dir,
                 uplink_channel.clone(),
+                &self.renew_now,
                 &shutdown,
             )
             .await;
@@ -277,7 +281,8 @@ impl UplinkParts {
             self.policy.clone(),
             self.state_dir.clone(),
             self.diagnosis.clone(),
-        );
+        )
+        .renewing(self.renew_now.clone());
         if self.live_channel {
             // The live channel shares the uplink's connection (and its HTTP/2 keepalive).
             let live = Live::new(

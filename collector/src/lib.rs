@@ -12,6 +12,7 @@ pub mod feeds;
 pub mod grpc;
 pub mod ingest;
 pub mod kb;
+pub mod labels;
 pub mod pki;
 pub mod rate_limits;
 pub mod report;

@@ -2,6 +2,16 @@
 //! and on every start a fresh server certificate for the configured names; it signs agents'
 //! CSRs at enrollment and issues the local operator certificate the CLI uses. Keys are written
 //! with mode 0600. A certificate is identified by the SHA-256 of its DER encoding.
+//!
+//! CA rotation, in two steps so that no agent loses its connection (docs/operations.md):
+//! `ca rotate` makes the next CA (`ca-next.crt`, `ca-next.key`) and appends it to `ca.crt`,
+//! which becomes the trust bundle (the serving CA first). While the rotation is under way the
+//! server certificate is still the serving CA's (every agent trusts it), agents' new
+//! certificates are the next CA's, client certificates of both are accepted, enrollment and
+//! renewal hand out the bundle, and agents whose certificate is older than the rotation are
+//! told to renew at their next report. `ca finish` makes the next CA the only one (its key
+//! becomes `ca.key`); agents that renewed trust it already; agents that did not must enroll
+//! again.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +27,11 @@ use rcgen::{
 /// Files under the data directory.
 pub const CA_CERT_FILE: &str = "ca.crt";
 const CA_KEY_FILE: &str = "ca.key";
+const NEXT_CERT_FILE: &str = "ca-next.crt";
+const NEXT_KEY_FILE: &str = "ca-next.key";
+/// When a collector first served with the next CA, ms since the epoch: certificates issued
+/// before are the old CA's.
+const NEXT_SINCE_FILE: &str = "ca-next.since";
 pub const OPERATOR_CERT_FILE: &str = "operator.crt";
 pub const OPERATOR_KEY_FILE: &str = "operator.key";
 
@@ -36,12 +51,18 @@ pub enum PkiError {
     CsrAlgorithm,
     #[error("cannot issue certificate: {0}")]
     Issue(#[from] rcgen::Error),
+    #[error("{0}")]
+    Rotation(String),
 }
 
 /// The CA, loaded or created, and the server identity for this run.
 pub struct Authority {
+    /// The trust bundle (`ca.crt`): the serving CA, then the next one during a rotation.
     ca_cert_pem: String,
+    /// Who signs the certificates issued now: the next CA during a rotation, else the CA.
     issuer: Issuer<'static, KeyPair>,
+    /// When the rotation under way began (the next CA's start), ms since the epoch.
+    rotating_since_ms: Option<i64>,
     /// PEM certificate and key of the server for this run.
     pub server_cert_pem: String,
     pub server_key_pem: String,
@@ -64,16 +85,7 @@ impl Authority {
         let key_path = dir.join(CA_KEY_FILE);
         let (ca_cert_pem, issuer) = if cert_path.exists() {
             let cert = read(&cert_path)?;
-            let key_pem = read(&key_path)?;
-            let key = KeyPair::from_pem(&key_pem).map_err(|source| PkiError::BadFile {
-                path: key_path.clone(),
-                source,
-            })?;
-            let issuer =
-                Issuer::from_ca_cert_pem(&cert, key).map_err(|source| PkiError::BadFile {
-                    path: cert_path.clone(),
-                    source,
-                })?;
+            let issuer = load_issuer(&first_pem(&cert), &key_path, &cert_path)?;
             (cert, issuer)
         } else {
             let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
@@ -89,16 +101,115 @@ impl Authority {
             (cert.pem(), Issuer::new(params, key))
         };
         let (server_cert_pem, server_key_pem) = issue_server(&issuer, server_names)?;
+        let next_path = dir.join(NEXT_CERT_FILE);
+        let (issuer, rotating_since_ms) = if next_path.exists() {
+            let next = read(&next_path)?;
+            let next = load_issuer(&next, &dir.join(NEXT_KEY_FILE), &next_path)?;
+            let since = fs::read_to_string(dir.join(NEXT_SINCE_FILE))
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok());
+            (next, since)
+        } else {
+            (issuer, None)
+        };
         Ok(Self {
             ca_cert_pem,
             issuer,
+            rotating_since_ms,
             server_cert_pem,
             server_key_pem,
         })
     }
 
+    /// The trust bundle: what agents and the CLI trust for the server, and the CAs whose
+    /// client certificates the server accepts.
     pub fn ca_cert_pem(&self) -> &str {
         &self.ca_cert_pem
+    }
+
+    /// When a collector first served during the CA rotation under way; `None` when there is
+    /// none, or no collector has started since it was made.
+    pub fn rotating_since_ms(&self) -> Option<i64> {
+        self.rotating_since_ms
+    }
+
+    /// Whether a next CA exists in `dir` (a rotation was started).
+    pub fn rotation_started(dir: &Path) -> bool {
+        dir.join(NEXT_CERT_FILE).exists()
+    }
+
+    /// Called by a serving collector after loading: the first one to serve during a rotation
+    /// records when (`now_ms`), so what was issued before counts as the old CA's.
+    pub fn take_up_rotation(&mut self, dir: &Path, now_ms: i64) -> Result<(), PkiError> {
+        if dir.join(NEXT_CERT_FILE).exists() && self.rotating_since_ms.is_none() {
+            write_public(&dir.join(NEXT_SINCE_FILE), &now_ms.to_string())?;
+            self.rotating_since_ms = Some(now_ms);
+        }
+        Ok(())
+    }
+
+    /// Starts a CA rotation in `dir` (see the module documentation); the collector takes it
+    /// up when it next starts. Refused while one is under way.
+    pub fn rotate(dir: &Path) -> Result<String, PkiError> {
+        let bundle_path = dir.join(CA_CERT_FILE);
+        let bundle = read(&bundle_path)?;
+        if dir.join(NEXT_CERT_FILE).exists() {
+            return Err(PkiError::Rotation(format!(
+                "a CA rotation is under way ({} exists): finish it with `firstline-collector ca \
+                 finish` first",
+                dir.join(NEXT_CERT_FILE).display()
+            )));
+        }
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let now = time_now()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time_now());
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name =
+            name(&format!("Firstline collector CA {}", now.unix_timestamp()));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = now;
+        params.not_after = now + time::Duration::days(100 * 365);
+        let cert = params.self_signed(&key)?;
+        write_private(&dir.join(NEXT_KEY_FILE), &key.serialize_pem())?;
+        write_public(&dir.join(NEXT_CERT_FILE), &cert.pem())?;
+        let serving = first_pem(&bundle);
+        write_public(
+            &bundle_path,
+            &format!("{}\n{}", serving.trim_end(), cert.pem()),
+        )?;
+        Ok(fingerprint(cert.der()))
+    }
+
+    /// Ends the rotation under way in `dir`: the next CA becomes the only one. The local
+    /// operator certificate (the old CA's) is removed, so the collector issues a new one at
+    /// its next start. Refused when no rotation is under way.
+    pub fn finish_rotation(dir: &Path) -> Result<(), PkiError> {
+        let next_cert = dir.join(NEXT_CERT_FILE);
+        if !next_cert.exists() {
+            return Err(PkiError::Rotation(
+                "no CA rotation is under way (start one with `firstline-collector ca rotate`)"
+                    .to_owned(),
+            ));
+        }
+        let cert = read(&next_cert)?;
+        let key = read(&dir.join(NEXT_KEY_FILE))?;
+        write_private(&dir.join(CA_KEY_FILE), &key)?;
+        write_public(&dir.join(CA_CERT_FILE), &cert)?;
+        for name in [
+            NEXT_KEY_FILE,
+            NEXT_CERT_FILE,
+            NEXT_SINCE_FILE,
+            OPERATOR_CERT_FILE,
+            OPERATOR_KEY_FILE,
+        ] {
+            let path = dir.join(name);
+            if path.exists() {
+                fs::remove_file(&path).map_err(|source| PkiError::Io { path, source })?;
+            }
+        }
+        Ok(())
     }
 
     /// Signs an agent's CSR. Only the public key is taken from the request: the subject, the
@@ -150,6 +261,30 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first PEM block of a text (the serving CA of a bundle).
+fn first_pem(pem: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    match pem.find(END) {
+        Some(i) => format!("{}\n", &pem[..i + END.len()]),
+        None => pem.to_owned(),
+    }
+}
+
+fn load_issuer(
+    cert_pem: &str,
+    key_path: &Path,
+    cert_path: &Path,
+) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let key = KeyPair::from_pem(&read(key_path)?).map_err(|source| PkiError::BadFile {
+        path: key_path.to_owned(),
+        source,
+    })?;
+    Issuer::from_ca_cert_pem(cert_pem, key).map_err(|source| PkiError::BadFile {
+        path: cert_path.to_owned(),
+        source,
+    })
 }
 
 fn agent_uri(agent_id: &str) -> String {

@@ -74,7 +74,8 @@ impl Collector {
     pub async fn start(config: &Config) -> Result<Self, ServeError> {
         raise_open_files_limit();
         crate::telemetry::init();
-        let authority = Authority::load_or_create(&config.data_dir, &config.server_names)?;
+        let mut authority = Authority::load_or_create(&config.data_dir, &config.server_names)?;
+        authority.take_up_rotation(&config.data_dir, now_ms())?;
         let store = Store::open(&config.effective_store_url()).await?;
         ensure_operator_certificate(&store, &authority, config).await?;
         let listener = TcpListener::bind(config.grpc_listen)

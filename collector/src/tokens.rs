@@ -58,8 +58,7 @@ pub async fn create_token_with_labels(
     ttl: Duration,
     uses: u32,
 ) -> Result<CreatedToken, TokenError> {
-    let host_labels =
-        crate::service::hosts::checked_labels(host_labels).map_err(TokenError::Labels)?;
+    let host_labels = crate::labels::checked_labels(host_labels).map_err(TokenError::Labels)?;
     if !(1..=100_000).contains(&uses) {
         return Err(TokenError::Uses(uses));
     }

@@ -208,3 +208,150 @@ fn a_running_agent_renews_before_expiry_and_keeps_reporting() {
         host_last_seq(&collector, &agent_id).filter(|s| *s > after_restart)
     });
 }
+
+/// The common names of the certificates in a PEM text, in order.
+fn common_names(pem: &str) -> Vec<String> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|der| {
+            let der = der.expect("PEM");
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("x509");
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|c| c.as_str().ok())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// The issuer's common name of the first certificate in a PEM text.
+fn issuer(pem: &str) -> String {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM");
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("x509");
+    cert.issuer()
+        .iter_common_name()
+        .filter_map(|c| c.as_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn a_ca_rotation_keeps_every_running_agent_reporting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut collector = CollectorProc::start(dir.path(), "[report]\nheartbeat = \"1s\"\n");
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).expect("read");
+    let old_ca = common_names(&read(&collector.data_dir.join("ca.crt")));
+    assert_eq!(old_ca.len(), 1);
+    let home = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    };
+    let mut running = AgentProc::new(&home("running"), "");
+    running.enroll(&collector);
+    running.start();
+    let running_id = running.agent_id();
+    // Enrolled before the rotation and off through all of it.
+    let away = AgentProc::new(&home("away"), "");
+    away.enroll(&collector);
+    wait_for("reports before the rotation", LIMIT, || {
+        host_last_seq(&collector, &running_id).filter(|s| *s >= 2)
+    });
+
+    let out = collector.cli(&["ca", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = collector.cli(&["ca", "rotate"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("under way"),
+        "a second rotation is refused while one is under way"
+    );
+    let bundle = common_names(&read(&collector.data_dir.join("ca.crt")));
+    assert_eq!(
+        bundle.len(),
+        2,
+        "ca.crt holds the old and the next CA: {bundle:?}"
+    );
+    assert_eq!(bundle[0], old_ca[0], "the serving CA first");
+    let next_ca = bundle[1].clone();
+    collector.stop();
+    collector.restart();
+
+    // The running agent is told to renew, renews onto the next CA, and trusts both.
+    wait_until(
+        "the agent to renew onto the next CA",
+        LIMIT,
+        || {
+            let log = running.log();
+            let tail: String = log.lines().rev().take(8).collect::<Vec<_>>().join("\n");
+            (issuer(&read(&running.state_dir.join("agent.crt"))), tail)
+        },
+        |(i, _)| *i == next_ca,
+    );
+    assert_eq!(
+        common_names(&read(&running.state_dir.join("ca.crt"))),
+        bundle,
+        "the agent trusts the bundle"
+    );
+    let seq = host_last_seq(&collector, &running_id).expect("seq");
+    wait_for("reports with the next CA's certificate", LIMIT, || {
+        host_last_seq(&collector, &running_id).filter(|s| *s >= seq + 2)
+    });
+    // A newcomer enrolls with the bundle and gets the next CA's certificate.
+    let newcomer = AgentProc::new(&home("newcomer"), "");
+    newcomer.enroll(&collector);
+    assert_eq!(
+        issuer(&read(&newcomer.state_dir.join("agent.crt"))),
+        next_ca
+    );
+    let status = collector.cli(&["ca", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("1 agent(s) still on the old CA"),
+        "the away agent: {status}"
+    );
+    let out = collector.cli(&["ca", "finish"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("would have to enroll again"),
+        "finishing with an agent left on the old CA needs --force"
+    );
+    let out = collector.cli(&["ca", "finish", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    collector.stop();
+    collector.restart();
+
+    // After the rotation: only the next CA, the running agent and the CLI carry on.
+    assert_eq!(
+        common_names(&read(&collector.data_dir.join("ca.crt"))),
+        std::slice::from_ref(&next_ca)
+    );
+    let seq = host_last_seq(&collector, &running_id).expect("the CLI works after the rotation");
+    wait_for("reports after the rotation", LIMIT, || {
+        host_last_seq(&collector, &running_id).filter(|s| *s >= seq + 2)
+    });
+    let log = running.log();
+    assert!(
+        !log.contains("upload failed; retrying until fixed"),
+        "the running agent never lost its trust:\n{log}"
+    );
+    // The agent that was away trusts only the old CA: it cannot connect, and says so.
+    let mut away = away;
+    away.start();
+    wait_until(
+        "the away agent to report its failure",
+        LIMIT,
+        || away.log(),
+        |log| log.contains("upload failed"),
+    );
+}

@@ -95,6 +95,8 @@ pub struct Uplink<C = AgentClient<Channel>> {
     /// The current wait is the backoff after the collector could not be reached, which the
     /// news that it is back may end (not a wait it asked for, nor one for a person to act).
     wait_ends_when_reachable: bool,
+    /// Told when an ack says the certificate is the retiring CA's (`renew`).
+    renew_now: Arc<Notify>,
 }
 
 /// Builds the mTLS channel to the collector. It connects lazily and reconnects by itself.
@@ -159,7 +161,14 @@ impl<C: Collector> Uplink<C> {
             acked: watch::Sender::new(live::Acked::default()),
             reachable: Arc::new(Notify::new()),
             wait_ends_when_reachable: false,
+            renew_now: Arc::new(Notify::new()),
         }
+    }
+
+    /// Tells `renew_now` when the collector asks for a renewal (a CA rotation).
+    pub fn renewing(mut self, renew_now: Arc<Notify>) -> Self {
+        self.renew_now = renew_now;
+        self
     }
 
     /// The newest snapshots the collector acknowledged, as they change.
@@ -277,6 +286,10 @@ impl<C: Collector> Uplink<C> {
                 );
                 rejected.push(r.seq);
             }
+        }
+        if ack.renew_certificate {
+            tracing::info!("the collector asks for a certificate renewal (CA rotation)");
+            self.renew_now.notify_one();
         }
         if let Some(p) = ack.policy {
             self.apply_policy(Policy {

@@ -113,6 +113,7 @@ fn ack(stored: &[u64], rejected: &[(u64, &str)]) -> Result<ReportAck, Status> {
                 reason: (*reason).to_owned(),
             })
             .collect(),
+        renew_certificate: false,
     })
 }
 

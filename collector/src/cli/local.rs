@@ -4,8 +4,8 @@
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 
-use super::TokenCommand;
 use super::output;
+use super::{CaCommand, TokenCommand};
 use crate::clock::{from_ms, now_ms};
 use crate::config::Config;
 use crate::service::token_state;
@@ -100,6 +100,60 @@ pub async fn revoke(config: &Config, agent_id: &str) -> Result<()> {
         bail!("no valid certificate found for agent {agent_id}");
     }
     println!("revoked {n} certificate(s) of {agent_id}");
+    Ok(())
+}
+
+pub async fn ca(config: &Config, cmd: CaCommand) -> Result<()> {
+    use crate::pki::Authority;
+    let dir = &config.data_dir;
+    let rotating = |a: &Authority| a.rotating_since_ms();
+    match cmd {
+        CaCommand::Rotate => {
+            Authority::load_or_create(dir, &config.server_names)?;
+            let fp = Authority::rotate(dir)?;
+            println!(
+                "next CA made (sha256 {}); restart the collector, then wait until `ca status` \
+                 counts no agent on the old CA and run `ca finish`",
+                &fp[..16]
+            );
+        }
+        CaCommand::Status | CaCommand::Finish { .. } => {
+            let authority = Authority::load_or_create(dir, &config.server_names)?;
+            if !Authority::rotation_started(dir) {
+                if matches!(cmd, CaCommand::Finish { .. }) {
+                    bail!(
+                        "no CA rotation is under way (start one with `firstline-collector ca rotate`)"
+                    );
+                }
+                println!("no CA rotation under way");
+                return Ok(());
+            }
+            let Some(since) = rotating(&authority) else {
+                bail!(
+                    "the next CA is made but no collector has served with it yet: restart the \
+                     collector, which then asks every agent to renew onto it"
+                );
+            };
+            let store = open_store(config).await?;
+            let left = store.agents_on_certificates_before(since, now_ms()).await?;
+            if let CaCommand::Finish { force } = cmd {
+                if left > 0 && !force {
+                    bail!(
+                        "{left} agent(s) still hold only the old CA's certificate and would have \
+                         to enroll again; wait for them to renew (they do at their next report) \
+                         or pass --force"
+                    );
+                }
+                Authority::finish_rotation(dir)?;
+                println!("CA rotation finished; restart the collector to serve with the new CA");
+            } else {
+                println!(
+                    "CA rotation under way since {}; {left} agent(s) still on the old CA",
+                    humantime::format_rfc3339_seconds(from_ms(since))
+                );
+            }
+        }
+    }
     Ok(())
 }
 

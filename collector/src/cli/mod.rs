@@ -60,6 +60,11 @@ pub enum Command {
     /// Manage enrollment tokens (works on the store; the collector may be stopped).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Rotate the collector's CA without cutting agents off (docs/operations.md): `ca rotate`,
+    /// wait until `ca status` counts no agent left on the old CA, then `ca finish`. Each step
+    /// takes effect when the collector next starts.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Manage the users of the dashboard and the HTTP API: add (the first admin:
     /// `user add NAME --role admin`), list, disable, create API tokens (works on the store;
     /// the collector may be stopped).
@@ -123,6 +128,22 @@ pub enum Command {
     /// Print each OS's agent install command with this collector's URL, a fresh enrollment
     /// token and the CA embedded (works on the store; the collector may be stopped).
     PackageConfig(package_config::PackageConfigArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Make the next CA: agents are given it and renew onto it, while the current one serves.
+    Rotate,
+    /// Whether a rotation is under way, and how many agents still hold only the old CA's
+    /// certificate.
+    Status,
+    /// End the rotation: the next CA becomes the only one. Agents that did not renew must
+    /// enroll again.
+    Finish {
+        /// Finish even though agents still hold only the old CA's certificate.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +332,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> Result<()> {
             collector.run(shutdown).await?;
         }
         Command::Token(cmd) => local::token(&config, cmd).await?,
+        Command::Ca(cmd) => local::ca(&config, cmd).await?,
         Command::User(cmd) => users::run(&config, cmd).await?,
         Command::Revoke { agent_id } => local::revoke(&config, &agent_id).await?,
         Command::CheckConfig => local::check_config(&config, config_file.as_deref()),

@@ -8,7 +8,8 @@
 //! `Agent/Renew`: a CSR for a new key pair becomes a new certificate for the calling agent,
 //! authenticated by its current one (no enrollment token). Renewals are bounded: an agent
 //! issued a certificate less than [`renewal_gap`] ago is refused with RESOURCE_EXHAUSTED and
-//! the pushback header, and a revoked agent gets nothing.
+//! the pushback header, and a revoked agent gets nothing. During a CA rotation, an agent
+//! whose certificate is older than the rotation is told to renew (`ReportAck`) and may, once.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
-use super::{State, caller, store_status};
+use super::{State, caller_identity, store_status};
 use crate::clock::{now_ms, to_ms};
 use crate::ingest::writer::SubmitError;
 use crate::report::Batch;
@@ -49,7 +50,14 @@ impl Agent for AgentService {
     }
 
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
-        let agent_id = caller(&self.state, &request, CertKind::Agent).await?;
+        let identity = caller_identity(&self.state, &request, CertKind::Agent).await?;
+        // During a CA rotation, a certificate older than it is the retiring CA's.
+        let renew_certificate = self
+            .state
+            .authority
+            .rotating_since_ms()
+            .is_some_and(|since| identity.issued_at_ms < since);
+        let agent_id = identity.subject;
         if let Err(refusal) = self.state.limits.report(&agent_id) {
             tracing::debug!(
                 agent_id,
@@ -88,6 +96,7 @@ impl Agent for AgentService {
                 .into_iter()
                 .map(|(seq, reason)| RejectedSnapshot { seq, reason })
                 .collect(),
+            renew_certificate,
         }))
     }
 
@@ -95,7 +104,8 @@ impl Agent for AgentService {
         &self,
         request: Request<RenewRequest>,
     ) -> Result<Response<RenewResponse>, Status> {
-        let agent_id = caller(&self.state, &request, CertKind::Agent).await?;
+        let identity = caller_identity(&self.state, &request, CertKind::Agent).await?;
+        let agent_id = identity.subject;
         let csr_pem = request.into_inner().csr_pem;
         if csr_pem.len() > limits::MAX_CSR_BYTES {
             return Err(Status::invalid_argument(format!(
@@ -120,10 +130,16 @@ impl Agent for AgentService {
             issued_at_ms: now,
             not_after_ms: to_ms(issued.not_after),
         };
+        // A certificate of the CA being retired is renewed at once, once: only what was issued
+        // since the rotation counts against it.
+        let issued_after_ms = match self.state.authority.rotating_since_ms() {
+            Some(since) if identity.issued_at_ms < since => since.saturating_sub(1),
+            _ => now.saturating_sub(gap_ms),
+        };
         let renewal = self
             .state
             .store()
-            .renew_certificate(&cert, now.saturating_sub(gap_ms))
+            .renew_certificate(&cert, issued_after_ms)
             .await
             .map_err(store_status)?;
         match renewal {

@@ -131,6 +131,17 @@ pub async fn caller<T>(
     request: &Request<T>,
     want: CertKind,
 ) -> Result<String, Status> {
+    caller_identity(shared, request, want)
+        .await
+        .map(|identity| identity.subject)
+}
+
+/// [`caller`], with the whole identity behind the certificate.
+pub async fn caller_identity<T>(
+    shared: &Shared,
+    request: &Request<T>,
+    want: CertKind,
+) -> Result<crate::store::Identity, Status> {
     let certs = request
         .peer_certs()
         .ok_or_else(|| Status::unauthenticated("a client certificate is required for this call"))?;
@@ -157,5 +168,5 @@ pub async fn caller<T>(
             identity.subject
         )));
     }
-    Ok(identity.subject)
+    Ok(identity)
 }

@@ -21,32 +21,7 @@
 //! pass the old ones; the mark says both possibilities, and it ends on its own when no
 //! snapshot diverges for a day.
 
-/// How long an agent counts as shared by two machines after the last divergence.
-pub const DIVERGED_FOR_MS: i64 = 24 * 3600 * 1000;
-
-/// The machine and boot a snapshot came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Instance {
-    pub machine_id: String,
-    pub boot_id: String,
-}
-
-/// The agent's instance as stored, with the boot last found diverging and when.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentInstance {
-    pub current: Instance,
-    pub diverged_boot_id: String,
-    pub diverged_at_ms: Option<i64>,
-}
-
-impl AgentInstance {
-    /// The boot still marked as a second machine at `now_ms`, if any.
-    pub fn marked_boot(&self, now_ms: i64) -> Option<&str> {
-        let at = self.diverged_at_ms?;
-        (!self.diverged_boot_id.is_empty() && now_ms.saturating_sub(at) < DIVERGED_FOR_MS)
-            .then_some(self.diverged_boot_id.as_str())
-    }
-}
+pub use crate::store::{AgentInstance, DIVERGED_FOR_MS, Instance};
 
 /// What a snapshot's instance means for its agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

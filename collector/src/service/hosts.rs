@@ -8,33 +8,7 @@ use crate::facts::{Filesystem, ProbeFacts, used_percent};
 use crate::store::{HostRow, TrackedCondition};
 use crate::tickets::lifecycle::ms;
 
-/// Most labels on one host, and the longest label.
-const MAX_LABELS: usize = 32;
-const MAX_LABEL_BYTES: usize = 64;
-
-/// Host labels as given, checked (at most 32, each 1 to 64 letters, digits, `- _ . : /`) and
-/// with repeats dropped; the error says which label is wrong.
-pub fn checked_labels(labels: &[String]) -> Result<Vec<String>, String> {
-    if labels.len() > MAX_LABELS {
-        return Err(format!("a host has at most {MAX_LABELS} labels"));
-    }
-    let mut unique: Vec<String> = Vec::with_capacity(labels.len());
-    for l in labels {
-        let ok = !l.is_empty()
-            && l.len() <= MAX_LABEL_BYTES
-            && l.chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
-        if !ok {
-            return Err(format!(
-                "label {l:?}: 1 to {MAX_LABEL_BYTES} letters, digits, - _ . : /"
-            ));
-        }
-        if !unique.contains(l) {
-            unique.push(l.clone());
-        }
-    }
-    Ok(unique)
-}
+pub use crate::labels::checked_labels;
 
 /// A host as every interface shows it (field names as in the gRPC `Host` message).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,7 +8,7 @@ mod events;
 mod feeds;
 mod fleet;
 mod handoff;
-pub mod hosts;
+mod hosts;
 mod live;
 mod silences;
 mod tickets;

@@ -20,6 +20,8 @@ pub struct Identity {
     /// Agent id, or the operator's name.
     pub subject: String,
     pub revoked: bool,
+    /// When the certificate was issued, ms since the epoch.
+    pub issued_at_ms: i64,
 }
 
 /// An enrollment token as listed for operators (never the token itself).
@@ -325,10 +327,31 @@ impl Store {
         Ok(Renewal::Recorded)
     }
 
+    /// Agents whose valid certificates were all issued before `since_ms` (during a CA
+    /// rotation: those still on the old CA).
+    pub async fn agents_on_certificates_before(
+        &self,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT subject) FROM certificates c WHERE c.kind = 'agent' \
+             AND c.revoked_at_ms IS NULL AND c.not_after_ms > $2 \
+             AND NOT EXISTS (SELECT 1 FROM certificates d WHERE d.subject = c.subject \
+                AND d.kind = 'agent' AND d.revoked_at_ms IS NULL AND d.issued_at_ms >= $1)",
+        )
+        .bind(since_ms)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
     /// Who a client certificate belongs to, if the collector issued it.
     pub async fn identity(&self, fingerprint: &str) -> Result<Option<Identity>, StoreError> {
         let row = sqlx::query(
-            "SELECT kind, subject, revoked_at_ms FROM certificates WHERE fingerprint = $1",
+            "SELECT kind, subject, revoked_at_ms, issued_at_ms FROM certificates \
+             WHERE fingerprint = $1",
         )
         .bind(fingerprint)
         .fetch_optional(&self.pool)
@@ -350,6 +373,7 @@ impl Store {
             },
             subject: row.try_get(1)?,
             revoked: revoked.is_some(),
+            issued_at_ms: row.try_get(3)?,
         }))
     }
 

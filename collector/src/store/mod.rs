@@ -47,7 +47,9 @@ pub use fleet_stats::{FleetStats, HostGroup, OpenTickets, VERSION_ROWS};
 pub use lease::Lease;
 pub use outages::FLEET;
 pub use quiet::{AgentVersion, QuietRow, Recurring};
-pub use reports::{DiskSample, FilesystemRow, HostRow, Sequence};
+pub use reports::{
+    AgentInstance, DIVERGED_FOR_MS, DiskSample, FilesystemRow, HostRow, Instance, Sequence,
+};
 pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};
 pub use tickets::{HANDOFF_LIMIT, HandoffRows, NewTicket, TicketCounts, TicketFilter, TicketMatch};

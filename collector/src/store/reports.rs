@@ -51,6 +51,34 @@ pub struct Sequence {
     pub last_seq: u64,
 }
 
+/// How long an agent counts as shared by two machines after the last divergence
+/// (`ingest::instance`).
+pub const DIVERGED_FOR_MS: i64 = 24 * 3600 * 1000;
+
+/// The machine and boot a snapshot came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instance {
+    pub machine_id: String,
+    pub boot_id: String,
+}
+
+/// The agent's instance as stored, with the boot last found diverging and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentInstance {
+    pub current: Instance,
+    pub diverged_boot_id: String,
+    pub diverged_at_ms: Option<i64>,
+}
+
+impl AgentInstance {
+    /// The boot still marked as a second machine at `now_ms`, if any.
+    pub fn marked_boot(&self, now_ms: i64) -> Option<&str> {
+        let at = self.diverged_at_ms?;
+        (!self.diverged_boot_id.is_empty() && now_ms.saturating_sub(at) < DIVERGED_FOR_MS)
+            .then_some(self.diverged_boot_id.as_str())
+    }
+}
+
 /// Counters are kept below this, so adding to them can never overflow a column.
 const COUNTER_CAP: i64 = 1 << 62;
 
@@ -83,7 +111,7 @@ impl WriteTx {
     pub async fn sequence(
         &mut self,
         agent_id: &str,
-    ) -> Result<(Sequence, crate::ingest::instance::AgentInstance), StoreError> {
+    ) -> Result<(Sequence, AgentInstance), StoreError> {
         type Row = (i64, i64, String, String, String, Option<i64>);
         let row: Option<Row> = sqlx::query_as(
             "SELECT spool_epoch, last_seq, instance_machine_id, instance_boot_id, \
@@ -99,8 +127,8 @@ impl WriteTx {
                 epoch: to_u64(epoch, "spool_epoch")?,
                 last_seq: to_u64(last_seq, "last_seq")?,
             },
-            crate::ingest::instance::AgentInstance {
-                current: crate::ingest::instance::Instance {
+            AgentInstance {
+                current: Instance {
                     machine_id,
                     boot_id,
                 },
@@ -114,7 +142,7 @@ impl WriteTx {
     pub async fn set_instance(
         &mut self,
         agent_id: &str,
-        instance: &crate::ingest::instance::Instance,
+        instance: &Instance,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE agents SET instance_machine_id = $1, instance_boot_id = $2 WHERE agent_id = $3",
