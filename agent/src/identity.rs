@@ -79,14 +79,24 @@ impl Identity {
         dir.join(IDENTITY_FILE).exists()
     }
 
-    /// Reads the identity from the state directory (finishing or dropping a renewal that a
-    /// crash interrupted).
+    /// Reads the identity from the state directory (finishing a renewal that a crash
+    /// interrupted after it was complete; an incomplete one is left to `run`).
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
+        Self::load_settling(dir, false)
+    }
+
+    /// [`Identity::load`] for the agent's own `run`, the one writer of renewals: an
+    /// incomplete renewal left by a crash is removed too.
+    pub fn load_for_run(dir: &Path) -> Result<Self, IdentityError> {
+        Self::load_settling(dir, true)
+    }
+
+    fn load_settling(dir: &Path, drop_unfinished: bool) -> Result<Self, IdentityError> {
         let id_path = dir.join(IDENTITY_FILE);
         if !id_path.exists() {
             return Err(IdentityError::NotEnrolled { path: id_path });
         }
-        settle_renewal(dir)?;
+        settle_renewal(dir, drop_unfinished)?;
         let file: IdentityFile =
             toml::from_str(&read(&id_path)?).map_err(|e| IdentityError::Format {
                 path: id_path.clone(),
@@ -122,10 +132,9 @@ impl Identity {
     /// Replaces the key, certificate and CA with renewed ones, all or nothing (see the module
     /// documentation). The agent id and collector URL stay.
     pub fn save_renewed(&self, dir: &Path) -> Result<(), IdentityError> {
+        // A complete renewal still in staging is moved in first; an incomplete one goes.
+        settle_renewal(dir, true)?;
         let staging = dir.join(RENEWAL_DIR);
-        if staging.exists() {
-            remove_dir(&staging)?;
-        }
         create_private_dir(&staging)?;
         write(&staging.join(KEY_FILE), &self.key_pem, 0o600)?;
         write(&staging.join(CERT_FILE), &self.cert_pem, 0o644)?;
@@ -137,12 +146,12 @@ impl Identity {
             source,
         })?;
         write(&staging.join(RENEWAL_READY), "", 0o644)?;
-        settle_renewal(dir)
+        settle_renewal(dir, true)
     }
 }
 
-/// Moves a complete renewal into place, or removes an incomplete one.
-fn settle_renewal(dir: &Path) -> Result<(), IdentityError> {
+/// Moves a complete renewal into place; removes an incomplete one when `drop_unfinished`.
+fn settle_renewal(dir: &Path, drop_unfinished: bool) -> Result<(), IdentityError> {
     let staging = dir.join(RENEWAL_DIR);
     if !staging.exists() {
         return Ok(());
@@ -163,8 +172,10 @@ fn settle_renewal(dir: &Path) -> Result<(), IdentityError> {
             path: dir.to_owned(),
             source,
         })?;
-    } else {
+    } else if drop_unfinished {
         tracing::warn!(path = %staging.display(), "an unfinished certificate renewal is discarded");
+    } else {
+        return Ok(());
     }
     remove_dir(&staging)
 }
@@ -307,13 +318,17 @@ mod tests {
         let back = Identity::load(dir.path()).expect("load");
         assert_eq!(pems(&back), ("KEY2", "CERT2", "CA2"));
 
-        // Cut before the mark: the old identity stands and the staging folder goes.
+        // Cut before the mark: the old identity stands; `status` and the like leave the
+        // staging folder alone (the agent may be writing it), `run` removes it.
         let dir = tempfile::tempdir().expect("tempdir");
         let identity = enrolled(dir.path());
         let staging = dir.path().join(RENEWAL_DIR);
         create_private_dir(&staging).expect("staging");
         write(&staging.join(KEY_FILE), "KEY2", 0o600).expect("key");
         let back = Identity::load(dir.path()).expect("load");
+        assert_eq!(pems(&back), pems(&identity));
+        assert!(staging.exists());
+        let back = Identity::load_for_run(dir.path()).expect("load for run");
         assert_eq!(pems(&back), pems(&identity));
         assert!(!staging.exists());
     }

@@ -107,14 +107,17 @@ pub async fn until_renewed(
         "certificate renewal scheduled"
     );
     let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX, RETRY_MAX);
+    let mut failed = false;
     loop {
+        // Once an attempt failed, the retry delay holds even when the collector asks again.
+        let heed_asks = !failed;
         while let Ok(left) = due.duration_since(SystemTime::now()) {
             if left.is_zero() {
                 break;
             }
             tokio::select! {
                 () = tokio::time::sleep(left.min(STEP)) => {}
-                () = asked.notified() => break,
+                () = asked.notified(), if heed_asks => break,
                 () = shutdown.cancelled() => return None,
             }
         }
@@ -129,6 +132,7 @@ pub async fn until_renewed(
             },
             Err(error) => error,
         };
+        failed = true;
         let delay = retry_delay(&error, &mut backoff, fastrand::f64());
         let expires_in = not_after
             .duration_since(SystemTime::now())

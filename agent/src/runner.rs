@@ -46,7 +46,7 @@ pub async fn run(
     let wants_enrollment = config.enrollment.any();
     let (start, saved_policy, host) = blocking::run(move || {
         let start = if Identity::exists(&dir) {
-            Start::Enrolled(Identity::load(&dir)?)
+            Start::Enrolled(Identity::load_for_run(&dir)?)
         } else if wants_enrollment {
             Start::Enroll {
                 machine_id: crate::probe::system::machine_id(),
@@ -138,7 +138,6 @@ pub async fn run(
         wake,
         live_channel: config.live_channel,
         check_now_min_interval: config.check_now_min_interval,
-        renew_now: Arc::new(Notify::new()),
     };
     match start {
         Start::Enrolled(identity) => parts.start(identity, &tracker, &shutdown)?,
@@ -207,8 +206,6 @@ struct UplinkParts {
     wake: Arc<Notify>,
     live_channel: bool,
     check_now_min_interval: std::time::Duration,
-    /// The uplink tells the renewer when the collector asks for a renewal.
-    renew_now: Arc<Notify>,
 }
 
 impl UplinkParts {
@@ -237,13 +234,15 @@ impl UplinkParts {
         loop {
             let round = shutdown.child_token();
             let tasks = TaskTracker::new();
-            self.spawn_round(uplink_channel.clone(), &tasks, &round);
+            // Of this round only: an ask made for the certificate being replaced is void.
+            let renew_now = Arc::new(Notify::new());
+            self.spawn_round(uplink_channel.clone(), &renew_now, &tasks, &round);
             tasks.close();
             let renewed = crate::renew::until_renewed(
                 &identity,
                 &self.state_dir,
                 uplink_channel.clone(),
-                &self.renew_now,
+                &renew_now,
                 &shutdown,
             )
             .await;
@@ -272,6 +271,7 @@ impl UplinkParts {
     fn spawn_round(
         &self,
         uplink_channel: tonic::transport::Channel,
+        renew_now: &Arc<Notify>,
         tasks: &TaskTracker,
         stop: &CancellationToken,
     ) {
@@ -282,7 +282,7 @@ impl UplinkParts {
             self.state_dir.clone(),
             self.diagnosis.clone(),
         )
-        .renewing(self.renew_now.clone());
+        .renewing(renew_now.clone());
         if self.live_channel {
             // The live channel shares the uplink's connection (and its HTTP/2 keepalive).
             let live = Live::new(

@@ -81,6 +81,14 @@ impl Authority {
     /// certificate for `localhost`, the loopback addresses and `server_names`.
     pub fn load_or_create(dir: &Path, server_names: &[String]) -> Result<Self, PkiError> {
         create_private_dir(dir)?;
+        // A `ca finish` cut short after the next key became `ca.key`: finish it.
+        let next_key = dir.join(NEXT_KEY_FILE);
+        if next_key.exists()
+            && dir.join(NEXT_CERT_FILE).exists()
+            && fs::read_to_string(&next_key).ok() == fs::read_to_string(dir.join(CA_KEY_FILE)).ok()
+        {
+            Self::finish_rotation(dir)?;
+        }
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         let (ca_cert_pem, issuer) = if cert_path.exists() {
@@ -172,13 +180,15 @@ impl Authority {
         params.not_before = now;
         params.not_after = now + time::Duration::days(100 * 365);
         let cert = params.self_signed(&key)?;
-        write_private(&dir.join(NEXT_KEY_FILE), &key.serialize_pem())?;
-        write_public(&dir.join(NEXT_CERT_FILE), &cert.pem())?;
+        // The bundle first and the next CA's certificate last: it is what says a rotation is
+        // under way, so a crash before it leaves none (and `ca rotate` can be run again).
         let serving = first_pem(&bundle);
         write_public(
             &bundle_path,
             &format!("{}\n{}", serving.trim_end(), cert.pem()),
         )?;
+        write_private(&dir.join(NEXT_KEY_FILE), &key.serialize_pem())?;
+        write_public(&dir.join(NEXT_CERT_FILE), &cert.pem())?;
         Ok(fingerprint(cert.der()))
     }
 

@@ -115,35 +115,51 @@ impl Agent for AgentService {
             )));
         }
         let validity = self.state.certificate_validity;
+        let now = now_ms();
+        let gap = renewal_gap(validity);
+        let gap_ms = i64::try_from(gap.as_millis()).unwrap_or(i64::MAX);
+        // A certificate of the CA being retired is renewed at once: only what was issued since
+        // the rotation (or within the gap) counts against it.
+        let issued_after_ms = match self.state.authority.rotating_since_ms() {
+            Some(since) if identity.issued_at_ms < since => {
+                since.saturating_sub(1).max(now.saturating_sub(gap_ms))
+            }
+            _ => now.saturating_sub(gap_ms),
+        };
+        // The CSR is judged first (a bad one is the caller's to fix); then a refusal is told
+        // with a read, before the write transaction.
         let issued = self
             .state
             .authority
             .sign_agent_csr(&csr_pem, &agent_id, validity)
             .map_err(super::signing_status)?;
-        let now = now_ms();
-        let gap = renewal_gap(validity);
-        let gap_ms = i64::try_from(gap.as_millis()).unwrap_or(i64::MAX);
-        let cert = NewCertificate {
-            fingerprint: issued.fingerprint.clone(),
-            kind: CertKind::Agent,
-            subject: agent_id.clone(),
-            issued_at_ms: now,
-            not_after_ms: to_ms(issued.not_after),
-        };
-        // A certificate of the CA being retired is renewed at once, once: only what was issued
-        // since the rotation counts against it.
-        let issued_after_ms = match self.state.authority.rotating_since_ms() {
-            Some(since) if identity.issued_at_ms < since => since.saturating_sub(1),
-            _ => now.saturating_sub(gap_ms),
-        };
-        let renewal = self
+        let early = self
             .state
             .store()
-            .renew_certificate(&cert, issued_after_ms)
+            .renewal_standing(&agent_id, issued_after_ms)
             .await
             .map_err(store_status)?;
-        match renewal {
+        let renewal = match early {
             Renewal::Recorded => {
+                let cert = NewCertificate {
+                    fingerprint: issued.fingerprint.clone(),
+                    kind: CertKind::Agent,
+                    subject: agent_id.clone(),
+                    issued_at_ms: now,
+                    not_after_ms: to_ms(issued.not_after),
+                };
+                let recorded = self
+                    .state
+                    .store()
+                    .renew_certificate(&cert, issued_after_ms)
+                    .await
+                    .map_err(store_status)?;
+                (recorded, Some((issued, cert)))
+            }
+            refused => (refused, None),
+        };
+        match renewal {
+            (Renewal::Recorded, Some((issued, cert))) => {
                 crate::telemetry::certificate_issued("renewal");
                 tracing::info!(
                     agent_id,
@@ -156,7 +172,7 @@ impl Agent for AgentService {
                     ca_certificate_pem: self.state.authority.ca_cert_pem().to_owned(),
                 }))
             }
-            Renewal::TooSoon { last_issued_ms } => {
+            (Renewal::TooSoon { last_issued_ms }, _) => {
                 let wait_ms = last_issued_ms
                     .saturating_add(gap_ms)
                     .saturating_sub(now)
@@ -176,9 +192,12 @@ impl Agent for AgentService {
                     metadata,
                 ))
             }
-            Renewal::Revoked => Err(Status::unauthenticated(format!(
+            (Renewal::Revoked, _) => Err(Status::unauthenticated(format!(
                 "client certificate of {agent_id} is revoked"
             ))),
+            (Renewal::Recorded, None) => {
+                Err(Status::internal("renewal recorded without a certificate"))
+            }
         }
     }
 }

@@ -9,17 +9,18 @@
 //! sends numbers the agent already used: that snapshot *diverges*. It is rejected (stored
 //! nowhere, applied to nothing, so it cannot overwrite the other machine's state), and the
 //! agent is marked with when and what was seen, which `hosts` and the host page show. From
-//! then on, for [`DIVERGED_FOR_MS`], every snapshot of that boot is rejected too, also once
-//! its numbers run ahead of the original's. A snapshot sent again after a lost
+//! then on, until [`DIVERGED_FOR_MS`] after the last divergence, every snapshot of the boots
+//! that diverged (up to 16 of them: a VDI pool of copies) is rejected too, also once their
+//! numbers run ahead of the original's; those rejections do not extend the mark. A snapshot sent again after a lost
 //! acknowledgement is not a divergence: it is the stored one, byte for byte.
 //!
 //! What this cannot tell: copies made of a running VM's memory share its boot id as well
 //! (only their numbering diverges, which is caught); and a copy that reboots starts a boot
 //! not yet marked, which is judged afresh (its first reused number marks it).
 //!
-//! A restored backup of one machine also diverges (its spool went back) until its numbers
-//! pass the old ones; the mark says both possibilities, and it ends on its own when no
-//! snapshot diverges for a day.
+//! A restored backup of one machine also diverges (its spool went back); the mark says both
+//! possibilities, and a day after its last reused number the copy's snapshots, by then ahead,
+//! are taken as the machine's.
 
 pub use crate::store::{AgentInstance, DIVERGED_FOR_MS, Instance};
 
@@ -33,6 +34,9 @@ pub enum Verdict {
     /// Another instance reusing a number this agent already used: another machine (or a
     /// restored copy) shares this identity.
     Diverged,
+    /// A boot marked by an earlier divergence: rejected like one, without renewing the mark
+    /// (so a restored copy that runs ahead is taken once the mark ends).
+    Marked,
 }
 
 /// Judges a snapshot from `seen` numbered (`epoch`, `seq`) against the agent's `current`
@@ -45,13 +49,13 @@ pub fn judge(
     (epoch, seq): (u64, u64),
     (last_epoch, last_seq): (u64, u64),
     epoch_is_new: bool,
-    marked: Option<&str>,
+    marked: &[String],
 ) -> Verdict {
     if seen.boot_id.is_empty() || current == seen {
         return Verdict::Same;
     }
-    if marked == Some(seen.boot_id.as_str()) {
-        return Verdict::Diverged;
+    if marked.contains(&seen.boot_id) {
+        return Verdict::Marked;
     }
     if current.boot_id.is_empty() {
         return Verdict::NewBoot; // the first snapshot that says
@@ -111,72 +115,83 @@ mod tests {
     fn a_reboot_goes_on_numbering_and_a_copy_reuses_numbers() {
         let a = at("m1", "boot-a");
         // Same boot, or an agent that does not say: nothing to judge.
-        assert_eq!(judge(&a, &a, (1, 5), (1, 9), false, None), Verdict::Same);
+        assert_eq!(judge(&a, &a, (1, 5), (1, 9), false, &[]), Verdict::Same);
         assert_eq!(
-            judge(&a, &Instance::default(), (1, 5), (1, 9), false, None),
+            judge(&a, &Instance::default(), (1, 5), (1, 9), false, &[]),
             Verdict::Same
         );
         // The first snapshot that says.
         assert_eq!(
-            judge(&Instance::default(), &a, (1, 5), (1, 4), false, None),
+            judge(&Instance::default(), &a, (1, 5), (1, 4), false, &[]),
             Verdict::NewBoot
         );
         // A reboot, a re-image that kept the state folder: numbers go on.
         let rebooted = at("m1", "boot-b");
         assert_eq!(
-            judge(&a, &rebooted, (1, 10), (1, 9), false, None),
+            judge(&a, &rebooted, (1, 10), (1, 9), false, &[]),
             Verdict::NewBoot
         );
         // ... or a new spool: a new epoch.
         assert_eq!(
-            judge(&a, &rebooted, (7, 1), (1, 9), true, None),
+            judge(&a, &rebooted, (7, 1), (1, 9), true, &[]),
             Verdict::NewBoot
         );
         // A copy: behind the original, in the same numbering.
         let clone = at("m1", "boot-c");
         assert_eq!(
-            judge(&a, &clone, (1, 9), (1, 9), false, None),
+            judge(&a, &clone, (1, 9), (1, 9), false, &[]),
             Verdict::Diverged
         );
         assert_eq!(
-            judge(&a, &clone, (1, 3), (1, 9), false, None),
+            judge(&a, &clone, (1, 3), (1, 9), false, &[]),
             Verdict::Diverged
         );
         // ... or in an epoch the agent already left.
         assert_eq!(
-            judge(&a, &clone, (0, 50), (1, 9), false, None),
+            judge(&a, &clone, (0, 50), (1, 9), false, &[]),
             Verdict::Diverged
         );
         // A sysprepped copy has a machine id of its own: the same rule.
         // A marked copy stays rejected when its numbers run ahead.
+        let marks = ["boot-x".to_owned(), "boot-c".to_owned()];
         assert_eq!(
-            judge(&a, &clone, (1, 10), (1, 9), false, Some("boot-c")),
-            Verdict::Diverged
+            judge(&a, &clone, (1, 10), (1, 9), false, &marks),
+            Verdict::Marked
         );
         assert_eq!(
-            judge(&a, &rebooted, (1, 10), (1, 9), false, Some("boot-c")),
+            judge(&a, &rebooted, (1, 10), (1, 9), false, &marks),
             Verdict::NewBoot
         );
         let other_machine = at("m2", "boot-a");
         assert_eq!(
-            judge(&a, &other_machine, (1, 8), (1, 9), false, None),
+            judge(&a, &other_machine, (1, 8), (1, 9), false, &[]),
             Verdict::Diverged
         );
     }
 
     #[test]
-    fn a_mark_lasts_a_day() {
-        let marked = AgentInstance {
+    fn marks_hold_every_copy_for_a_day_after_the_last_divergence() {
+        let mut marks = AgentInstance {
             current: at("m1", "boot-a"),
-            diverged_boot_id: "boot-c".into(),
-            diverged_at_ms: Some(1_000),
+            ..AgentInstance::default()
         };
+        assert!(marks.marked_boots(0).is_empty());
+        marks.mark("boot-c1", 1_000);
+        marks.mark("boot-c2", 2_000);
+        marks.mark("boot-c1", 3_000);
+        assert_eq!(marks.marked_boots(3_000), ["boot-c1", "boot-c2"]);
+        assert_eq!(marks.marked_boots(3_000 + DIVERGED_FOR_MS - 1).len(), 2);
+        assert!(marks.marked_boots(3_000 + DIVERGED_FOR_MS).is_empty());
+        // After the marks ran out, a new divergence starts afresh.
+        marks.mark("boot-c3", 3_000 + DIVERGED_FOR_MS);
+        assert_eq!(marks.marked_boots(3_000 + DIVERGED_FOR_MS), ["boot-c3"]);
+        for i in 0..40 {
+            marks.mark(&format!("b{i}"), 4_000 + DIVERGED_FOR_MS);
+        }
         assert_eq!(
-            marked.marked_boot(1_000 + DIVERGED_FOR_MS - 1),
-            Some("boot-c")
+            marks.marked_boots(4_000 + DIVERGED_FOR_MS).len(),
+            crate::store::MAX_MARKED_BOOTS
         );
-        assert_eq!(marked.marked_boot(1_000 + DIVERGED_FOR_MS), None);
-        assert_eq!(AgentInstance::default().marked_boot(0), None);
     }
 
     #[test]

@@ -107,10 +107,9 @@ pub(crate) async fn ingest_in(
         };
         let verdict =
             judge_snapshot(tx, agent_id, &known, &seen, snapshot, sequence, now_ms).await?;
-        if verdict == Verdict::Diverged {
-            let reason = diverged(tx, agent_id, &known.current, &seen, snapshot, now_ms).await?;
-            known.diverged_boot_id = seen.boot_id.clone();
-            known.diverged_at_ms = Some(now_ms);
+        if matches!(verdict, Verdict::Diverged | Verdict::Marked) {
+            let reason =
+                diverged(tx, agent_id, &mut known, &seen, snapshot, verdict, now_ms).await?;
             outcome.rejected.push((snapshot.seq, reason));
             continue;
         }
@@ -177,7 +176,7 @@ async fn judge_snapshot(
         (snapshot.epoch, snapshot.seq),
         (sequence.epoch, sequence.last_seq),
         epoch_is_new,
-        known.marked_boot(now_ms),
+        known.marked_boots(now_ms),
     );
     if verdict == Verdict::Diverged
         && tx
@@ -190,28 +189,38 @@ async fn judge_snapshot(
     Ok(verdict)
 }
 
-/// Marks the agent as used by two machines and gives the diverged snapshot's rejection reason.
+/// The rejection reason of a snapshot from a second machine; a new divergence (not a boot
+/// already marked) marks its boot and records what was seen.
 async fn diverged(
     tx: &mut WriteTx,
     agent_id: &str,
-    current: &Instance,
+    known: &mut AgentInstance,
     seen: &Instance,
     snapshot: &Snapshot,
+    verdict: Verdict,
     now_ms: i64,
 ) -> Result<String, StoreError> {
     let current_host = tx.agent_hostname(agent_id).await?;
-    let reason =
-        instance::divergence_text(agent_id, current, &current_host, seen, &snapshot.hostname);
+    let reason = instance::divergence_text(
+        agent_id,
+        &known.current,
+        &current_host,
+        seen,
+        &snapshot.hostname,
+    );
     tracing::warn!(
         agent_id,
         seq = snapshot.seq,
         machine_id = seen.machine_id,
         boot_id = seen.boot_id,
         hostname = snapshot.hostname,
+        marked = verdict == Verdict::Marked,
         "snapshot from a second machine using this agent's identity rejected"
     );
-    tx.record_divergence(agent_id, now_ms, &seen.boot_id, &reason)
-        .await?;
+    if verdict == Verdict::Diverged {
+        known.mark(&seen.boot_id, now_ms);
+        tx.record_divergence(agent_id, known, &reason).await?;
+    }
     Ok(reason)
 }
 

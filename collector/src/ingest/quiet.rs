@@ -208,18 +208,27 @@ impl QuietMemory {
 
     /// After the full path stored `batch`: remember the agent if its newest snapshot carried
     /// every probe's facts and its tickets are plain ones (see below); forget it otherwise.
+    /// Only a snapshot the full path stored (`stored_seqs`) is learnt from: a rejected one
+    /// (another machine's, reusing the newest number) never is.
     pub async fn learn(
         &mut self,
         tx: &mut WriteTx,
         agent_id: &str,
         batch: &Batch,
+        stored_seqs: &[u64],
     ) -> Result<(), StoreError> {
         self.known.remove(agent_id);
         let Some(version) = tx.agent_version(agent_id).await? else {
             return Ok(());
         };
         let newest = batch.entries.iter().rev().find_map(|e| match e {
-            Entry::Valid(s) if s.epoch == version.epoch && s.seq == version.last_seq => Some(s),
+            Entry::Valid(s)
+                if s.epoch == version.epoch
+                    && s.seq == version.last_seq
+                    && stored_seqs.contains(&s.seq) =>
+            {
+                Some(s)
+            }
             _ => None,
         });
         let Some(snapshot) = newest else {

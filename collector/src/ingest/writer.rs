@@ -536,7 +536,7 @@ async fn apply_one(
     loop {
         let result = match ingest_in(tx, engine, agent_id, &job.batch, job.now_ms).await {
             Ok(outcome) => memory
-                .learn(tx, agent_id, &job.batch)
+                .learn(tx, agent_id, &job.batch, &outcome.stored_seqs)
                 .await
                 .map(|()| outcome),
             Err(error) => Err(error),

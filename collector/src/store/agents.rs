@@ -298,6 +298,23 @@ impl Store {
         w.commit().await
     }
 
+    /// What [`Store::renew_certificate`] would answer now, read without a transaction (the
+    /// transaction checks again): `Recorded` means "may renew".
+    pub async fn renewal_standing(
+        &self,
+        subject: &str,
+        issued_after_ms: i64,
+    ) -> Result<Renewal, StoreError> {
+        let (last_issued_ms, revoked): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT MAX(issued_at_ms), COUNT(revoked_at_ms) FROM certificates \
+             WHERE subject = $1 AND kind = 'agent'",
+        )
+        .bind(subject)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(standing(last_issued_ms, revoked, issued_after_ms))
+    }
+
     /// Records an agent's renewed certificate, in one transaction with the checks that bound
     /// renewals: refused when the agent was issued a certificate after `issued_after_ms`, or
     /// when its certificates are revoked (a revocation that raced the renewal wins).
@@ -314,13 +331,9 @@ impl Store {
         .bind(&cert.subject)
         .fetch_one(&mut *w.tx)
         .await?;
-        if revoked > 0 {
-            return Ok(Renewal::Revoked);
-        }
-        if let Some(last_issued_ms) = last_issued_ms
-            && last_issued_ms > issued_after_ms
-        {
-            return Ok(Renewal::TooSoon { last_issued_ms });
+        let answer = standing(last_issued_ms, revoked, issued_after_ms);
+        if answer != Renewal::Recorded {
+            return Ok(answer);
         }
         insert_certificate(&mut w, cert).await?;
         w.commit().await?;
@@ -451,6 +464,18 @@ pub enum CountedTable {
     Certificates,
     Tickets,
     TicketEvents,
+}
+
+/// The renewal answer for an agent whose newest certificate was issued at `last_issued_ms`,
+/// with `revoked` of its certificates revoked.
+fn standing(last_issued_ms: Option<i64>, revoked: i64, issued_after_ms: i64) -> Renewal {
+    match last_issued_ms {
+        _ if revoked > 0 => Renewal::Revoked,
+        Some(last_issued_ms) if last_issued_ms > issued_after_ms => {
+            Renewal::TooSoon { last_issued_ms }
+        }
+        _ => Renewal::Recorded,
+    }
 }
 
 async fn insert_certificate(

@@ -48,7 +48,8 @@ pub use lease::Lease;
 pub use outages::FLEET;
 pub use quiet::{AgentVersion, QuietRow, Recurring};
 pub use reports::{
-    AgentInstance, DIVERGED_FOR_MS, DiskSample, FilesystemRow, HostRow, Instance, Sequence,
+    AgentInstance, DIVERGED_FOR_MS, DiskSample, FilesystemRow, HostRow, Instance, MAX_MARKED_BOOTS,
+    Sequence,
 };
 pub use retention::{RETENTION_CHUNK, TicketsPruned};
 pub use silences::{Matcher, Silence};

@@ -62,20 +62,37 @@ pub struct Instance {
     pub boot_id: String,
 }
 
-/// The agent's instance as stored, with the boot last found diverging and when.
+/// The most boots remembered as second machines of one agent.
+pub const MAX_MARKED_BOOTS: usize = 16;
+
+/// The agent's instance as stored, with the boots found diverging (newest first) and when the
+/// last one did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentInstance {
     pub current: Instance,
-    pub diverged_boot_id: String,
+    pub diverged_boot_ids: Vec<String>,
     pub diverged_at_ms: Option<i64>,
 }
 
 impl AgentInstance {
-    /// The boot still marked as a second machine at `now_ms`, if any.
-    pub fn marked_boot(&self, now_ms: i64) -> Option<&str> {
-        let at = self.diverged_at_ms?;
-        (!self.diverged_boot_id.is_empty() && now_ms.saturating_sub(at) < DIVERGED_FOR_MS)
-            .then_some(self.diverged_boot_id.as_str())
+    /// The boots still marked as second machines at `now_ms` (none once the last divergence
+    /// is [`DIVERGED_FOR_MS`] old).
+    pub fn marked_boots(&self, now_ms: i64) -> &[String] {
+        match self.diverged_at_ms {
+            Some(at) if now_ms.saturating_sub(at) < DIVERGED_FOR_MS => &self.diverged_boot_ids,
+            _ => &[],
+        }
+    }
+
+    /// Marks `boot_id` as a second machine at `now_ms`.
+    pub fn mark(&mut self, boot_id: &str, now_ms: i64) {
+        if self.marked_boots(now_ms).is_empty() {
+            self.diverged_boot_ids.clear();
+        }
+        self.diverged_boot_ids.retain(|b| b != boot_id);
+        self.diverged_boot_ids.insert(0, boot_id.to_owned());
+        self.diverged_boot_ids.truncate(MAX_MARKED_BOOTS);
+        self.diverged_at_ms = Some(now_ms);
     }
 }
 
@@ -120,8 +137,14 @@ impl WriteTx {
         .bind(agent_id)
         .fetch_optional(&mut *self.tx)
         .await?;
-        let (epoch, last_seq, machine_id, boot_id, diverged_boot_id, diverged_at_ms) =
+        let (epoch, last_seq, machine_id, boot_id, diverged_boot_ids, diverged_at_ms) =
             row.unwrap_or_default();
+        // Boot ids hold no control characters (`report.rs`), so a newline separates them.
+        let diverged_boot_ids = diverged_boot_ids
+            .split('\n')
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok((
             Sequence {
                 epoch: to_u64(epoch, "spool_epoch")?,
@@ -132,7 +155,7 @@ impl WriteTx {
                     machine_id,
                     boot_id,
                 },
-                diverged_boot_id,
+                diverged_boot_ids,
                 diverged_at_ms,
             },
         ))
@@ -155,20 +178,20 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Records that a second machine (boot `boot_id`) was seen using this agent's identity.
+    /// Records the boots seen as second machines using this agent's identity, and what the
+    /// last divergence showed.
     pub async fn record_divergence(
         &mut self,
         agent_id: &str,
-        at_ms: i64,
-        boot_id: &str,
+        marks: &AgentInstance,
         detail: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE agents SET diverged_at_ms = $1, diverged_boot_id = $2, diverged_detail = $3 \
              WHERE agent_id = $4",
         )
-        .bind(at_ms)
-        .bind(boot_id)
+        .bind(marks.diverged_at_ms)
+        .bind(marks.diverged_boot_ids.join("\n"))
         .bind(detail)
         .bind(agent_id)
         .execute(&mut *self.tx)
