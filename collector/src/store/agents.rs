@@ -363,15 +363,21 @@ impl Store {
     /// Who a client certificate belongs to, if the collector issued it.
     pub async fn identity(&self, fingerprint: &str) -> Result<Option<Identity>, StoreError> {
         let row = sqlx::query(
-            "SELECT kind, subject, revoked_at_ms, issued_at_ms FROM certificates \
-             WHERE fingerprint = $1",
+            "SELECT c.kind, c.subject, c.revoked_at_ms, c.issued_at_ms, \
+             (SELECT COUNT(*) FROM certificates d WHERE d.subject = c.subject \
+                AND d.kind = 'agent' AND d.revoked_at_ms IS NOT NULL) \
+             FROM certificates c WHERE c.fingerprint = $1",
         )
         .bind(fingerprint)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let kind: String = row.try_get(0)?;
+        // An agent is revoked as a whole (`revoke_subject`): a certificate of an agent with
+        // any revoked one counts as revoked too, also one a renewal recorded while the
+        // revocation ran.
         let revoked: Option<i64> = row.try_get(2)?;
+        let agent_revoked: i64 = row.try_get(4)?;
         Ok(Some(Identity {
             kind: match kind.as_str() {
                 "operator" => CertKind::Operator,
@@ -385,7 +391,7 @@ impl Store {
                 }
             },
             subject: row.try_get(1)?,
-            revoked: revoked.is_some(),
+            revoked: revoked.is_some() || (kind == "agent" && agent_revoked > 0),
             issued_at_ms: row.try_get(3)?,
         }))
     }
