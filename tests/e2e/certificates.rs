@@ -10,8 +10,7 @@ use firstline_agent::uplink::channel;
 use firstline_collector::clock::now_ms;
 use firstline_collector::store::CountedTable;
 use firstline_proto::v1::agent_client::AgentClient;
-use firstline_proto::v1::{ReportRequest, Snapshot};
-use firstline_tests::inproc::InProcess;
+use firstline_tests::inproc::{InProcess, report_one};
 use firstline_tests::procs::{AgentProc, CollectorProc};
 use firstline_tests::{wait_for, wait_until};
 use tonic::Code;
@@ -19,19 +18,7 @@ use tonic::Code;
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn report(identity: &Identity, seq: u64) -> Result<(), tonic::Status> {
-    let snapshot = Snapshot {
-        seq,
-        taken_at_ms: now_ms(),
-        hostname: "renewing".into(),
-        ..Default::default()
-    };
-    AgentClient::new(channel(identity).expect("channel"))
-        .report(ReportRequest {
-            snapshots: vec![snapshot],
-            sent_at_ms: now_ms(),
-        })
-        .await
-        .map(|_| ())
+    report_one(identity, seq, "renewing").await.map(|_| ())
 }
 
 fn refusal(result: Result<Identity, RenewError>) -> tonic::Status {
@@ -143,15 +130,6 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
     );
 }
 
-fn host_last_seq(collector: &CollectorProc, agent_id: &str) -> Option<u64> {
-    let hosts = collector.json(&["hosts", "--json"]);
-    let host = hosts
-        .as_array()?
-        .iter()
-        .find(|h| h["agent_id"] == agent_id)?;
-    host["last_seq"].as_u64()
-}
-
 #[test]
 fn a_running_agent_renews_before_expiry_and_keeps_reporting() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -190,10 +168,10 @@ fn a_running_agent_renews_before_expiry_and_keeps_reporting() {
     let seq = wait_for(
         "a report after the first certificate expired",
         LIMIT,
-        || host_last_seq(&collector, &agent_id),
+        || collector.host_last_seq(&agent_id),
     );
     wait_for("more reports with the renewed certificate", LIMIT, || {
-        host_last_seq(&collector, &agent_id).filter(|s| *s >= seq + 2)
+        collector.host_last_seq(&agent_id).filter(|s| *s >= seq + 2)
     });
     let log = agent.log();
     assert!(
@@ -203,9 +181,11 @@ fn a_running_agent_renews_before_expiry_and_keeps_reporting() {
     // A restart loads the renewed identity.
     agent.stop();
     agent.start();
-    let after_restart = host_last_seq(&collector, &agent_id).expect("seq");
+    let after_restart = collector.host_last_seq(&agent_id).expect("seq");
     wait_for("reports after a restart", LIMIT, || {
-        host_last_seq(&collector, &agent_id).filter(|s| *s > after_restart)
+        collector
+            .host_last_seq(&agent_id)
+            .filter(|s| *s > after_restart)
     });
 }
 
@@ -259,7 +239,7 @@ fn a_ca_rotation_keeps_every_running_agent_reporting() {
     let away = AgentProc::new(&home("away"), "");
     away.enroll(&collector);
     wait_for("reports before the rotation", LIMIT, || {
-        host_last_seq(&collector, &running_id).filter(|s| *s >= 2)
+        collector.host_last_seq(&running_id).filter(|s| *s >= 2)
     });
 
     let out = collector.cli(&["ca", "rotate"]);
@@ -300,9 +280,11 @@ fn a_ca_rotation_keeps_every_running_agent_reporting() {
         bundle,
         "the agent trusts the bundle"
     );
-    let seq = host_last_seq(&collector, &running_id).expect("seq");
+    let seq = collector.host_last_seq(&running_id).expect("seq");
     wait_for("reports with the next CA's certificate", LIMIT, || {
-        host_last_seq(&collector, &running_id).filter(|s| *s >= seq + 2)
+        collector
+            .host_last_seq(&running_id)
+            .filter(|s| *s >= seq + 2)
     });
     // A newcomer enrolls with the bundle and gets the next CA's certificate.
     let newcomer = AgentProc::new(&home("newcomer"), "");
@@ -336,9 +318,13 @@ fn a_ca_rotation_keeps_every_running_agent_reporting() {
         common_names(&read(&collector.data_dir.join("ca.crt"))),
         std::slice::from_ref(&next_ca)
     );
-    let seq = host_last_seq(&collector, &running_id).expect("the CLI works after the rotation");
+    let seq = collector
+        .host_last_seq(&running_id)
+        .expect("the CLI works after the rotation");
     wait_for("reports after the rotation", LIMIT, || {
-        host_last_seq(&collector, &running_id).filter(|s| *s >= seq + 2)
+        collector
+            .host_last_seq(&running_id)
+            .filter(|s| *s >= seq + 2)
     });
     let log = running.log();
     assert!(

@@ -12,15 +12,6 @@ use firstline_tests::wait_for;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn host_last_seq(collector: &CollectorProc, agent_id: &str) -> Option<u64> {
-    let hosts = collector.json(&["hosts", "--json"]);
-    let host = hosts
-        .as_array()?
-        .iter()
-        .find(|h| h["agent_id"] == agent_id)?;
-    host["last_seq"].as_u64()
-}
-
 /// A collector (1 s heartbeat) and an agent measuring every 200 ms in `dir`, once the
 /// collector has its first reports; with the agent's id.
 fn reporting(dir: &std::path::Path) -> (CollectorProc, AgentProc, String) {
@@ -30,7 +21,7 @@ fn reporting(dir: &std::path::Path) -> (CollectorProc, AgentProc, String) {
     agent.start();
     let agent_id = agent.agent_id();
     wait_for("first reports", LIMIT, || {
-        host_last_seq(&collector, &agent_id).filter(|s| *s >= 2)
+        collector.host_last_seq(&agent_id).filter(|s| *s >= 2)
     });
     (collector, agent, agent_id)
 }
@@ -63,7 +54,7 @@ async fn snapshots_taken_during_an_outage_arrive_exactly_once() {
 
     collector.restart();
     wait_for("the spool to drain", LIMIT, || {
-        let seq = host_last_seq(&collector, &agent_id)?;
+        let seq = collector.host_last_seq(&agent_id)?;
         (seq >= taken_while_down).then_some(())
     });
     agent.stop();

@@ -6,30 +6,14 @@
 use std::time::Duration;
 
 use firstline_agent::identity::Identity;
-use firstline_agent::uplink::channel;
-use firstline_collector::clock::now_ms;
 use firstline_collector::store::CountedTable;
-use firstline_proto::v1::agent_client::AgentClient;
-use firstline_proto::v1::{ReportRequest, Snapshot};
-use firstline_tests::inproc::InProcess;
+use firstline_tests::inproc::{InProcess, report_one};
 use firstline_tests::procs::{AgentProc, CollectorProc};
 use firstline_tests::{http_get, wait_for, wait_until};
 use tonic::Code;
 
 async fn report(identity: &Identity, seq: u64) -> Result<(), tonic::Status> {
-    let snapshot = Snapshot {
-        seq,
-        taken_at_ms: now_ms(),
-        hostname: "limited".into(),
-        ..Default::default()
-    };
-    AgentClient::new(channel(identity).expect("channel"))
-        .report(ReportRequest {
-            snapshots: vec![snapshot],
-            sent_at_ms: now_ms(),
-        })
-        .await
-        .map(|_| ())
+    report_one(identity, seq, "limited").await.map(|_| ())
 }
 
 /// The value of `firstline_rate_limited_total{limit="<limit>"}` in a `/metrics` body.
@@ -121,15 +105,6 @@ async fn reports_and_enrollments_over_their_limits_are_refused_and_counted() {
     refused(&after, "reports");
 }
 
-fn host_last_seq(collector: &CollectorProc, agent_id: &str) -> Option<u64> {
-    let hosts = collector.json(&["hosts", "--json"]);
-    let host = hosts
-        .as_array()?
-        .iter()
-        .find(|h| h["agent_id"] == agent_id)?;
-    host["last_seq"].as_u64()
-}
-
 #[test]
 fn an_agent_over_its_limit_waits_as_told_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -153,7 +128,7 @@ fn an_agent_over_its_limit_waits_as_told_and_loses_nothing() {
     let stored = wait_for(
         "the spooled snapshots to arrive",
         Duration::from_secs(60),
-        || host_last_seq(&collector, &agent_id).filter(|s| *s >= taken),
+        || collector.host_last_seq(&agent_id).filter(|s| *s >= taken),
     );
     assert!(stored >= taken);
     let log = agent.log();

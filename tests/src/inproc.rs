@@ -155,3 +155,27 @@ impl Drop for InProcess {
         self.shutdown.cancel();
     }
 }
+
+/// Sends one snapshot numbered `seq` from `hostname` with `identity`'s certificate.
+pub async fn report_one(
+    identity: &Identity,
+    seq: u64,
+    hostname: &str,
+) -> Result<firstline_proto::v1::ReportAck, tonic::Status> {
+    use firstline_collector::clock::now_ms;
+    use firstline_proto::v1::agent_client::AgentClient;
+    use firstline_proto::v1::{ReportRequest, Snapshot};
+    let snapshot = Snapshot {
+        seq,
+        taken_at_ms: now_ms(),
+        hostname: hostname.into(),
+        ..Default::default()
+    };
+    AgentClient::new(firstline_agent::uplink::channel(identity).expect("channel"))
+        .report(ReportRequest {
+            snapshots: vec![snapshot],
+            sent_at_ms: now_ms(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}

@@ -222,6 +222,16 @@ impl CollectorProc {
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
+    /// The newest sequence number the collector stored for `agent_id` (`hosts --json`).
+    pub fn host_last_seq(&self, agent_id: &str) -> Option<u64> {
+        let hosts = self.json(&["hosts", "--json"]);
+        let host = hosts
+            .as_array()?
+            .iter()
+            .find(|h| h["agent_id"] == agent_id)?;
+        host["last_seq"].as_u64()
+    }
+
     /// A fresh one-use enrollment token.
     pub fn token(&self) -> String {
         let out = self.cli(&["token", "create", "--label", "test"]);
