@@ -21,6 +21,13 @@ async fn report(identity: &Identity, seq: u64) -> Result<(), tonic::Status> {
     report_one(identity, seq, "renewing").await.map(|_| ())
 }
 
+async fn certificates(c: &InProcess) -> i64 {
+    c.store
+        .count_rows(CountedTable::Certificates)
+        .await
+        .expect("count")
+}
+
 fn refusal(result: Result<Identity, RenewError>) -> tonic::Status {
     match result {
         Err(RenewError::Refused(status)) => status,
@@ -35,11 +42,7 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
     })
     .await;
     let identity = c.enroll("renewing").await;
-    let certificates = c
-        .store
-        .count_rows(CountedTable::Certificates)
-        .await
-        .expect("count");
+    let before = certificates(&c).await;
 
     // Right after enrollment: too soon (a quarter of the validity must pass).
     let status = refusal(renew_once(&identity, channel(&identity).expect("channel")).await);
@@ -66,13 +69,7 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
         left > Duration::from_secs(50),
         "a full new validity: {left:?}"
     );
-    assert_eq!(
-        c.store
-            .count_rows(CountedTable::Certificates)
-            .await
-            .expect("count"),
-        certificates + 1
-    );
+    assert_eq!(certificates(&c).await, before + 1);
     // Both certificates work: the old one until it expires or is revoked.
     report(&renewed, 1)
         .await
@@ -84,13 +81,7 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
     // Again at once: refused, and nothing issued.
     let status = refusal(renew_once(&renewed, channel(&renewed).expect("channel")).await);
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert_eq!(
-        c.store
-            .count_rows(CountedTable::Certificates)
-            .await
-            .expect("count"),
-        certificates + 1
-    );
+    assert_eq!(certificates(&c).await, before + 1);
 
     // A CSR that is not one is refused as such.
     let mut client = AgentClient::new(channel(&renewed).expect("channel"));
@@ -121,13 +112,7 @@ async fn an_agent_renews_with_its_certificate_and_renewals_are_bounded() {
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
         assert!(status.message().contains("revoked"), "{status:?}");
     }
-    assert_eq!(
-        c.store
-            .count_rows(CountedTable::Certificates)
-            .await
-            .expect("count"),
-        certificates + 1
-    );
+    assert_eq!(certificates(&c).await, before + 1);
 }
 
 #[test]
