@@ -45,6 +45,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   need_pkg "${missing[@]}"
 fi
+# Request Tracker 5 for the help-desk sync tests (tests/src/request_tracker.rs): Debian's
+# packages with the SQLite backend and RT's own server, preseeded so the install asks nothing,
+# creates no database and starts no web server (each test makes its own RT in a temp dir).
+if [ ! -x /usr/share/request-tracker5/libexec/rt-server ] || [ ! -x /usr/sbin/rt-setup-database-5 ]; then
+  echo "==> installing request-tracker5 rt5-db-sqlite rt5-standalone"
+  debconf-set-selections <<'PRESEED'
+request-tracker5 request-tracker5/dbconfig-install boolean false
+request-tracker5 request-tracker5/install-cronjobs boolean false
+request-tracker5 request-tracker5/handle-siteconfig-permissions boolean false
+request-tracker5 request-tracker5/rtname string rt.test
+request-tracker5 request-tracker5/organization string rt.test
+request-tracker5 request-tracker5/correspondaddress string rt@localhost
+request-tracker5 request-tracker5/commentaddress string rt-comment@localhost
+request-tracker5 request-tracker5/webbaseurl string http://127.0.0.1
+exim4-config exim4/dc_eximconfig_configtype select local delivery only; not on a network
+exim4-config exim4/dc_local_interfaces string 127.0.0.1
+PRESEED
+  need_pkg --no-install-recommends request-tracker5 rt5-db-sqlite rt5-standalone
+fi
 # Some nodejs packages (NodeSource's) ship npm themselves and conflict with Debian's npm: ask
 # for it only when node came without it.
 if ! command -v npm >/dev/null; then

@@ -46,6 +46,8 @@ pub struct Config {
     pub feeds: crate::feeds::config::FeedsConfig,
     /// Rate limits on reports and enrollment (`[limits]`).
     pub limits: crate::rate_limits::LimitsConfig,
+    /// Help desks tickets are synced with (docs/helpdesk.md).
+    pub helpdesk: crate::helpdesk::config::HelpdeskConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +65,7 @@ struct RawConfig {
     limits: Option<RawLimits>,
     retention: Option<RawRetention>,
     feeds: Option<crate::feeds::config::RawFeeds>,
+    helpdesk: Option<crate::helpdesk::config::RawHelpdesk>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +206,7 @@ impl Default for Config {
             http_secure_cookies: false,
             retention: RetentionPolicy::default(),
             feeds: Default::default(),
+            helpdesk: Default::default(),
             limits: Default::default(),
         }
     }
@@ -273,7 +277,13 @@ impl Config {
              # max_attempts = 8\n# retry_initial = \"2s\"\n# retry_max = \"10m\"\n# timeout = \"10s\"\n\n\
              # [[feeds.alertmanager]]\n# name = \"am\"\n# url = \"http://127.0.0.1:9093\"\n# resend = \"1m\"\n\n\
              # [feeds.nats]\n# url = \"nats://127.0.0.1:4222\"\n# subject_prefix = \"firstline.alerts\"  # subjects <prefix>.p1 .. <prefix>.p4\n\
-             # stream = \"FIRSTLINE_ALERTS\"  # created when missing\n",
+             # stream = \"FIRSTLINE_ALERTS\"  # created when missing\n\n\
+             # Two-way sync with Request Tracker 5 (docs/helpdesk.md).\n\
+             # [helpdesk.request_tracker]\n# url = \"https://rt.example.com\"\n# queue = \"General\"\n\
+             # token_file = \"/etc/firstline/rt.token\"  # or user = \"firstline\" and password_file\n\
+             # priorities = [90, 70, 50, 30]  # RT priority of P1..P4\n# poll = \"30s\"  # how often RT is searched for technicians' changes\n\
+             # correlated_hold = \"1m\"  # host tickets of correlated rules wait this long for an outage\n\
+             # dashboard_url = \"https://firstline.example.com\"  # a link back in each RT ticket\n",
             d.grpc_listen,
             humantime::format_duration(d.watch_stall_timeout),
             humantime::format_duration(d.certificate_validity),
@@ -401,6 +411,10 @@ impl Config {
         self.apply_limits(raw.limits.unwrap_or_default(), problems);
         self.feeds =
             crate::feeds::config::FeedsConfig::from_raw(raw.feeds.unwrap_or_default(), problems);
+        self.helpdesk = crate::helpdesk::config::HelpdeskConfig::from_raw(
+            raw.helpdesk.unwrap_or_default(),
+            problems,
+        );
     }
 
     fn apply_retention(&mut self, raw: RawRetention, problems: &mut Vec<String>) {

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod facts;
 pub mod feeds;
 pub mod grpc;
+pub mod helpdesk;
 pub mod ingest;
 pub mod kb;
 pub mod labels;

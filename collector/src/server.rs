@@ -25,6 +25,7 @@ use crate::feeds::Feeds;
 use crate::grpc::{
     AdminService, AgentService, EnrollmentService, FeedService, LiveRegistry, Shared, status_remap,
 };
+use crate::helpdesk::FeedsAndHelpdesk;
 use crate::ingest::writer::{Writer, WriterLimits};
 use crate::pki::{Authority, OPERATOR_CERT_FILE, fingerprint};
 use crate::service::Service;
@@ -38,6 +39,8 @@ pub const LOCAL_OPERATOR: &str = "local-admin";
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("help-desk sync: {0}")]
+    Helpdesk(String),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
     #[error("cannot listen on {addr}: {source}")]
@@ -66,7 +69,7 @@ pub struct Collector {
     http: Option<(TcpListener, String)>,
     web_options: crate::web::WebOptions,
     shared: Arc<Shared>,
-    feeds: Arc<Feeds>,
+    feeds: Arc<FeedsAndHelpdesk>,
 }
 
 impl Collector {
@@ -86,7 +89,20 @@ impl Collector {
             })?;
         let engine = Arc::new(config.engine.clone());
         let store_handle = store.clone();
-        let feeds = Feeds::new(config.feeds.clone());
+        let request_tracker = match &config.helpdesk.request_tracker {
+            Some(rt) => Some(
+                crate::helpdesk::RtSync::new(
+                    rt.clone(),
+                    config.engine.sla,
+                    config.engine.correlation.rules.clone(),
+                    config.kb_dir.clone(),
+                )
+                .map_err(ServeError::Helpdesk)?,
+            ),
+            None => None,
+        };
+        let feeds = FeedsAndHelpdesk::new(Feeds::new(config.feeds.clone()), request_tracker)
+            .map_err(ServeError::Helpdesk)?;
         let live = Arc::new(LiveRegistry::default());
         let service = Service::new(store, engine.clone(), config.kb_dir.clone())
             .with_feeds(feeds.clone())

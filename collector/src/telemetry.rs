@@ -43,6 +43,8 @@ pub const ALERT_LATENCY: &str = "firstline_alert_latency_seconds";
 pub const FEED_DELIVERIES: &str = "firstline_feed_deliveries_total";
 /// Failed delivery attempts of a feed.
 pub const FEED_FAILURES: &str = "firstline_feed_delivery_failures_total";
+/// From a ticket opening to its help-desk ticket existing, by help desk (`helpdesk:rt`).
+pub const HELPDESK_LATENCY: &str = "firstline_helpdesk_ticket_latency_seconds";
 /// Client certificates issued to agents, by how (`enrollment`, `renewal`).
 pub const CERTIFICATES_ISSUED: &str = "firstline_agent_certificates_issued_total";
 /// Calls refused by a rate limit, by limit (`agent_reports`, `reports`, `enrollments_per_ip`).
@@ -138,6 +140,7 @@ fn health_builder() -> Result<PrometheusBuilder, metrics_exporter_prometheus::Bu
         .set_buckets_for_metric(full(INGEST_LATENCY), FAST_BUCKETS)?
         .set_buckets_for_metric(full(COMMIT_DURATION), FAST_BUCKETS)?
         .set_buckets_for_metric(full(ALERT_LATENCY), ALERT_BUCKETS)?
+        .set_buckets_for_metric(full(HELPDESK_LATENCY), ALERT_BUCKETS)?
         .set_buckets_for_metric(full(GROUP_REPORTS), GROUP_BUCKETS)?
         .set_buckets_for_metric(full(GROUP_SNAPSHOTS), GROUP_BUCKETS)
 }
@@ -161,6 +164,11 @@ fn describe_health() {
         ALERT_LATENCY,
         metrics::Unit::Seconds,
         "From when an agent observed a condition (collector clock) to its ticket opening"
+    );
+    describe_histogram!(
+        HELPDESK_LATENCY,
+        metrics::Unit::Seconds,
+        "From a ticket opening to its help-desk ticket existing"
     );
     describe_counter!(FEED_DELIVERIES, "Events delivered by a feed");
     describe_counter!(FEED_FAILURES, "Failed delivery attempts of a feed");
@@ -236,6 +244,11 @@ pub fn alert_opened(observed_at_ms: i64, now_ms: i64) {
 /// A feed delivered an event.
 pub fn feed_delivered(feed: &str) {
     counter!(FEED_DELIVERIES, "feed" => label(feed)).increment(1);
+}
+
+/// A help desk got its ticket for a Firstline ticket `ms` after that ticket opened.
+pub fn helpdesk_opened(feed: &str, ms: i64) {
+    histogram!(HELPDESK_LATENCY, "feed" => label(feed)).record(ms.max(0) as f64 / 1000.0);
 }
 
 /// A feed's delivery attempt failed.

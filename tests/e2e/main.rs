@@ -20,6 +20,7 @@ mod feeds_grpc;
 mod feeds_nats;
 mod feeds_watch;
 mod feeds_webhooks;
+mod helpdesk_rt;
 mod hostile_connections;
 mod http_api;
 mod live_channel;

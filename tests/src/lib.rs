@@ -13,6 +13,7 @@ pub mod inproc;
 pub mod netns;
 pub mod pg;
 pub mod procs;
+pub mod request_tracker;
 pub mod webhook_receiver;
 
 use std::fmt::Debug;

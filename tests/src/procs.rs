@@ -132,6 +132,11 @@ impl CollectorProc {
         me
     }
 
+    /// Replaces the extra TOML the next `restart` writes into the config.
+    pub fn set_extra(&mut self, extra: &str) {
+        extra.clone_into(&mut self.extra);
+    }
+
     /// Starts (again) with the same data directory, on the port of the first start (the
     /// enrolled agents know it); returns once the admin API answers.
     pub fn restart(&mut self) {

@@ -428,7 +428,7 @@ fn feed_name(
     name
 }
 
-fn http_url(key: &str, url: Option<String>, problems: &mut Vec<String>) -> String {
+pub(crate) fn http_url(key: &str, url: Option<String>, problems: &mut Vec<String>) -> String {
     match url {
         Some(u)
             if (u.starts_with("http://") || u.starts_with("https://"))
@@ -459,7 +459,7 @@ fn valid_subject(s: &str) -> bool {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn filter(
+pub(crate) fn filter(
     key: &str,
     max_priority: Option<u32>,
     rules: Option<Vec<String>>,

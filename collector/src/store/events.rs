@@ -145,6 +145,25 @@ impl Store {
         rows.iter().map(|r| event_from_row(r, 0, id)).collect()
     }
 
+    /// A ticket's events after `cursor`, oldest first, at most `limit`.
+    pub async fn ticket_events_after(
+        &self,
+        id: i64,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cursor, at_ms, kind, actor, detail, observed_at_ms FROM ticket_events \
+             WHERE ticket_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3",
+        )
+        .bind(id)
+        .bind(cursor)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| event_from_row(r, 0, id)).collect()
+    }
+
     /// The newest cursor of the log (0 when empty).
     pub async fn last_cursor(&self) -> Result<i64, StoreError> {
         let c: Option<i64> = sqlx::query_scalar("SELECT MAX(cursor) FROM ticket_events")

@@ -274,7 +274,7 @@ impl Store {
 }
 
 impl super::WriteTx {
-    async fn set_feed_cursor(
+    pub(super) async fn set_feed_cursor(
         &mut self,
         feed: &str,
         cursor: i64,

@@ -14,6 +14,7 @@ mod events;
 mod feeds;
 mod fleet_page;
 mod fleet_stats;
+mod helpdesk;
 mod hints;
 mod lease;
 mod outages;
@@ -44,6 +45,7 @@ pub use events::{AlertEvent, EventFilter};
 pub use feeds::{DeadLetterRow, Delivery, FeedCounts};
 pub use fleet_page::{FleetField, FleetRow, FleetRows};
 pub use fleet_stats::{FleetStats, HostGroup, OpenTickets, VERSION_ROWS};
+pub use helpdesk::{HelpdeskCounts, HelpdeskLink, sync_feed};
 pub use lease::Lease;
 pub use outages::FLEET;
 pub use quiet::{AgentVersion, QuietRow, Recurring};
@@ -283,6 +285,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "token labels",
         include_str!("../../migrations/sqlite/0017_token_labels.sql"),
     ),
+    (
+        18,
+        "help desk",
+        include_str!("../../migrations/sqlite/0018_helpdesk.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -369,6 +376,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "token labels",
         include_str!("../../migrations/postgres/0017_token_labels.sql"),
+    ),
+    (
+        18,
+        "help desk",
+        include_str!("../../migrations/postgres/0018_helpdesk.sql"),
     ),
 ];
 

@@ -10,9 +10,10 @@ use serde::Serialize;
 pub use lifecycle::{ClearDecision, Sla};
 
 /// The states a ticket can be in. `new` and `acknowledged` count as open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
+    #[default]
     New,
     Acknowledged,
     /// A host's ticket under an outage ticket: tracked, but not in the queue.
@@ -22,9 +23,10 @@ pub enum TicketState {
 }
 
 /// What a timeline entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    #[default]
     Opened,
     /// The priority was raised (detail: "P2 -> P1").
     Priority,
@@ -52,7 +54,7 @@ pub struct UnknownName {
 
 /// A ticket, as every interface shows it (the JSON of the HTTP API and `--json`, and the
 /// fields of the gRPC `Ticket` message, under the same names).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Ticket {
     pub id: i64,
     #[serde(skip)]
@@ -89,7 +91,7 @@ pub struct Ticket {
 }
 
 /// One entry of a ticket's timeline, which is also the alert event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TicketEvent {
     pub cursor: i64,
     pub ticket_id: i64,
