@@ -148,27 +148,13 @@ async fn main() {
         }
     }
     println!("feed latency over {rounds} new tickets (collector defaults, SQLite)");
-    print_line("report ack", &mut acks);
+    firstline_tests::print_latency_line("report ack", &mut acks);
     for feed in ["watch", "webhook", "nats"] {
         let t = total.get_mut(feed).expect("figures");
-        print_line(&format!("{feed}: from report sent"), t);
+        firstline_tests::print_latency_line(&format!("{feed}: from report sent"), t);
         let a = after_ack.get_mut(feed).expect("figures");
-        print_line(&format!("{feed}: after the ack"), a);
+        firstline_tests::print_latency_line(&format!("{feed}: after the ack"), a);
     }
-}
-
-fn print_line(what: &str, figures: &mut [Duration]) {
-    figures.sort();
-    let at = |q: f64| {
-        let i = ((figures.len() as f64 - 1.0) * q).round() as usize;
-        figures[i].as_secs_f64() * 1000.0
-    };
-    println!(
-        "{what:<28} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms",
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    );
 }
 
 async fn wait(mut ok: impl FnMut() -> bool) {

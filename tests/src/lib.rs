@@ -84,7 +84,7 @@ impl<T> Debug for Seen<T> {
 }
 
 /// The last `max` characters of `text`, marked as cut when it is longer.
-fn tail(text: &str, max: usize) -> String {
+pub fn tail(text: &str, max: usize) -> String {
     let count = text.chars().count();
     if count <= max {
         return text.to_owned();
@@ -105,6 +105,21 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(String, Strin
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     Some((head.to_owned(), body.to_owned()))
+}
+
+/// Prints one line of a latency benchmark: `what`, then the p50, p99 and max of `figures`.
+pub fn print_latency_line(what: &str, figures: &mut [Duration]) {
+    figures.sort();
+    let at = |q: f64| {
+        let i = ((figures.len() as f64 - 1.0) * q).round() as usize;
+        figures.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{what:<36} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }
 
 #[cfg(test)]

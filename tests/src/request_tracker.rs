@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::wait_for;
+use crate::{tail, wait_for};
 
 /// The standalone server; it is not on `$PATH`.
 const RT_SERVER: &str = "/usr/share/request-tracker5/libexec/rt-server";
@@ -120,16 +120,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// The last `max` characters of `text`, marked as cut when it is longer.
-fn tail(text: &str, max: usize) -> String {
-    let count = text.chars().count();
-    if count <= max {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().skip(count - max).collect();
-    format!("...{cut}")
 }
 
 /// The end of the file at `path`, or a note that it cannot be read.

@@ -156,6 +156,19 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
+        if total.tickets > 0 {
+            // Help-desk links and queued syncs of tickets that are gone (their remote tickets
+            // stay in the help desk, resolved like their tickets were).
+            for table in ["helpdesk_links", "helpdesk_queue"] {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE NOT EXISTS \
+                     (SELECT 1 FROM tickets t WHERE t.id = {table}.ticket_id)"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
         Ok(total)
     }
 

@@ -259,6 +259,17 @@ pub(super) async fn old_finished_tickets_go_open_ones_stay(store: Store) {
     let live_outage = ticket(&store, FLEET, "live", old, None).await;
     let kept_child = ticket(&store, "t", "kept", old, None).await;
     suppress(&store, kept_child, live_outage, old, Some(old + HOUR)).await;
+    // Help-desk links of a ticket that goes and of one that stays.
+    for id in [gone, open] {
+        store
+            .begin_helpdesk_link("rt", id, &format!("[firstline #{id}]"), old)
+            .await
+            .expect("link");
+        store
+            .reschedule_helpdesk("rt", id, NOW, 0)
+            .await
+            .expect("queue");
+    }
     let events_before = store
         .count_rows(CountedTable::TicketEvents)
         .await
@@ -269,6 +280,28 @@ pub(super) async fn old_finished_tickets_go_open_ones_stay(store: Store) {
         .await
         .expect("retention");
     assert_eq!(outcome.tickets, 3, "{outcome:?}");
+    assert!(
+        store
+            .helpdesk_link("rt", gone)
+            .await
+            .expect("link")
+            .is_none()
+    );
+    assert!(
+        store
+            .helpdesk_link("rt", open)
+            .await
+            .expect("link")
+            .is_some()
+    );
+    let queued: Vec<i64> = store
+        .due_helpdesk("rt", NOW, 10)
+        .await
+        .expect("queue")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(queued, [open], "only the kept ticket stays queued");
     for id in [gone, outage, child] {
         assert!(
             store.ticket(id).await.expect("read").is_none(),
