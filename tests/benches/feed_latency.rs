@@ -4,6 +4,7 @@
 //! plus the three feeds. Each round a fresh host reports `/` 93% full (a new P2 ticket). The
 //! clock starts when the report is sent and the ack time is noted too, so the figures show
 //! both the whole path and the part after ingest committed. Prints p50/p99/max per feed.
+//! (Only the per-address enrollment limit is off, so the hosts can enroll from one address.)
 //!
 //! `cargo bench -p firstline-tests --bench feed_latency` (`FIRSTLINE_BENCH_ROUNDS=N`, default
 //! 200). Needs `nats-server` (scripts/test.sh installs it).
@@ -35,7 +36,8 @@ async fn main() {
     let hook = Receiver::start();
     let extra = format!(
         "[[feeds.webhook]]\nname = \"bench\"\nurl = \"{}\"\nsecret = \"s\"\nkinds = [\"opened\"]\n\n\
-         [feeds.nats]\nurl = \"{}\"\nkinds = [\"opened\"]\n",
+         [feeds.nats]\nurl = \"{}\"\nkinds = [\"opened\"]\n\n\
+         [limits]\nenrollments_per_minute_per_ip = 0\n",
         hook.url("/hook"),
         nats.url
     );

@@ -404,3 +404,58 @@ fn an_outage_becomes_one_rt_ticket_listing_its_hosts() {
     assert_eq!(all.len(), 1, "one RT ticket for the outage: {all:?}");
     drop(collector);
 }
+
+#[test]
+fn a_refusal_that_would_repeat_is_noted_once_and_not_retried() {
+    let rt = RequestTracker::start();
+    let runtime = runtime();
+    let mut config = rt_config(&rt);
+    config.queue = "No Such Queue".into();
+    let collector = runtime.block_on(InProcess::start_configured(|c| {
+        c.helpdesk.request_tracker = Some(config);
+    }));
+    runtime.block_on(collector.report_disk("pc-refused", 93));
+    let id = only_ticket(&runtime, &collector.store);
+    let refused = |timeline: &[firstline_collector::tickets::TicketEvent]| {
+        timeline
+            .iter()
+            .filter(|e| {
+                e.actor == "helpdesk:rt" && e.detail.starts_with("Request Tracker refused the sync")
+            })
+            .count()
+    };
+    let timeline = wait_until(
+        "the refusal on the timeline",
+        LIMIT,
+        || {
+            runtime
+                .block_on(collector.store.timeline(id))
+                .expect("timeline")
+        },
+        |t| refused(t) > 0,
+    );
+    // Well past several retry intervals (200 ms to 1 s): still one note, nothing queued.
+    std::thread::sleep(Duration::from_secs(3));
+    let later = runtime
+        .block_on(collector.store.timeline(id))
+        .expect("timeline");
+    assert_eq!(refused(&later), 1, "{later:#?}");
+    assert_eq!(
+        later.len(),
+        timeline.len(),
+        "no retries wrote anything: {later:#?}"
+    );
+    let queued = runtime
+        .block_on(collector.store.helpdesk_counts("rt"))
+        .expect("counts");
+    assert_eq!(
+        (queued.queued, queued.failing, queued.linked),
+        (0, 1, 0),
+        "{queued:?}"
+    );
+    assert!(
+        rt.tickets("Queue = 'General'").is_empty(),
+        "nothing created elsewhere"
+    );
+    drop(collector);
+}

@@ -21,7 +21,8 @@
 //!
 //! Failures: an answer worth retrying (RT away, 5xx, 429) puts the ticket off with backoff;
 //! a refusal that would repeat is kept on the link, noted once on the ticket's timeline and
-//! counted, and the ticket waits for its next event.
+//! counted; a refused create waits for the ticket's next event, a refused event is passed
+//! over so the ones after it still go.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -404,8 +405,24 @@ impl RtSync {
         let view = self.view(store, ticket, labels, &[]).await?;
         for e in &events {
             if !is_own(&e.actor) {
-                self.apply(&view, e, &mut link).await?;
-                crate::telemetry::feed_delivered(&self.feed);
+                match self.apply(&view, e, &mut link).await {
+                    Ok(()) => {
+                        link.last_error.clear();
+                        crate::telemetry::feed_delivered(&self.feed);
+                    }
+                    // A refusal of this event would repeat: it is kept and noted, and the
+                    // events after it still go.
+                    Err(RemoteError::Permanent { error }) => {
+                        tracing::error!(feed = self.feed, ticket = view.ticket.id, event = e.cursor, %error, "Request Tracker refused an event of a ticket; going on with the next");
+                        crate::telemetry::feed_failed(&self.feed);
+                        if link.last_error != error {
+                            let note = format!("Request Tracker refused the sync: {error}");
+                            self.note(store, view.ticket.id, &note).await?;
+                        }
+                        link.last_error = error;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             link.synced_cursor = e.cursor;
             store

@@ -220,8 +220,8 @@ impl Store {
         Ok(inserted == 0)
     }
 
-    /// Stores what the remote ticket is now: its id, status and owner, and the last event of
-    /// the ticket it reflects; clears the last error.
+    /// Stores what the remote ticket is now: its id, status and owner, the last event of the
+    /// ticket it reflects, and the link's last error.
     pub async fn set_helpdesk_synced(
         &self,
         system: &str,
@@ -230,7 +230,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE helpdesk_links SET remote_id = $3, synced_cursor = $4, remote_status = $5, \
-             remote_owner = $6, last_error = '', updated_at_ms = $7 WHERE system = $1 AND ticket_id = $2",
+             remote_owner = $6, last_error = $7, updated_at_ms = $8 WHERE system = $1 AND ticket_id = $2",
         )
         .bind(system)
         .bind(link.ticket_id)
@@ -238,6 +238,7 @@ impl Store {
         .bind(link.synced_cursor)
         .bind(&link.remote_status)
         .bind(&link.remote_owner)
+        .bind(link.last_error.chars().take(MAX_ERROR_CHARS).collect::<String>())
         .bind(now_ms)
         .execute(&self.pool)
         .await?;
