@@ -168,13 +168,17 @@ impl QuietMemory {
         let encoded = serde_json::to_vec(&snapshot.facts)
             .map_err(|e| StoreError::corrupt("host facts", agent_id, e))?;
         let facts_print = print(&encoded);
-        let changed = facts_print != known.facts;
+        if facts_print != known.facts {
+            // New facts go the full path, which lays them over the stored ones: the uplink's
+            // last spell of failures and its recovery are kept there, not in the snapshot.
+            return Ok(None);
+        }
         Ok(Some(Plan {
             agent_id,
             snapshot,
             known,
             clock_skew_ms: batch.clock_skew_ms,
-            facts: changed.then_some(encoded),
+            facts: None,
             facts_print,
             now_ms,
             recurring,
