@@ -92,6 +92,14 @@ if ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
   fi
   python3 -c 'import grpc, grpc_tools'
 fi
+# aiosmtpd: the SMTP server the e-mail test sends to (tests/python/smtp_sink.py).
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "==> installing aiosmtpd for python3"
+  if ! python3 -m pip install -q aiosmtpd; then
+    python3 -m pip install -q --break-system-packages aiosmtpd
+  fi
+  python3 -c 'import aiosmtpd'
+fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace --locked "$@"

@@ -283,7 +283,19 @@ impl Config {
              # token_file = \"/etc/firstline/rt.token\"  # or user = \"firstline\" and password_file\n\
              # priorities = [90, 70, 50, 30]  # RT priority of P1..P4\n# poll = \"30s\"  # how often RT is searched for technicians' changes\n\
              # correlated_hold = \"1m\"  # host tickets of correlated rules wait this long for an outage\n\
-             # dashboard_url = \"https://firstline.example.com\"  # a link back in each RT ticket\n",
+             # dashboard_url = \"https://firstline.example.com\"  # a link back in each RT ticket\n\n\
+             # Help desks and chats through request templates: jira-sm, servicenow, zammad, glpi,\n\
+             # freshservice, slack, slack-webhook (also Mattermost, Rocket.Chat), teams, or template_file.\n\
+             # [[helpdesk.webhook]]\n# name = \"servicedesk\"\n# template = \"servicenow\"\n\
+             # url = \"https://example.service-now.com\"\n# user = \"firstline\"\n# secret_file = \"/etc/firstline/sn.password\"\n\
+             # settings = {{ assignment_group = \"Desktop support\" }}\n\n\
+             # E-mail through an SMTP relay, routed by priority, rule, label or host.\n\
+             # [helpdesk.email]\n# server = \"smtp.example.com\"\n# tls = \"starttls\"  # or tls (port 465), none (port 25)\n\
+             # user = \"firstline\"\n# password_file = \"/etc/firstline/smtp.password\"\n\
+             # from = \"Firstline <firstline@example.com>\"\n# quiet_hours = \"22:00-07:00\"  # only P1 at once meanwhile (quiet_bypass)\n\
+             # utc_offset = \"+01:00\"\n# digest_every = \"1h\"\n\
+             # [[helpdesk.email.route]]\n# name = \"oncall\"\n# to = [\"oncall@example.com\"]\n# max_priority = 2\n\
+             # [[helpdesk.email.route]]\n# name = \"desk\"\n# to = [\"desk@example.com\"]\n# digest_priorities = [3, 4]  # one mail per digest_every\n",
             d.grpc_listen,
             humantime::format_duration(d.watch_stall_timeout),
             humantime::format_duration(d.certificate_validity),

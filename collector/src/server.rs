@@ -89,20 +89,14 @@ impl Collector {
             })?;
         let engine = Arc::new(config.engine.clone());
         let store_handle = store.clone();
-        let request_tracker = match &config.helpdesk.request_tracker {
-            Some(rt) => Some(
-                crate::helpdesk::RtSync::new(
-                    rt.clone(),
-                    config.engine.sla,
-                    config.engine.correlation.rules.clone(),
-                    config.kb_dir.clone(),
-                )
-                .map_err(ServeError::Helpdesk)?,
-            ),
-            None => None,
-        };
-        let feeds = FeedsAndHelpdesk::new(Feeds::new(config.feeds.clone()), request_tracker)
-            .map_err(ServeError::Helpdesk)?;
+        let feeds = FeedsAndHelpdesk::new(
+            Feeds::new(config.feeds.clone()),
+            &config.helpdesk,
+            config.engine.sla,
+            &config.engine.correlation.rules,
+            config.kb_dir.clone(),
+        )
+        .map_err(ServeError::Helpdesk)?;
         let live = Arc::new(LiveRegistry::default());
         let service = Service::new(store, engine.clone(), config.kb_dir.clone())
             .with_feeds(feeds.clone())

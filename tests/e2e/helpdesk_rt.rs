@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use firstline_collector::helpdesk::config::{RequestTrackerConfig, RtAuth};
+use firstline_collector::helpdesk::config::{RequestTrackerConfig, RtAuth, SyncSettings};
 use firstline_collector::store::Store;
 use firstline_collector::tickets::TicketState;
 use firstline_tests::fs::Tmpfs;
@@ -186,15 +186,18 @@ fn rt_config(rt: &RequestTracker) -> RequestTrackerConfig {
         url: rt.base_url(),
         auth: RtAuth::Token(rt.root_token()),
         queue: QUEUE.into(),
-        tag: "firstline".into(),
         priorities: firstline_collector::helpdesk::config::DEFAULT_PRIORITIES,
-        filter: Default::default(),
-        poll: Duration::from_secs(1),
-        correlated_hold: Duration::from_secs(60),
-        dashboard_url: String::new(),
-        timeout: Duration::from_secs(10),
-        retry_initial: Duration::from_millis(200),
-        retry_max: Duration::from_secs(1),
+        sync: SyncSettings {
+            system: RequestTrackerConfig::SYSTEM.into(),
+            tag: "firstline".into(),
+            filter: Default::default(),
+            poll: Duration::from_secs(1),
+            correlated_hold: Duration::from_secs(60),
+            dashboard_url: String::new(),
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(1),
+        },
     }
 }
 
@@ -322,7 +325,7 @@ fn a_create_whose_answer_was_lost_is_found_again_not_repeated() {
     wait_for("the sync to try and fail", LIMIT, || {
         collector
             .log()
-            .contains("Request Tracker call failed; will retry")
+            .contains("help-desk call failed; will retry")
             .then_some(())
     });
     // That attempt did reach RT after all, and only its answer was lost: the RT ticket with
@@ -371,7 +374,7 @@ fn an_outage_becomes_one_rt_ticket_listing_its_hosts() {
     rt.create_queue(QUEUE);
     let runtime = runtime();
     let mut config = rt_config(&rt);
-    config.correlated_hold = Duration::from_secs(3);
+    config.sync.correlated_hold = Duration::from_secs(3);
     let collector = runtime.block_on(InProcess::start_configured(|c| {
         c.helpdesk.request_tracker = Some(config);
         c.engine.correlation.rules = vec!["disk.usage".into()];

@@ -133,7 +133,8 @@ impl Drop for HttpsServer {
 }
 
 /// The server certificate, its key, and the PEM certificate a client should trust for it.
-fn certificate(spec: &CertSpec<'_>) -> (rcgen::Certificate, rcgen::KeyPair, String) {
+/// A certificate as `spec` describes it, its key, and the PEM to trust for it.
+pub fn certificate(spec: &CertSpec<'_>) -> (rcgen::Certificate, rcgen::KeyPair, String) {
     let key = rcgen::KeyPair::generate().expect("key");
     let names: Vec<String> = spec.names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = rcgen::CertificateParams::new(names).expect("certificate params");

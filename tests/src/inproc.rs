@@ -113,30 +113,25 @@ impl InProcess {
     /// 93 opens a P2 disk ticket, 97 a P1. The report is acknowledged after the commit, so its
     /// ticket and events are in the store when this returns.
     pub async fn report_disk(&self, host: &str, used: u64) {
-        use firstline_collector::clock::now_ms;
-        use firstline_proto::v1::agent_client::AgentClient;
-        use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
         let identity = self.enroll(host).await;
-        let snapshot = Snapshot {
-            seq: 1,
-            taken_at_ms: now_ms(),
-            hostname: host.into(),
-            filesystems: vec![Filesystem {
-                mount_point: "/".into(),
-                total_bytes: 100,
-                used_bytes: used,
-                available_bytes: 100 - used,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        AgentClient::new(firstline_agent::uplink::channel(&identity).expect("channel"))
-            .report(ReportRequest {
-                snapshots: vec![snapshot],
-                sent_at_ms: now_ms(),
-            })
+        report_disk_as(&identity, host, used).await;
+    }
+
+    /// Enrolls a fresh agent with a new token that gives its hosts `labels`.
+    pub async fn enroll_labelled(&self, name: &str, labels: &[&str]) -> Identity {
+        let labels: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+        let token = firstline_collector::tokens::create_token_with_labels(
+            &self.store,
+            "test",
+            &labels,
+            Duration::from_secs(3600),
+            1,
+        )
+        .await
+        .expect("token");
+        self.enroll_with(&token.secret, name)
             .await
-            .expect("report");
+            .expect("enrollment")
     }
 
     /// Enrolls a fresh agent with a new token.
@@ -154,6 +149,34 @@ impl Drop for InProcess {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Reports `host`'s root filesystem `used` percent full with `identity`, as in
+/// [`InProcess::report_disk`].
+pub async fn report_disk_as(identity: &Identity, host: &str, used: u64) {
+    use firstline_collector::clock::now_ms;
+    use firstline_proto::v1::agent_client::AgentClient;
+    use firstline_proto::v1::{Filesystem, ReportRequest, Snapshot};
+    let snapshot = Snapshot {
+        seq: 1,
+        taken_at_ms: now_ms(),
+        hostname: host.into(),
+        filesystems: vec![Filesystem {
+            mount_point: "/".into(),
+            total_bytes: 100,
+            used_bytes: used,
+            available_bytes: 100 - used,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    AgentClient::new(firstline_agent::uplink::channel(identity).expect("channel"))
+        .report(ReportRequest {
+            snapshots: vec![snapshot],
+            sent_at_ms: now_ms(),
+        })
+        .await
+        .expect("report");
 }
 
 /// Sends one snapshot numbered `seq` from `hostname` with `identity`'s certificate.

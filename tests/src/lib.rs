@@ -14,6 +14,7 @@ pub mod netns;
 pub mod pg;
 pub mod procs;
 pub mod request_tracker;
+pub mod smtp_sink;
 pub mod webhook_receiver;
 
 use std::fmt::Debug;

@@ -44,9 +44,13 @@ impl Received {
     }
 }
 
-#[derive(Debug, Default)]
+/// Computes the answer to a request: status and body (JSON when it starts with `{` or `[`).
+pub type Responder = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     requests: Vec<Received>,
+    responder: Option<Responder>,
     /// Answer `fail_status` to this many more requests.
     failures_left: u32,
     fail_status: u16,
@@ -76,6 +80,16 @@ impl Receiver {
             state,
             server,
         }
+    }
+
+    /// Starts on a free loopback port, answering each request with what `responder` says
+    /// (a help desk's API as its documentation describes it).
+    pub fn start_answering(
+        responder: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
+    ) -> Self {
+        let me = Self::start();
+        me.lock().responder = Some(Arc::new(responder));
+        me
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -182,33 +196,37 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         .min(MAX_BODY);
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    let status = {
-        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-        let status = if s.failures_left > 0 {
-            s.failures_left -= 1;
-            s.fail_status
-        } else {
-            200
-        };
-        s.requests.push(Received {
-            method,
-            path,
-            headers,
-            body,
-            status,
-            at: std::time::Instant::now(),
-        });
-        status
+    let mut received = Received {
+        method,
+        path,
+        headers,
+        body,
+        status: 200,
+        at: std::time::Instant::now(),
     };
-    let text = if status == 200 {
-        "ok"
+    let (status, text) = {
+        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (status, text) = if s.failures_left > 0 {
+            s.failures_left -= 1;
+            (s.fail_status, "receiver says no".to_owned())
+        } else if let Some(responder) = s.responder.clone() {
+            responder(&received)
+        } else {
+            (200, "ok".to_owned())
+        };
+        received.status = status;
+        s.requests.push(received);
+        (status, text)
+    };
+    let kind = if text.starts_with('{') || text.starts_with('[') {
+        "application/json"
     } else {
-        "receiver says no"
+        "text/plain"
     };
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     )?;
     stream.flush()

@@ -28,3 +28,15 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
 }
+
+/// An error with its sources, one after the other (reqwest's own message says little).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

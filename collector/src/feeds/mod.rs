@@ -53,6 +53,20 @@ pub struct FeedContext {
 }
 
 impl FeedContext {
+    pub fn new(
+        store: Store,
+        duty: watch::Receiver<bool>,
+        status: Arc<StatusBoard>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            duty,
+            status,
+            shutdown,
+        }
+    }
+
     /// Waits until this replica holds the duty lease; false when shutting down first.
     pub async fn until_duty(&mut self) -> bool {
         tokio::select! {
@@ -131,12 +145,7 @@ impl Feeds {
         duty: watch::Receiver<bool>,
         shutdown: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
-        let ctx = FeedContext {
-            store: store.clone(),
-            duty,
-            status: self.status.clone(),
-            shutdown: shutdown.clone(),
-        };
+        let ctx = FeedContext::new(store.clone(), duty, self.status.clone(), shutdown.clone());
         let mut tasks = Vec::new();
         for w in &self.config.webhooks {
             tasks.push(tokio::spawn(webhook::run(w.clone(), ctx.clone())));

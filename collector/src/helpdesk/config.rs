@@ -1,5 +1,6 @@
 //! The `[helpdesk]` part of the collector's configuration: the Request Tracker that tickets
-//! are synced with (`[helpdesk.request_tracker]`). Parsed from the raw TOML shape into
+//! are synced with (`[helpdesk.request_tracker]`), the help desks and chats reached through
+//! request templates (`[[helpdesk.webhook]]`) and e-mail (`[helpdesk.email]`, `email.rs`). Parsed from the raw TOML shape into
 //! validated values; every problem names its key, like the rest of the file.
 
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use firstline_support::config_file::set_duration;
 use serde::Deserialize;
 
+use super::template::Template;
 use crate::feeds::config::{filter, http_url};
 use crate::feeds::filter::FeedFilter;
 
@@ -15,6 +17,8 @@ use crate::feeds::filter::FeedFilter;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HelpdeskConfig {
     pub request_tracker: Option<RequestTrackerConfig>,
+    pub webhooks: Vec<WebhookConfig>,
+    pub email: Option<super::email::EmailConfig>,
 }
 
 /// How RT is reached: an auth token (RT 5's `Authorization: token …`) or a user's password.
@@ -33,6 +37,33 @@ impl std::fmt::Debug for RtAuth {
     }
 }
 
+/// What every synced help desk is configured with besides how it is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSettings {
+    /// The sync's name: its cursor and links in the store (`helpdesk:<system>`), metrics and
+    /// the CLI (`rt` for Request Tracker, the `name` of a templated webhook).
+    pub system: String,
+    /// The tag of the key every remote ticket carries, `[<tag> #<id>]`: how a remote ticket
+    /// is found again for its Firstline ticket. Two collectors sharing one help desk need
+    /// different tags.
+    pub tag: String,
+    /// Which tickets get a remote ticket (the other events of a synced ticket always follow
+    /// it).
+    pub filter: FeedFilter,
+    /// How often the help desk is searched for tickets technicians changed there (two-way
+    /// help desks only).
+    pub poll: Duration,
+    /// How long a host ticket of a correlated rule waits before its remote ticket is created,
+    /// so an outage that forms meanwhile becomes one remote ticket listing its hosts.
+    pub correlated_hold: Duration,
+    /// The dashboard's address, for a link back in each remote ticket (empty: none).
+    pub dashboard_url: String,
+    /// Per request.
+    pub timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
 /// Two-way sync with one Request Tracker 5 (REST 2 API).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestTrackerConfig {
@@ -42,24 +73,42 @@ pub struct RequestTrackerConfig {
     pub auth: RtAuth,
     /// The queue tickets are created in, and searched for changes.
     pub queue: String,
-    /// The tag in every subject, `[<tag> #<id>]`: how an RT ticket is found again for its
-    /// Firstline ticket. Two collectors sharing one RT need different tags.
-    pub tag: String,
     /// RT's priority for P1 to P4.
     pub priorities: [u32; 4],
-    /// Which tickets get an RT ticket (the other events of a synced ticket always follow it).
-    pub filter: FeedFilter,
-    /// How often RT is searched for tickets technicians changed there.
-    pub poll: Duration,
-    /// How long a host ticket of a correlated rule waits before its RT ticket is created, so
-    /// an outage that forms meanwhile becomes one RT ticket listing its hosts.
-    pub correlated_hold: Duration,
-    /// The dashboard's address, for a link back in each RT ticket (empty: none).
-    pub dashboard_url: String,
-    /// Per request.
-    pub timeout: Duration,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
+    pub sync: SyncSettings,
+}
+
+/// A help desk reached through a request template (`[[helpdesk.webhook]]`): Jira Service
+/// Management, ServiceNow, Zammad, GLPI, Freshservice, Slack, Teams or one of the operator's.
+#[derive(Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// The template's name (a shipped one) or its file.
+    pub template_name: String,
+    pub template: std::sync::Arc<Template>,
+    /// The help desk's base URL (`{{ url }}` in the template), without a trailing slash.
+    pub url: String,
+    /// `{{ user }}` and `{{ secret }}` (an API token, a password, a webhook's secret URL);
+    /// a template that sends a secret none was configured for fails its check.
+    pub user: String,
+    pub secret: Option<String>,
+    /// `{{ settings.NAME }}`: the template's defaults with the operator's values over them.
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// The help desk's priority for P1 to P4 (`{{ remote_priority }}`).
+    pub priorities: [String; 4],
+    pub sync: SyncSettings,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("template", &self.template_name)
+            .field("url", &crate::feeds::without_credentials(&self.url))
+            .field("user", &self.user)
+            .field("settings", &self.settings)
+            .field("priorities", &self.priorities)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestTrackerConfig {
@@ -76,6 +125,9 @@ impl RequestTrackerConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawHelpdesk {
     request_tracker: Option<RawRequestTracker>,
+    #[serde(default)]
+    webhook: Vec<RawWebhook>,
+    email: Option<super::email::RawEmail>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,22 +154,95 @@ struct RawRequestTracker {
     retry_max: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: Option<String>,
+    template: Option<String>,
+    template_file: Option<PathBuf>,
+    url: Option<String>,
+    user: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    settings: std::collections::BTreeMap<String, String>,
+    priorities: Option<Vec<String>>,
+    tag: Option<String>,
+    max_priority: Option<u32>,
+    rules: Option<Vec<String>>,
+    labels: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
+    correlated_hold: Option<String>,
+    dashboard_url: Option<String>,
+    timeout: Option<String>,
+    retry_initial: Option<String>,
+    retry_max: Option<String>,
+}
+
+/// What every help desk's raw table has in common.
+struct RawSync {
+    tag: Option<String>,
+    max_priority: Option<u32>,
+    rules: Option<Vec<String>>,
+    labels: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
+    poll: Option<String>,
+    correlated_hold: Option<String>,
+    dashboard_url: Option<String>,
+    timeout: Option<String>,
+    retry_initial: Option<String>,
+    retry_max: Option<String>,
+}
+
 /// RT's priorities for P1..P4 when none are configured (RT's scale is 0 to 99 by default).
 pub const DEFAULT_PRIORITIES: [u32; 4] = [90, 70, 50, 30];
 
 impl HelpdeskConfig {
     /// Validates the raw `[helpdesk]` table; problems are pushed with their keys.
     pub fn from_raw(raw: RawHelpdesk, problems: &mut Vec<String>) -> Self {
+        let request_tracker = raw
+            .request_tracker
+            .and_then(|r| request_tracker(r, problems));
+        let mut webhooks: Vec<WebhookConfig> = Vec::new();
+        for (i, w) in raw.webhook.into_iter().enumerate() {
+            let key = format!("helpdesk.webhook[{i}]");
+            if let Some(w) = webhook(&key, w, problems) {
+                let taken = webhooks.iter().any(|o| o.sync.system == w.sync.system)
+                    || RESERVED_NAMES.contains(&w.sync.system.as_str());
+                if taken {
+                    problems.push(format!(
+                        "{key}.name: {:?} is taken (by another webhook, or as one of {RESERVED_NAMES:?})",
+                        w.sync.system
+                    ));
+                } else {
+                    webhooks.push(w);
+                }
+            }
+        }
+        if webhooks.len() > MAX_WEBHOOKS {
+            problems.push(format!(
+                "helpdesk.webhook: {} webhooks; at most {MAX_WEBHOOKS}",
+                webhooks.len()
+            ));
+        }
+        let email = raw
+            .email
+            .and_then(|e| super::email::EmailConfig::from_raw(e, problems));
         Self {
-            request_tracker: raw
-                .request_tracker
-                .and_then(|r| request_tracker(r, problems)),
+            request_tracker,
+            webhooks,
+            email,
         }
     }
 }
 
+/// Names a templated webhook cannot take: the other help-desk channels'.
+const RESERVED_NAMES: [&str; 2] = [RequestTrackerConfig::SYSTEM, "email"];
+/// Templated webhooks at most.
+const MAX_WEBHOOKS: usize = 32;
+
 /// A secret given inline or in a file (trimmed); `None` when neither.
-fn secret(
+pub(crate) fn secret(
     key: &str,
     inline: Option<String>,
     file: Option<PathBuf>,
@@ -189,6 +314,175 @@ fn request_tracker(
             "{key}.queue: {queue:?} must be 1 to 200 characters without quotes, backslashes or control characters"
         ));
     }
+    let priorities = match r.priorities.as_deref() {
+        None => DEFAULT_PRIORITIES,
+        Some(&[a, b, c, d]) if [a, b, c, d].iter().all(|p| *p <= 1000) => [a, b, c, d],
+        Some(other) => {
+            problems.push(format!(
+                "{key}.priorities: {other:?} must be four numbers (P1 to P4) from 0 to 1000"
+            ));
+            DEFAULT_PRIORITIES
+        }
+    };
+    let sync = sync_settings(
+        key,
+        RequestTrackerConfig::SYSTEM,
+        RawSync {
+            tag: r.tag,
+            max_priority: r.max_priority,
+            rules: r.rules,
+            labels: r.labels,
+            hosts: r.hosts,
+            poll: r.poll,
+            correlated_hold: r.correlated_hold,
+            dashboard_url: r.dashboard_url,
+            timeout: r.timeout,
+            retry_initial: r.retry_initial,
+            retry_max: r.retry_max,
+        },
+        problems,
+    );
+    let auth = auth?;
+    (problems.len() == before).then_some(RequestTrackerConfig {
+        url: url.trim_end_matches('/').to_owned(),
+        auth,
+        queue,
+        priorities,
+        sync,
+    })
+}
+
+fn webhook(key: &str, w: RawWebhook, problems: &mut Vec<String>) -> Option<WebhookConfig> {
+    let before = problems.len();
+    let name = w.name.unwrap_or_default();
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        problems.push(format!(
+            "{key}.name: {name:?} must be 1 to 32 lower-case letters, digits, - or _"
+        ));
+    }
+    let (template_name, template) = match (w.template, w.template_file) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{key}: give template or template_file, not both"));
+            return None;
+        }
+        (None, None) => {
+            problems.push(format!(
+                "{key}.template: missing: one of {:?}, or template_file",
+                super::template::SHIPPED
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+            ));
+            return None;
+        }
+        (Some(n), None) => match super::template::Template::shipped(&n) {
+            Some(t) => (n, t),
+            None => {
+                problems.push(format!(
+                    "{key}.template: {n:?} is not a shipped template; one of {:?}, or template_file",
+                    super::template::SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+                ));
+                return None;
+            }
+        },
+        (None, Some(path)) => match super::template::Template::load(&path) {
+            Ok(t) => (path.display().to_string(), t),
+            Err(e) => {
+                problems.push(format!("{key}.template_file: {e}"));
+                return None;
+            }
+        },
+    };
+    // A template that calls `{{ url }}` or sends `{{ secret }}` without them configured fails
+    // the check below, naming the variable.
+    let url = match w.url {
+        Some(u) => http_url(&format!("{key}.url"), Some(u), problems)
+            .trim_end_matches('/')
+            .to_owned(),
+        None => String::new(),
+    };
+    let secret = secret(&format!("{key}.secret"), w.secret, w.secret_file, problems);
+    let user = w.user.unwrap_or_default();
+    if user.len() > 200 || user.chars().any(char::is_control) {
+        problems.push(format!(
+            "{key}.user: must be at most 200 characters without control characters"
+        ));
+    }
+    let mut settings = template.settings.clone();
+    for (k, v) in w.settings {
+        if v.len() > 4096 || v.chars().any(char::is_control) {
+            problems.push(format!(
+                "{key}.settings.{k}: must be at most 4096 characters without control characters"
+            ));
+        }
+        settings.insert(k, v);
+    }
+    for required in &template.required_settings {
+        if settings.get(required).is_none_or(String::is_empty) {
+            problems.push(format!(
+                "{key}.settings.{required}: missing: template {template_name:?} needs it"
+            ));
+        }
+    }
+    let priorities = match w.priorities {
+        None => template.priorities.clone(),
+        Some(p) => match <[String; 4]>::try_from(p) {
+            Ok(p) if p.iter().all(|v| v.len() <= 100) => p,
+            _ => {
+                problems.push(format!(
+                    "{key}.priorities: must be four values (P1 to P4) of at most 100 characters"
+                ));
+                template.priorities.clone()
+            }
+        },
+    };
+    let sync = sync_settings(
+        key,
+        &name,
+        RawSync {
+            tag: w.tag,
+            max_priority: w.max_priority,
+            rules: w.rules,
+            labels: w.labels,
+            hosts: w.hosts,
+            poll: None,
+            correlated_hold: w.correlated_hold,
+            dashboard_url: w.dashboard_url,
+            timeout: w.timeout,
+            retry_initial: w.retry_initial,
+            retry_max: w.retry_max,
+        },
+        problems,
+    );
+    if problems.len() != before {
+        return None;
+    }
+    let config = WebhookConfig {
+        template_name,
+        template,
+        url,
+        user,
+        secret,
+        settings,
+        priorities,
+        sync,
+    };
+    // Every call renders with a sample ticket now, so a template that cannot render (an
+    // unknown variable, a body that is not JSON) is a configuration error, not a refusal later.
+    if let Err(e) = super::template::check(&config) {
+        problems.push(format!("{key}.template: {e}"));
+        return None;
+    }
+    Some(config)
+}
+
+/// The settings every help desk shares, with their defaults; problems named under `key`.
+fn sync_settings(key: &str, system: &str, r: RawSync, problems: &mut Vec<String>) -> SyncSettings {
     let tag = r.tag.unwrap_or_else(|| "firstline".to_owned());
     if tag.is_empty()
         || tag.len() > 32
@@ -200,16 +494,6 @@ fn request_tracker(
             "{key}.tag: {tag:?} must be 1 to 32 letters, digits, - or _"
         ));
     }
-    let priorities = match r.priorities.as_deref() {
-        None => DEFAULT_PRIORITIES,
-        Some(&[a, b, c, d]) if [a, b, c, d].iter().all(|p| *p <= 1000) => [a, b, c, d],
-        Some(other) => {
-            problems.push(format!(
-                "{key}.priorities: {other:?} must be four numbers (P1 to P4) from 0 to 1000"
-            ));
-            DEFAULT_PRIORITIES
-        }
-    };
     let filter = filter(
         key,
         r.max_priority,
@@ -268,13 +552,9 @@ fn request_tracker(
     if retry_max < retry_initial {
         problems.push(format!("{key}.retry_max: shorter than {key}.retry_initial"));
     }
-    let auth = auth?;
-    (problems.len() == before).then_some(RequestTrackerConfig {
-        url: url.trim_end_matches('/').to_owned(),
-        auth,
-        queue,
+    SyncSettings {
+        system: system.to_owned(),
         tag,
-        priorities,
         filter,
         poll,
         correlated_hold,
@@ -282,7 +562,7 @@ fn request_tracker(
         timeout,
         retry_initial,
         retry_max,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -306,7 +586,8 @@ mod tests {
         assert_eq!(rt.queue, "General");
         assert_eq!(rt.priorities, DEFAULT_PRIORITIES);
         assert_eq!(rt.auth, RtAuth::Token("1-14-abc".into()));
-        assert_eq!(rt.poll, Duration::from_secs(30));
+        assert_eq!(rt.sync.poll, Duration::from_secs(30));
+        assert_eq!(rt.sync.system, "rt");
     }
 
     #[test]
@@ -327,6 +608,52 @@ mod tests {
         ] {
             assert!(all.contains(key), "{key} missing from {all}");
         }
+    }
+
+    #[test]
+    fn every_shipped_template_renders_with_its_settings() {
+        for (name, _) in crate::helpdesk::template::SHIPPED {
+            let t = Template::shipped(name).expect("shipped");
+            let settings: String = t
+                .required_settings
+                .iter()
+                .map(|s| format!("{s} = \"10\"\n"))
+                .collect();
+            let (c, problems) = parse(&format!(
+                "[[webhook]]\nname = \"{name}\"\ntemplate = \"{name}\"\n\
+                 url = \"https://hd.example.com\"\nuser = \"u\"\n\
+                 secret = \"https://hooks.example.com/T/B/x\"\n[webhook.settings]\n{settings}"
+            ));
+            assert!(problems.is_empty(), "{name}: {problems:?}");
+            assert_eq!(c.webhooks.len(), 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_missing_what_its_template_needs_is_refused_by_key() {
+        let (c, problems) =
+            parse("[[webhook]]\nname = \"sd\"\ntemplate = \"jira-sm\"\nurl = \"https://x\"\n");
+        assert!(c.webhooks.is_empty());
+        let all = problems.join("\n");
+        assert!(
+            all.contains("helpdesk.webhook[0].settings.service_desk_id: missing"),
+            "{all}"
+        );
+        let (_, problems) = parse(
+            "[[webhook]]\nname = \"z\"\ntemplate = \"zammad\"\nurl = \"https://x\"\n\
+             [webhook.settings]\ncustomer = \"c\"\n",
+        );
+        let all = problems.join("\n");
+        assert!(
+            all.contains("helpdesk.webhook[0].template:") && all.contains("secret"),
+            "{all}"
+        );
+        let (_, problems) = parse("[[webhook]]\nname = \"rt\"\ntemplate = \"nope\"\n");
+        let all = problems.join("\n");
+        assert!(
+            all.contains("helpdesk.webhook[0].template: \"nope\" is not a shipped template"),
+            "{all}"
+        );
     }
 
     #[test]

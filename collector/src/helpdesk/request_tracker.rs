@@ -6,11 +6,16 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::config::SyncSettings;
 use super::config::{RequestTrackerConfig, RtAuth};
-use super::remote::{RemoteChange, RemoteError, RemoteTicket};
+use super::remote::{Remote, RemoteChange, RemoteError, RemoteTicket, answer_error};
+use super::render::{self, TicketView};
+use super::sync::{RT_ACTOR_PREFIX, priority_index};
+use crate::store::HelpdeskLink;
+use crate::tickets::{EventKind, TicketEvent};
 
 /// Tickets read per page of a search.
 const PAGE_SIZE: u32 = 100;
@@ -30,7 +35,7 @@ pub struct RequestTracker {
 
 impl RequestTracker {
     pub fn new(config: RequestTrackerConfig) -> Result<Self, String> {
-        let http = crate::feeds::http::client(config.timeout)?;
+        let http = crate::feeds::http::client(config.sync.timeout)?;
         Ok(Self {
             api: config.api(),
             config,
@@ -64,17 +69,11 @@ impl RequestTracker {
             req = req.json(&b);
         }
         let response = req.send().await.map_err(|e| RemoteError::Transient {
-            error: format!("{method} {path}: {}", error_chain(&e)),
+            error: format!("{method} {path}: {}", crate::feeds::http::error_chain(&e)),
             retry_after: None,
         })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                crate::feeds::webhook::parse_retry_after(v, crate::clock::now_ms() / 1000)
-            });
+        let retry_after = super::remote::retry_after(&response);
         let text = response.text().await.map_err(|e| RemoteError::Transient {
             error: format!("{method} {path}: reading the answer: {e}"),
             retry_after: None,
@@ -90,15 +89,12 @@ impl RequestTracker {
             });
         }
         let shown: String = text.chars().take(ERROR_BODY_CHARS).collect();
-        let error = format!("{method} {path}: HTTP {} {}", status.as_u16(), shown.trim());
-        if status.is_server_error()
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS
-        {
-            Err(RemoteError::Transient { error, retry_after })
-        } else {
-            Err(RemoteError::Permanent { error })
-        }
+        Err(answer_error(
+            &format!("{method} {path}"),
+            status,
+            shown.trim(),
+            retry_after,
+        ))
     }
 
     /// A TicketSQL string literal.
@@ -107,7 +103,7 @@ impl RequestTracker {
     }
 
     /// The ticket of our queue whose subject carries `key`, if RT has one.
-    pub async fn find(&self, key: &str) -> Result<Option<RemoteTicket>, RemoteError> {
+    pub async fn find_key(&self, key: &str) -> Result<Option<RemoteTicket>, RemoteError> {
         let query = format!(
             "Queue = {} AND Subject LIKE {}",
             Self::quoted(&self.config.queue),
@@ -133,7 +129,7 @@ impl RequestTracker {
     }
 
     /// Creates a ticket in the configured queue; returns its id.
-    pub async fn create(
+    pub async fn create_ticket(
         &self,
         subject: &str,
         body: &str,
@@ -190,7 +186,7 @@ impl RequestTracker {
 
     /// Tickets of our queue updated since `since_ms` (RT's times are whole seconds, so the
     /// search starts a second early): their status and owner now.
-    pub async fn changed_since(&self, since_ms: i64) -> Result<Vec<RemoteTicket>, RemoteError> {
+    pub async fn changed_since_ms(&self, since_ms: i64) -> Result<Vec<RemoteTicket>, RemoteError> {
         let since = ticketsql_time(since_ms.saturating_sub(1000));
         let query = format!(
             "Queue = {} AND LastUpdated >= {}",
@@ -258,11 +254,98 @@ impl RequestTracker {
         }
         Ok(who)
     }
+}
 
-    /// `GET /rt`: whether RT answers with these credentials (`helpdesk test`).
-    pub async fn probe(&self) -> Result<String, RemoteError> {
+impl Remote for RequestTracker {
+    fn label(&self) -> &str {
+        "Request Tracker"
+    }
+
+    fn kind(&self) -> &'static str {
+        "request-tracker"
+    }
+
+    fn settings(&self) -> &SyncSettings {
+        &self.config.sync
+    }
+
+    fn target(&self) -> String {
+        format!(
+            "{} (queue {})",
+            crate::feeds::without_credentials(&self.config.url),
+            self.config.queue
+        )
+    }
+
+    fn actor_prefix(&self) -> Option<&str> {
+        Some(RT_ACTOR_PREFIX)
+    }
+
+    async fn find(
+        &self,
+        key: &str,
+        _view: &TicketView,
+    ) -> Result<Option<RemoteTicket>, RemoteError> {
+        self.find_key(key).await
+    }
+
+    async fn create(&self, view: &TicketView, key: &str) -> Result<RemoteTicket, RemoteError> {
+        let priority = self.config.priorities[priority_index(view.ticket.priority)];
+        self.create_ticket(
+            &render::subject(view, key),
+            &render::create_body(view),
+            priority,
+        )
+        .await
+    }
+
+    /// A comment per event, and the status or priority it changes.
+    async fn apply(
+        &self,
+        view: &TicketView,
+        e: &TicketEvent,
+        link: &mut HelpdeskLink,
+    ) -> Result<(), RemoteError> {
+        let id = link.remote_id.clone();
+        let done = DONE_STATUSES.contains(&link.remote_status.as_str());
+        match e.kind {
+            EventKind::Opened => return Ok(()),
+            EventKind::Reopened if done => {
+                self.update(&id, json!({ "Status": "open" })).await?;
+                link.remote_status = "open".to_owned();
+            }
+            EventKind::Priority => {
+                let p = self.config.priorities[priority_index(view.ticket.priority)];
+                self.update(&id, json!({ "Priority": p })).await?;
+            }
+            _ => {}
+        }
+        self.comment(&id, &render::comment(view, e)).await?;
+        if matches!(e.kind, EventKind::Resolved | EventKind::Closed) && !done {
+            self.update(&id, json!({ "Status": "resolved" })).await?;
+            link.remote_status = "resolved".to_owned();
+        }
+        Ok(())
+    }
+
+    async fn changed_since(&self, since_ms: i64) -> Result<Vec<RemoteTicket>, RemoteError> {
+        self.changed_since_ms(since_ms).await
+    }
+
+    fn changes(&self, remote: &RemoteTicket, link: &HelpdeskLink) -> Vec<RemoteChange> {
+        changes(remote, &link.remote_status, &link.remote_owner)
+    }
+
+    async fn changed_by(&self, id: &str, field: &str) -> Result<Option<String>, RemoteError> {
+        self.last_changed_by(id, field).await
+    }
+
+    async fn probe(&self) -> Result<String, RemoteError> {
         let answer = self.call(Method::GET, "/rt", &[], None).await?;
-        Ok(answer["Version"].as_str().unwrap_or("unknown").to_owned())
+        Ok(format!(
+            "Request Tracker {}",
+            answer["Version"].as_str().unwrap_or("unknown")
+        ))
     }
 }
 
@@ -361,17 +444,6 @@ fn remote_ticket(item: &Value) -> RemoteTicket {
         status: item["Status"].as_str().unwrap_or_default().to_owned(),
         owner: user_name(&item["Owner"]).unwrap_or_default(),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

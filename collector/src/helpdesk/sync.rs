@@ -1,8 +1,9 @@
-//! Two-way sync with Request Tracker. While this replica holds the duty lease, one task reads
+//! The sync of tickets with one help desk (`Remote`: Request Tracker, or a templated
+//! webhook). While this replica holds the duty lease, one task reads
 //! the event log after the sync's cursor and queues the tickets those events touched
 //! (`Store::queue_helpdesk`, cursor moved in the same transaction); then it reconciles each
-//! due ticket with its RT ticket, and every `poll` it searches RT for tickets technicians
-//! changed there.
+//! due ticket with its remote ticket, and (two-way help desks) every `poll` it searches the
+//! help desk for tickets technicians changed there. Below, RT stands for any help desk.
 //!
 //! Reconciling a ticket: a ticket without an RT ticket gets one when it is open, passes the
 //! filter, is under no silence and is not a host ticket under an outage (the outage's RT
@@ -17,7 +18,8 @@
 //!
 //! From RT: a ticket resolved (or rejected, deleted) there resolves the Firstline ticket; a
 //! ticket taken or given to a user assigns it; a resolved ticket reopened there reopens it;
-//! the actor in the timeline is `rt:<user>`, the RT user who made the change.
+//! the actor in the timeline is `rt:<user>`, the RT user who made the change. Notes the syncs
+//! write (`helpdesk:<system>`) are sent to no help desk.
 //!
 //! Failures: an answer worth retrying (RT away, 5xx, 429) puts the ticket off with backoff;
 //! a refusal that would repeat is kept on the link, noted once on the ticket's timeline and
@@ -27,20 +29,19 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use std::sync::Arc;
 
-use super::config::RequestTrackerConfig;
-use super::remote::{RemoteChange, RemoteError};
+use super::remote::{Remote, RemoteChange, RemoteError};
 use super::render::{self, TicketView};
-use super::request_tracker::{DONE_STATUSES, RequestTracker, changes};
 use crate::clock::now_ms;
 use crate::feeds::{FeedContext, PAGE, POLL_EVERY};
 use crate::store::{EventFilter, FLEET, HelpdeskLink, Store, StoreError, sync_feed};
 use crate::tickets::lifecycle::Sla;
 use crate::tickets::{EventKind, Ticket, TicketAction, TicketEvent, TicketState};
 
-/// The actor of the notes the sync writes on a ticket's timeline.
-pub const SYNC_ACTOR: &str = "helpdesk:rt";
+/// The prefix of the actor of the notes a sync writes on a ticket's timeline
+/// (`helpdesk:rt`).
+pub const SYNC_ACTOR_PREFIX: &str = "helpdesk:";
 /// The prefix of the actor of a change made in RT (`rt:bob`).
 pub const RT_ACTOR_PREFIX: &str = "rt:";
 /// Due tickets reconciled per round.
@@ -48,10 +49,15 @@ const DUE_BATCH: u32 = 32;
 /// A ticket's events sent per reconciliation; the rest follow at once in the next one.
 const EVENTS_PER_TICKET: u32 = 200;
 
-/// What the sync needs besides RT.
-pub struct RtSync {
-    rt: RequestTracker,
-    system: &'static str,
+/// Failed attempts after which a ticket's timeline says the help desk cannot be reached.
+const NOTE_AFTER_ATTEMPTS: u32 = 3;
+
+/// The sync of one help desk.
+pub struct HelpdeskSync<R> {
+    remote: Arc<R>,
+    system: String,
+    /// The actor of its notes.
+    actor: String,
     feed: String,
     poll_feed: String,
     sla: Sla,
@@ -75,23 +81,19 @@ enum SyncError {
     Remote(#[from] RemoteError),
 }
 
-impl RtSync {
-    pub fn new(
-        config: RequestTrackerConfig,
-        sla: Sla,
-        correlated: Vec<String>,
-        kb_dir: Option<PathBuf>,
-    ) -> Result<Self, String> {
-        let system = RequestTrackerConfig::SYSTEM;
-        Ok(Self {
-            rt: RequestTracker::new(config)?,
+impl<R: Remote> HelpdeskSync<R> {
+    pub fn new(remote: Arc<R>, sla: Sla, correlated: Vec<String>, kb_dir: Option<PathBuf>) -> Self {
+        let system = remote.settings().system.clone();
+        Self {
+            feed: sync_feed(&system),
+            poll_feed: format!("{}:poll", sync_feed(&system)),
+            actor: format!("{SYNC_ACTOR_PREFIX}{system}"),
             system,
-            feed: sync_feed(system),
-            poll_feed: format!("{}:poll", sync_feed(system)),
+            remote,
             sla,
             correlated,
             kb_dir,
-        })
+        }
     }
 
     /// The sync's name among the feeds.
@@ -99,8 +101,18 @@ impl RtSync {
         &self.feed
     }
 
-    pub fn client(&self) -> &RequestTracker {
-        &self.rt
+    pub fn remote(&self) -> &Arc<R> {
+        &self.remote
+    }
+
+    fn two_way(&self) -> bool {
+        self.remote.actor_prefix().is_some()
+    }
+
+    /// Whether an event came from a sync (its notes) or from this help desk (its users'
+    /// changes): such events are not sent to it.
+    fn is_own(&self, actor: &str) -> bool {
+        is_own(actor, self.remote.actor_prefix())
     }
 
     /// Runs until `ctx.shutdown`, syncing only while this replica holds the duty lease.
@@ -120,9 +132,9 @@ impl RtSync {
             tracing::info!(
                 feed = self.feed,
                 cursor,
-                url = %crate::feeds::without_credentials(&self.rt.config().url),
-                queue = self.rt.config().queue,
-                "Request Tracker sync running"
+                target = self.remote.target(),
+                "{} sync running",
+                self.remote.label()
             );
             let mut next_poll = Instant::now();
             while ctx.on_duty() && !ctx.shutdown.is_cancelled() {
@@ -139,7 +151,7 @@ impl RtSync {
                 }
             }
         }
-        tracing::info!(feed = self.feed, "Request Tracker sync stopped");
+        tracing::info!(feed = self.feed, "{} sync stopped", self.remote.label());
     }
 
     async fn round(
@@ -151,22 +163,22 @@ impl RtSync {
         self.queue_new(ctx, cursor).await?;
         crate::telemetry::feed_lag(&self.feed, ctx.store.events_after(*cursor).await?);
         self.reconcile_due(ctx).await?;
-        if Instant::now() >= *next_poll {
+        if self.two_way() && Instant::now() >= *next_poll {
             match self.poll_remote(&ctx.store).await {
                 Ok(()) => {}
                 Err(SyncError::Store(e)) => return Err(e),
                 Err(SyncError::Remote(error)) => {
-                    tracing::warn!(feed = self.feed, %error, "cannot search Request Tracker for changes; trying again at the next poll");
+                    tracing::warn!(feed = self.feed, %error, "cannot search the help desk for changes; trying again at the next poll");
                     ctx.status.failed(&self.feed, &error.to_string());
                     crate::telemetry::feed_failed(&self.feed);
                 }
             }
-            *next_poll = Instant::now() + self.rt.config().poll;
+            *next_poll = Instant::now() + self.remote.settings().poll;
         }
         let now = now_ms();
         let due_in = ctx
             .store
-            .next_helpdesk_at(self.system)
+            .next_helpdesk_at(&self.system)
             .await?
             .map_or(POLL_EVERY, |at| ms_until(at, now));
         Ok(due_in
@@ -188,7 +200,7 @@ impl RtSync {
             tickets.sort_unstable();
             tickets.dedup();
             ctx.store
-                .queue_helpdesk(self.system, &tickets, last, now_ms())
+                .queue_helpdesk(&self.system, &tickets, last, now_ms())
                 .await?;
             *cursor = last;
             if page.len() < PAGE as usize || !ctx.on_duty() || ctx.shutdown.is_cancelled() {
@@ -202,7 +214,7 @@ impl RtSync {
         loop {
             let due = ctx
                 .store
-                .due_helpdesk(self.system, now_ms(), DUE_BATCH)
+                .due_helpdesk(&self.system, now_ms(), DUE_BATCH)
                 .await?;
             let full = due.len() >= DUE_BATCH as usize;
             for (ticket, attempts) in due {
@@ -210,10 +222,10 @@ impl RtSync {
                     return Ok(());
                 }
                 match self.reconcile(&ctx.store, ticket).await {
-                    Ok(Outcome::Done) => ctx.store.helpdesk_done(self.system, ticket).await?,
+                    Ok(Outcome::Done) => ctx.store.helpdesk_done(&self.system, ticket).await?,
                     Ok(Outcome::Later(at)) => {
                         ctx.store
-                            .reschedule_helpdesk(self.system, ticket, at, 0)
+                            .reschedule_helpdesk(&self.system, ticket, at, 0)
                             .await?;
                     }
                     Err(SyncError::Store(e)) => return Err(e),
@@ -235,7 +247,7 @@ impl RtSync {
         attempts: u32,
         error: RemoteError,
     ) -> Result<(), StoreError> {
-        let config = self.rt.config();
+        let config = self.remote.settings();
         ctx.status.failed(&self.feed, &error.to_string());
         crate::telemetry::feed_failed(&self.feed);
         match error {
@@ -247,28 +259,35 @@ impl RtSync {
                     0.5 + fastrand::f64(),
                     retry_after,
                 );
-                tracing::warn!(feed = self.feed, ticket, attempt = attempts + 1, %error, retry_in_ms = delay.as_millis(), "Request Tracker call failed; will retry");
+                tracing::warn!(feed = self.feed, ticket, attempt = attempts + 1, %error, retry_in_ms = delay.as_millis(), "help-desk call failed; will retry");
                 let at =
                     now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                if attempts + 1 == NOTE_AFTER_ATTEMPTS {
+                    let note = format!(
+                        "{} could not be reached {NOTE_AFTER_ATTEMPTS} times ({error}); still trying",
+                        self.remote.label()
+                    );
+                    self.note(&ctx.store, ticket, &note).await?;
+                }
                 ctx.store
-                    .reschedule_helpdesk(self.system, ticket, at, attempts.saturating_add(1))
+                    .reschedule_helpdesk(&self.system, ticket, at, attempts.saturating_add(1))
                     .await
             }
             RemoteError::Permanent { error } => {
-                tracing::error!(feed = self.feed, ticket, %error, "Request Tracker refused the sync of a ticket; it waits for the ticket's next event");
+                tracing::error!(feed = self.feed, ticket, %error, "the help desk refused the sync of a ticket; it waits for the ticket's next event");
                 let noted = ctx
                     .store
-                    .helpdesk_link(self.system, ticket)
+                    .helpdesk_link(&self.system, ticket)
                     .await?
                     .is_some_and(|l| l.last_error == error);
                 if !noted {
                     ctx.store
-                        .set_helpdesk_error(self.system, ticket, &error, now_ms())
+                        .set_helpdesk_error(&self.system, ticket, &error, now_ms())
                         .await?;
-                    let note = format!("Request Tracker refused the sync: {error}");
+                    let note = format!("{} refused the sync: {error}", self.remote.label());
                     self.note(&ctx.store, ticket, &note).await?;
                 }
-                ctx.store.helpdesk_done(self.system, ticket).await
+                ctx.store.helpdesk_done(&self.system, ticket).await
             }
         }
     }
@@ -278,7 +297,7 @@ impl RtSync {
         let Some(ticket) = store.ticket(id).await? else {
             return Ok(Outcome::Done);
         };
-        let link = store.helpdesk_link(self.system, id).await?;
+        let link = store.helpdesk_link(&self.system, id).await?;
         match link {
             Some(link) if !link.remote_id.is_empty() => self.follow(store, ticket, link).await,
             link => self.open(store, ticket, link.is_some()).await,
@@ -292,7 +311,7 @@ impl RtSync {
         ticket: Ticket,
         attempted: bool,
     ) -> Result<Outcome, SyncError> {
-        let config = self.rt.config();
+        let config = self.remote.settings();
         let now = now_ms();
         let active = matches!(ticket.state, TicketState::New | TicketState::Acknowledged);
         if ticket.parent_id.is_some() || !active {
@@ -312,7 +331,7 @@ impl RtSync {
                 feed = self.feed,
                 ticket = ticket.id,
                 until,
-                "ticket under a silence: its RT ticket waits"
+                "ticket under a silence: its remote ticket waits"
             );
             return Ok(Outcome::Later(until));
         }
@@ -328,27 +347,18 @@ impl RtSync {
         let view = self.view(store, ticket, labels, &events).await?;
         let key = render::sync_key(&config.tag, view.ticket.id);
         let existed = store
-            .begin_helpdesk_link(self.system, view.ticket.id, &key, now)
+            .begin_helpdesk_link(&self.system, view.ticket.id, &key, now)
             .await?
             || attempted;
         let found = if existed {
-            self.rt.find(&key).await?
+            self.remote.find(&key, &view).await?
         } else {
             None
         };
         let adopted = found.is_some();
         let remote = match found {
             Some(r) => r,
-            None => {
-                let priority = config.priorities[priority_index(view.ticket.priority)];
-                self.rt
-                    .create(
-                        &render::subject(&view, &key),
-                        &render::create_body(&view),
-                        priority,
-                    )
-                    .await?
-            }
+            None => self.remote.create(&view, &key).await?,
         };
         let link = HelpdeskLink {
             ticket_id: view.ticket.id,
@@ -361,7 +371,7 @@ impl RtSync {
             updated_at_ms: now,
         };
         store
-            .set_helpdesk_synced(self.system, &link, now_ms())
+            .set_helpdesk_synced(&self.system, &link, now_ms())
             .await?;
         crate::telemetry::feed_delivered(&self.feed);
         crate::telemetry::helpdesk_opened(
@@ -371,17 +381,15 @@ impl RtSync {
         tracing::info!(
             feed = self.feed,
             ticket = view.ticket.id,
-            rt_ticket = remote.id,
+            remote_ticket = remote.id,
             adopted,
-            "Request Tracker ticket linked"
+            "remote ticket linked"
         );
+        let label = self.remote.label();
         let note = if adopted {
-            format!(
-                "Request Tracker ticket #{} found again and linked",
-                remote.id
-            )
+            format!("{label} ticket #{} found again and linked", remote.id)
         } else {
-            format!("Request Tracker ticket #{} created", remote.id)
+            format!("{label} ticket #{} created", remote.id)
         };
         self.note(store, view.ticket.id, &note).await?;
         Ok(Outcome::Done)
@@ -404,8 +412,8 @@ impl RtSync {
         let labels = store.agent_labels(&ticket.agent_id).await?;
         let view = self.view(store, ticket, labels, &[]).await?;
         for e in &events {
-            if !is_own(&e.actor) {
-                match self.apply(&view, e, &mut link).await {
+            if !self.is_own(&e.actor) {
+                match self.remote.apply(&view, e, &mut link).await {
                     Ok(()) => {
                         link.last_error.clear();
                         crate::telemetry::feed_delivered(&self.feed);
@@ -413,10 +421,10 @@ impl RtSync {
                     // A refusal of this event would repeat: it is kept and noted, and the
                     // events after it still go.
                     Err(RemoteError::Permanent { error }) => {
-                        tracing::error!(feed = self.feed, ticket = view.ticket.id, event = e.cursor, %error, "Request Tracker refused an event of a ticket; going on with the next");
+                        tracing::error!(feed = self.feed, ticket = view.ticket.id, event = e.cursor, %error, "the help desk refused an event of a ticket; going on with the next");
                         crate::telemetry::feed_failed(&self.feed);
                         if link.last_error != error {
-                            let note = format!("Request Tracker refused the sync: {error}");
+                            let note = format!("{} refused the sync: {error}", self.remote.label());
                             self.note(store, view.ticket.id, &note).await?;
                         }
                         link.last_error = error;
@@ -426,7 +434,7 @@ impl RtSync {
             }
             link.synced_cursor = e.cursor;
             store
-                .set_helpdesk_synced(self.system, &link, now_ms())
+                .set_helpdesk_synced(&self.system, &link, now_ms())
                 .await?;
         }
         Ok(if full {
@@ -434,35 +442,6 @@ impl RtSync {
         } else {
             Outcome::Done
         })
-    }
-
-    /// One event on the RT ticket: a comment, and the status or priority it changes.
-    async fn apply(
-        &self,
-        view: &TicketView,
-        e: &TicketEvent,
-        link: &mut HelpdeskLink,
-    ) -> Result<(), RemoteError> {
-        let id = link.remote_id.clone();
-        let done = DONE_STATUSES.contains(&link.remote_status.as_str());
-        match e.kind {
-            EventKind::Opened => return Ok(()),
-            EventKind::Reopened if done => {
-                self.rt.update(&id, json!({ "Status": "open" })).await?;
-                link.remote_status = "open".to_owned();
-            }
-            EventKind::Priority => {
-                let p = self.rt.config().priorities[priority_index(view.ticket.priority)];
-                self.rt.update(&id, json!({ "Priority": p })).await?;
-            }
-            _ => {}
-        }
-        self.rt.comment(&id, &render::comment(view, e)).await?;
-        if matches!(e.kind, EventKind::Resolved | EventKind::Closed) && !done {
-            self.rt.update(&id, json!({ "Status": "resolved" })).await?;
-            link.remote_status = "resolved".to_owned();
-        }
-        Ok(())
     }
 
     /// Searches RT for tickets changed since the last search and applies what technicians
@@ -473,21 +452,21 @@ impl RtSync {
             .feed_cursor(&self.poll_feed)
             .await?
             .unwrap_or_else(|| started.saturating_sub(3_600_000));
-        for remote in self.rt.changed_since(since).await? {
+        for remote in self.remote.changed_since(since).await? {
             let Some(mut link) = store
-                .helpdesk_link_by_remote(self.system, &remote.id)
+                .helpdesk_link_by_remote(&self.system, &remote.id)
                 .await?
             else {
                 continue;
             };
-            for change in changes(&remote, &link.remote_status, &link.remote_owner) {
+            for change in self.remote.changes(&remote, &link) {
                 self.take_over(store, &link, &remote.id, change).await?;
             }
             if link.remote_status != remote.status || link.remote_owner != remote.owner {
                 link.remote_status = remote.status;
                 link.remote_owner = remote.owner;
                 store
-                    .set_helpdesk_synced(self.system, &link, now_ms())
+                    .set_helpdesk_synced(&self.system, &link, now_ms())
                     .await?;
             }
         }
@@ -512,13 +491,14 @@ impl RtSync {
             ticket.state,
             TicketState::New | TicketState::Acknowledged | TicketState::Suppressed
         );
+        let label = self.remote.label();
         let (action, field) = match change {
             RemoteChange::Resolved if open => (
-                TicketAction::Resolve(format!("resolved in Request Tracker #{rt_id}")),
+                TicketAction::Resolve(format!("resolved in {label} #{rt_id}")),
                 "Status",
             ),
             RemoteChange::Reopened if !open => (
-                TicketAction::Reopen(format!("reopened in Request Tracker #{rt_id}")),
+                TicketAction::Reopen(format!("reopened in {label} #{rt_id}")),
                 "Status",
             ),
             RemoteChange::Taken(owner) if open && ticket.assignee != owner => {
@@ -527,14 +507,12 @@ impl RtSync {
             _ => return Ok(()),
         };
         let who = self
-            .rt
-            .last_changed_by(rt_id, field)
+            .remote
+            .changed_by(rt_id, field)
             .await?
             .unwrap_or_else(|| "unknown".to_owned());
-        let actor: String = format!("{RT_ACTOR_PREFIX}{who}")
-            .chars()
-            .take(255)
-            .collect();
+        let prefix = self.remote.actor_prefix().unwrap_or(RT_ACTOR_PREFIX);
+        let actor: String = format!("{prefix}{who}").chars().take(255).collect();
         let mut tx = store.begin_write().await?;
         match tx
             .ticket_action(ticket.id, &action, &actor, now_ms(), &self.sla)
@@ -545,19 +523,19 @@ impl RtSync {
                 tracing::info!(
                     feed = self.feed,
                     ticket = ticket.id,
-                    rt_ticket = rt_id,
+                    remote_ticket = rt_id,
                     actor,
                     event = kind.as_str(),
-                    "ticket changed in Request Tracker"
+                    "ticket changed in the help desk"
                 );
             }
             Err(StoreError::Conflict(why)) => {
                 tracing::info!(
                     feed = self.feed,
                     ticket = ticket.id,
-                    rt_ticket = rt_id,
+                    remote_ticket = rt_id,
                     why,
-                    "a change made in Request Tracker does not apply to the ticket"
+                    "a change made in the help desk does not apply to the ticket"
                 );
             }
             Err(e) => return Err(e.into()),
@@ -573,7 +551,7 @@ impl RtSync {
             .ticket_action(
                 ticket,
                 &TicketAction::Comment(text),
-                SYNC_ACTOR,
+                &self.actor,
                 now_ms(),
                 &self.sla,
             )
@@ -631,18 +609,19 @@ impl RtSync {
             linked,
             opened_detail,
             kb_markdown,
-            dashboard_url: self.rt.config().dashboard_url.clone(),
+            dashboard_url: self.remote.settings().dashboard_url.clone(),
         })
     }
 }
 
-/// Whether an event came from the sync itself (its notes, RT users' changes).
-pub fn is_own(actor: &str) -> bool {
-    actor == SYNC_ACTOR || actor.starts_with(RT_ACTOR_PREFIX)
+/// Whether an event came from a sync (its notes) or from the help desk whose users' actors
+/// start with `prefix`.
+pub fn is_own(actor: &str, prefix: Option<&str>) -> bool {
+    actor.starts_with(SYNC_ACTOR_PREFIX) || prefix.is_some_and(|p| actor.starts_with(p))
 }
 
 /// P1..P4 as an index into the configured priorities (anything else as P4).
-fn priority_index(priority: u32) -> usize {
+pub fn priority_index(priority: u32) -> usize {
     usize::try_from(priority.clamp(1, 4) - 1).unwrap_or(3)
 }
 
@@ -656,10 +635,13 @@ mod tests {
 
     #[test]
     fn the_syncs_own_events_are_not_sent_back() {
-        assert!(is_own("helpdesk:rt"));
-        assert!(is_own("rt:bob"));
-        assert!(!is_own(""));
-        assert!(!is_own("alice"));
+        assert!(is_own("helpdesk:rt", Some("rt:")));
+        assert!(is_own("helpdesk:jira", None));
+        assert!(is_own("rt:bob", Some("rt:")));
+        // What an RT user did goes to the other help desks.
+        assert!(!is_own("rt:bob", None));
+        assert!(!is_own("", Some("rt:")));
+        assert!(!is_own("alice", Some("rt:")));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod agents;
 mod alert_sync;
 mod checkpoint;
 mod conditions;
+mod email;
 mod events;
 mod feeds;
 mod fleet_page;
@@ -41,6 +42,7 @@ pub use agents::{
     TokenRow,
 };
 pub use conditions::{Condition, TrackedCondition};
+pub use email::{OutboxEntry, OutboxRow};
 pub use events::{AlertEvent, EventFilter};
 pub use feeds::{DeadLetterRow, Delivery, FeedCounts};
 pub use fleet_page::{FleetField, FleetRow, FleetRows};
@@ -290,6 +292,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "help desk",
         include_str!("../../migrations/sqlite/0018_helpdesk.sql"),
     ),
+    (
+        19,
+        "e-mail outbox",
+        include_str!("../../migrations/sqlite/0019_email_outbox.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -381,6 +388,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "help desk",
         include_str!("../../migrations/postgres/0018_helpdesk.sql"),
+    ),
+    (
+        19,
+        "e-mail outbox",
+        include_str!("../../migrations/postgres/0019_email_outbox.sql"),
     ),
 ];
 

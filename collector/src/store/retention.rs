@@ -159,7 +159,7 @@ impl Store {
         if total.tickets > 0 {
             // Help-desk links and queued syncs of tickets that are gone (their remote tickets
             // stay in the help desk, resolved like their tickets were).
-            for table in ["helpdesk_links", "helpdesk_queue"] {
+            for table in ["helpdesk_links", "helpdesk_queue", "email_outbox"] {
                 let sql = format!(
                     "DELETE FROM {table} WHERE NOT EXISTS \
                      (SELECT 1 FROM tickets t WHERE t.id = {table}.ticket_id)"
