@@ -40,7 +40,7 @@ use crate::store::{
     AlertEvent, EventFilter, FLEET, OutboxEntry, OutboxRow, Store, StoreError, sync_feed,
 };
 use crate::tickets::lifecycle::Sla;
-use crate::tickets::{EventKind, TicketAction, TicketEvent, TicketState};
+use crate::tickets::{EventKind, TicketEvent, TicketState};
 
 /// The mailer's name in the store (`helpdesk:email`), metrics and the CLI.
 pub const SYSTEM: &str = "email";
@@ -901,22 +901,7 @@ impl Mailer {
 
     /// A note on a ticket's timeline by the mailer (mailed to no one).
     async fn note(&self, store: &Store, ticket: i64, text: &str) -> Result<(), StoreError> {
-        let text: String = text.chars().take(crate::tickets::MAX_ACTION_TEXT).collect();
-        let mut tx = store.begin_write().await?;
-        match tx
-            .ticket_action(
-                ticket,
-                &TicketAction::Comment(text),
-                &self.actor,
-                now_ms(),
-                &self.sla,
-            )
-            .await
-        {
-            Ok(_) => tx.commit().await,
-            Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        super::sync::note(store, ticket, &self.actor, text, &self.sla).await
     }
 }
 

@@ -545,22 +545,7 @@ impl<R: Remote> HelpdeskSync<R> {
 
     /// A note on the ticket's timeline by the sync (never sent back to RT).
     async fn note(&self, store: &Store, ticket: i64, text: &str) -> Result<(), StoreError> {
-        let text: String = text.chars().take(crate::tickets::MAX_ACTION_TEXT).collect();
-        let mut tx = store.begin_write().await?;
-        match tx
-            .ticket_action(
-                ticket,
-                &TicketAction::Comment(text),
-                &self.actor,
-                now_ms(),
-                &self.sla,
-            )
-            .await
-        {
-            Ok(_) => tx.commit().await,
-            Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        note(store, ticket, &self.actor, text, &self.sla).await
     }
 
     /// When the silence covering the ticket's host, labels or rule ends, if one does now.
@@ -611,6 +596,27 @@ impl<R: Remote> HelpdeskSync<R> {
             kb_markdown,
             dashboard_url: self.remote.settings().dashboard_url.clone(),
         })
+    }
+}
+
+/// A note on a ticket's timeline by a help-desk channel (`actor`: `helpdesk:<name>`); such
+/// notes go to no help desk. A ticket that is gone takes no note.
+pub async fn note(
+    store: &Store,
+    ticket: i64,
+    actor: &str,
+    text: &str,
+    sla: &Sla,
+) -> Result<(), StoreError> {
+    let text: String = text.chars().take(crate::tickets::MAX_ACTION_TEXT).collect();
+    let mut tx = store.begin_write().await?;
+    match tx
+        .ticket_action(ticket, &TicketAction::Comment(text), actor, now_ms(), sla)
+        .await
+    {
+        Ok(_) => tx.commit().await,
+        Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
