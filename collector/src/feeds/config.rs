@@ -200,27 +200,8 @@ fn webhook(
     let before = problems.len();
     let name = feed_name(&key, w.name, names, problems);
     let url = http_url(&format!("{key}.url"), w.url, problems);
-    let secret = match (w.secret, w.secret_file) {
-        (Some(_), Some(_)) => {
-            problems.push(format!("{key}: give secret or secret_file, not both"));
-            String::new()
-        }
-        (Some(s), None) => s,
-        (None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(s) => s.trim().to_owned(),
-            Err(e) => {
-                problems.push(format!(
-                    "{key}.secret_file: cannot read {}: {e}",
-                    path.display()
-                ));
-                String::new()
-            }
-        },
-        (None, None) => String::new(),
-    };
-    if secret.len() > 1024 {
-        problems.push(format!("{key}.secret: longer than 1024 bytes"));
-    }
+    let secret =
+        secret(&format!("{key}.secret"), w.secret, w.secret_file, problems).unwrap_or_default();
     let format = match w.format.as_deref() {
         None | Some("firstline") => WebhookFormat::Firstline,
         Some("alertmanager") => WebhookFormat::Alertmanager,
@@ -426,6 +407,38 @@ fn feed_name(
         problems.push(format!("{key}.name: {name:?} is used twice"));
     }
     name
+}
+
+/// A secret given inline or in a file (trimmed); `None` when neither. Problems are named
+/// `<key>` and `<key>_file`.
+pub(crate) fn secret(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let value = match (inline, file) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{key}: give {key} or {key}_file, not both"));
+            return None;
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(s) => s.trim().to_owned(),
+            Err(e) => {
+                problems.push(format!("{key}_file: cannot read {}: {e}", path.display()));
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    if value.is_empty() || value.len() > 1024 || value.chars().any(char::is_control) {
+        problems.push(format!(
+            "{key}: must be 1 to 1024 characters without control characters"
+        ));
+        return None;
+    }
+    Some(value)
 }
 
 pub(crate) fn http_url(key: &str, url: Option<String>, problems: &mut Vec<String>) -> String {

@@ -10,7 +10,7 @@ use firstline_support::config_file::set_duration;
 use serde::Deserialize;
 
 use super::template::Template;
-use crate::feeds::config::{filter, http_url};
+use crate::feeds::config::{filter, http_url, secret};
 use crate::feeds::filter::FeedFilter;
 
 /// Every configured help desk.
@@ -240,37 +240,6 @@ impl HelpdeskConfig {
 const RESERVED_NAMES: [&str; 2] = [RequestTrackerConfig::SYSTEM, "email"];
 /// Templated webhooks at most.
 const MAX_WEBHOOKS: usize = 32;
-
-/// A secret given inline or in a file (trimmed); `None` when neither.
-pub(crate) fn secret(
-    key: &str,
-    inline: Option<String>,
-    file: Option<PathBuf>,
-    problems: &mut Vec<String>,
-) -> Option<String> {
-    let value = match (inline, file) {
-        (Some(_), Some(_)) => {
-            problems.push(format!("{key}: give {key} or {key}_file, not both"));
-            return None;
-        }
-        (Some(s), None) => s,
-        (None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(s) => s.trim().to_owned(),
-            Err(e) => {
-                problems.push(format!("{key}_file: cannot read {}: {e}", path.display()));
-                return None;
-            }
-        },
-        (None, None) => return None,
-    };
-    if value.is_empty() || value.len() > 1024 || value.chars().any(char::is_control) {
-        problems.push(format!(
-            "{key}: must be 1 to 1024 characters without control characters"
-        ));
-        return None;
-    }
-    Some(value)
-}
 
 fn request_tracker(
     r: RawRequestTracker,

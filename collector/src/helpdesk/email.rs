@@ -27,12 +27,11 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
-use super::config::secret;
 use super::remote::RemoteError;
 use super::render::{self, TicketView};
 use super::sync::SYNC_ACTOR_PREFIX;
 use crate::clock::now_ms;
-use crate::feeds::config::filter;
+use crate::feeds::config::{filter, secret};
 use crate::feeds::filter::FeedFilter;
 use crate::feeds::payload::{priority_name, rfc3339};
 use crate::feeds::{FeedContext, PAGE, POLL_EVERY};
