@@ -24,10 +24,14 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 1_796_342_400_000;
 
 fn email_config(sink: &SmtpSink, password: &str) -> EmailConfig {
+    configured(sink, password, "quiet_hours = \"22:00-07:00\"\n")
+}
+
+fn configured(sink: &SmtpSink, password: &str, extra: &str) -> EmailConfig {
     let text = format!(
         "[email]\nserver = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nca_file = {ca:?}\n\
          user = \"firstline\"\npassword = {password:?}\nfrom = \"Firstline <firstline@example.com>\"\n\
-         quiet_hours = \"22:00-07:00\"\nutc_offset = \"+00:00\"\nquiet_bypass = 1\ndigest_every = \"1h\"\n\
+         {extra}utc_offset = \"+00:00\"\nquiet_bypass = 1\ndigest_every = \"1h\"\n\
          dashboard_url = \"https://firstline.example.com\"\nretry_initial = \"1s\"\n\
          [[email.route]]\nname = \"oncall\"\nto = [\"oncall@example.com\"]\nmax_priority = 2\n\
          [[email.route]]\nname = \"desk\"\nto = [\"desk@example.com\", \"lead@example.com\"]\ndigest_priorities = [3, 4]\n\
@@ -54,10 +58,14 @@ struct Clocked {
 
 impl Clocked {
     fn new(config: EmailConfig, store: &Store, at: i64) -> Self {
+        Self::correlating(config, store, at, vec!["connectivity.failure".into()])
+    }
+
+    fn correlating(config: EmailConfig, store: &Store, at: i64, correlated: Vec<String>) -> Self {
         let clock = Arc::new(AtomicI64::new(at));
         let read = clock.clone();
         let sla = firstline_collector::config::Config::default().engine.sla;
-        let mailer = Mailer::new(config, sla, None)
+        let mailer = Mailer::new(config, sla, correlated, None)
             .expect("mailer")
             .with_clock(Arc::new(move || read.load(Ordering::SeqCst)));
         let (duty, rx) = tokio::sync::watch::channel(true);
@@ -329,4 +337,92 @@ async fn mail_is_routed_digested_held_in_quiet_hours_and_noted() {
         "dropped, not retried"
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_one_mail_not_one_per_host() {
+    let sink = SmtpSink::start("firstline", "mail-pass");
+    let collector = InProcess::start_configured(|c| {
+        c.engine.correlation.rules = vec!["disk.usage".into()];
+        c.engine.correlation.min_hosts = 3;
+    })
+    .await;
+    let store = collector.store.clone();
+    let start = now_ms();
+    let mut m = Clocked::correlating(
+        configured(&sink, "mail-pass", "correlated_hold = \"1m\"\n"),
+        &store,
+        start,
+        vec!["disk.usage".into()],
+    );
+    let mut seen = 0;
+    for host in ["pc-1", "pc-2", "pc-3"] {
+        collector.report_disk(host, 97).await;
+    }
+    m.round().await;
+    let mails = new_mails(&sink, &mut seen);
+    // The outage's ticket goes at once; the hosts' tickets wait for the hold...
+    let tickets = store
+        .list_tickets(&Default::default())
+        .await
+        .expect("tickets");
+    let events = store
+        .events_since(0, &Default::default(), 100)
+        .await
+        .expect("events");
+    let backlog = store.email_backlog().await.expect("backlog");
+    assert!(
+        !mails.is_empty(),
+        "the outage was not mailed; backlog {backlog}, events {:#?}; tickets: {:#?}",
+        events
+            .iter()
+            .map(|a| (
+                a.event.cursor,
+                a.ticket.id,
+                a.event.kind,
+                a.event.actor.clone()
+            ))
+            .collect::<Vec<_>>(),
+        tickets
+            .iter()
+            .map(|t| (
+                t.id,
+                t.hostname.clone(),
+                t.parent_id,
+                t.linked_hosts,
+                t.priority
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        mails.iter().all(|m| !m.subject.contains("pc-")),
+        "a host ticket was mailed during the hold: {:#?}",
+        summary(&mails)
+    );
+    // ...and once they are part of the outage, they are not mailed at all.
+    m.set(start + 2 * 60_000);
+    m.round().await;
+    let later = new_mails(&sink, &mut seen);
+    assert!(later.is_empty(), "{:#?}", summary(&later));
+    assert_eq!(store.email_backlog().await.expect("backlog"), 0);
+    let tickets = store
+        .list_tickets(&Default::default())
+        .await
+        .expect("tickets");
+    let outage = tickets
+        .iter()
+        .find(|t| t.linked_hosts == 3)
+        .expect("an outage of three hosts");
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.subject.contains(&format!("[firstline #{}]", outage.id))),
+        "{:#?}",
+        summary(&mails)
+    );
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.plain.contains("pc-1") && m.plain.contains("pc-3"))
+    );
 }

@@ -10,6 +10,7 @@ import json
 import ssl
 import sys
 import time
+import logging
 from email import policy
 from email.parser import BytesParser
 
@@ -25,6 +26,8 @@ def who(auth_data) -> str:
 
 
 def main() -> None:
+    # aiosmtpd itself still sets its deprecated Session.login_data, and logs that it did.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     port, cert, key, user, password, out = sys.argv[1:7]
 
     class Sink:

@@ -104,6 +104,9 @@ pub struct EmailConfig {
     /// How often digests go out (aligned to local midnight).
     pub digest_every: Duration,
     pub dashboard_url: String,
+    /// How long an opened host ticket of a correlated rule waits before it is mailed, so an
+    /// outage that forms meanwhile is one mail (its host tickets are then not mailed).
+    pub correlated_hold: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
 }
@@ -140,6 +143,7 @@ pub struct RawEmail {
     quiet_bypass: Option<u32>,
     digest_every: Option<String>,
     dashboard_url: Option<String>,
+    correlated_hold: Option<String>,
     retry_initial: Option<String>,
     retry_max: Option<String>,
     #[serde(default)]
@@ -274,7 +278,14 @@ impl EmailConfig {
         let mut digest_every = Duration::from_secs(3600);
         let mut retry_initial = Duration::from_secs(30);
         let mut retry_max = Duration::from_secs(1800);
+        let mut correlated_hold = Duration::from_secs(60);
         let durations = [
+            (
+                r.correlated_hold,
+                "correlated_hold",
+                &mut correlated_hold,
+                (Duration::ZERO, Duration::from_secs(3600)),
+            ),
             (
                 r.timeout,
                 "timeout",
@@ -346,6 +357,7 @@ impl EmailConfig {
             quiet_bypass,
             digest_every,
             dashboard_url,
+            correlated_hold,
             retry_initial,
             retry_max,
         })
@@ -508,12 +520,19 @@ pub struct Mailer {
     feed: String,
     actor: String,
     sla: Sla,
+    /// Rules whose host tickets may become an outage.
+    correlated: Vec<String>,
     kb_dir: Option<PathBuf>,
     clock: Clock,
 }
 
 impl Mailer {
-    pub fn new(config: EmailConfig, sla: Sla, kb_dir: Option<PathBuf>) -> Result<Self, String> {
+    pub fn new(
+        config: EmailConfig,
+        sla: Sla,
+        correlated: Vec<String>,
+        kb_dir: Option<PathBuf>,
+    ) -> Result<Self, String> {
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.server.clone())
             .port(config.port)
             .timeout(Some(config.timeout))
@@ -541,6 +560,7 @@ impl Mailer {
             actor: format!("{SYNC_ACTOR_PREFIX}{SYSTEM}"),
             config,
             sla,
+            correlated,
             kb_dir,
             clock: std::sync::Arc::new(now_ms),
         })
@@ -657,8 +677,13 @@ impl Mailer {
                 }
                 for route in &self.config.routes {
                     if route.events.contains(&a.event.kind) && route.filter.matches(a) {
-                        let (digest, due_at_ms) =
+                        let (digest, mut due_at_ms) =
                             schedule(&self.config, route, a.ticket.priority, now);
+                        if self.held(a) {
+                            let hold = i64::try_from(self.config.correlated_hold.as_millis())
+                                .unwrap_or(i64::MAX);
+                            due_at_ms = due_at_ms.max(a.ticket.opened_at_ms.saturating_add(hold));
+                        }
                         rows.push(OutboxRow {
                             route: route.name.clone(),
                             ticket_id: a.ticket.id,
@@ -683,6 +708,14 @@ impl Mailer {
         !a.event.actor.starts_with(SYNC_ACTOR_PREFIX)
             && a.ticket.parent_id.is_none()
             && !(a.ticket.state == TicketState::Suppressed && a.event.kind != EventKind::Resolved)
+    }
+
+    /// Whether an event waits for an outage that may form: the opening of a host ticket of a
+    /// correlated rule.
+    fn held(&self, a: &AlertEvent) -> bool {
+        a.event.kind == EventKind::Opened
+            && a.ticket.agent_id != FLEET
+            && self.correlated.contains(&a.ticket.rule_id)
     }
 
     /// Mails the due rows: each on its own, or a route's digest rows in one mail.
@@ -722,6 +755,10 @@ impl Mailer {
         let Some(ticket) = store.ticket(row.ticket_id).await? else {
             return Ok(None);
         };
+        // A host ticket that became part of an outage while it waited: the outage is mailed.
+        if ticket.parent_id.is_some() {
+            return Ok(None);
+        }
         let Some(event) = store
             .ticket_events_after(row.ticket_id, row.event_cursor - 1, 1)
             .await?
@@ -971,7 +1008,7 @@ pub fn compose_one(view: &TicketView, e: &TicketEvent) -> (String, String, Strin
         escape(&render::comment(view, e))
     );
     let _ = write!(html, "<table>");
-    let host = if t.hostname == FLEET {
+    let host = if t.agent_id == FLEET {
         "fleet"
     } else {
         &t.hostname

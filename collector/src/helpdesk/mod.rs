@@ -126,7 +126,12 @@ impl FeedsAndHelpdesk {
             )));
         }
         if let Some(e) = &config.email {
-            channels.push(Channel::email(email::Mailer::new(e.clone(), sla, kb_dir)?));
+            channels.push(Channel::email(email::Mailer::new(
+                e.clone(),
+                sla,
+                correlated.to_vec(),
+                kb_dir,
+            )?));
         }
         Ok(Arc::new(Self {
             feeds,

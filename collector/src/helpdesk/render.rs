@@ -38,7 +38,7 @@ pub fn sync_key(tag: &str, ticket: i64) -> String {
 /// The subject: `<title> on <host> [tag #id]`, shortened to fit but never losing the tag.
 pub fn subject(view: &TicketView, key: &str) -> String {
     let t = &view.ticket;
-    let what = if t.hostname == FLEET || t.hostname.is_empty() || t.title.contains(&t.hostname) {
+    let what = if t.agent_id == FLEET || t.hostname.is_empty() || t.title.contains(&t.hostname) {
         t.title.clone()
     } else {
         format!("{} on {}", t.title, t.hostname)
@@ -222,7 +222,11 @@ mod tests {
     #[test]
     fn an_outage_lists_its_hosts() {
         let mut v = view();
-        v.ticket.hostname = FLEET.into();
+        // As the store keeps an outage: on the pseudo agent, under a host name of its own.
+        v.ticket.agent_id = FLEET.into();
+        v.ticket.hostname = "(fleet)".into();
+        let s = subject(&v, "[firstline #9]");
+        assert!(!s.contains("(fleet)"), "{s}");
         v.linked = (1..=3)
             .map(|i| Ticket {
                 id: i,

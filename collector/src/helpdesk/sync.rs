@@ -335,7 +335,7 @@ impl<R: Remote> HelpdeskSync<R> {
             );
             return Ok(Outcome::Later(until));
         }
-        if ticket.hostname != FLEET && self.correlated.contains(&ticket.rule_id) {
+        if ticket.agent_id != FLEET && self.correlated.contains(&ticket.rule_id) {
             let hold_until = ticket.opened_at_ms.saturating_add(
                 i64::try_from(config.correlated_hold.as_millis()).unwrap_or(i64::MAX),
             );
