@@ -285,7 +285,8 @@ impl Config {
              # correlated_hold = \"1m\"  # host tickets of correlated rules wait this long for an outage\n\
              # dashboard_url = \"https://firstline.example.com\"  # a link back in each RT ticket\n\n\
              # Help desks and chats through request templates: jira-sm, servicenow, zammad, glpi,\n\
-             # freshservice, slack, slack-webhook (also Mattermost, Rocket.Chat), teams, or template_file.\n\
+             # freshservice, slack, mattermost, rocketchat, slack-webhook (any Slack-format incoming\n\
+             # webhook), teams, or template_file.\n\
              # [[helpdesk.webhook]]\n# name = \"servicedesk\"\n# template = \"servicenow\"\n\
              # url = \"https://example.service-now.com\"\n# user = \"firstline\"\n# secret_file = \"/etc/firstline/sn.password\"\n\
              # settings = {{ assignment_group = \"Desktop support\" }}\n\n\

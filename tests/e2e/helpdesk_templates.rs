@@ -1,7 +1,8 @@
 //! The shipped help-desk and chat templates against local receivers that answer as each
 //! system's public API documents (and refuse, with that system's error shape, a request that
 //! lacks what the API requires): Jira Service Management, ServiceNow, Zammad, GLPI,
-//! Freshservice, Slack's Web API, Slack-format incoming webhooks and a Teams workflow. One
+//! Freshservice, Slack's Web API, Mattermost's and Rocket.Chat's REST APIs, Slack-format
+//! incoming webhooks and a Teams workflow. One
 //! ticket is opened, commented, resolved and reopened; each system gets its calls in order,
 //! with the id its create call answered in the later ones.
 
@@ -252,6 +253,67 @@ fn answer(r: &Received, glpi_session_ended: &AtomicBool) -> (u16, String) {
             _ => (200, json!({ "ok": false, "error": "invalid_arguments" }).to_string()),
         };
     }
+    if let Some(rest) = path.strip_prefix("/mattermost/api/v4") {
+        if auth != format!("Bearer {SECRET}") {
+            return bad(
+                401,
+                json!({ "id": "api.context.session_expired.app_error", "status_code": 401 }),
+            );
+        }
+        let post = "kpeoxh3ksfg9pnsuayw9kyi6se";
+        return match (r.method.as_str(), rest) {
+            ("POST", "/posts")
+                if body["channel_id"] == "chan-ops"
+                    && is_str(&body, "/message")
+                    && (body.get("root_id").is_none() || body["root_id"] == post) =>
+            {
+                let id = if body.get("root_id").is_some() {
+                    "reply0000000000000000000000"
+                } else {
+                    post
+                };
+                (
+                    201,
+                    json!({ "id": id, "channel_id": "chan-ops", "message": body["message"] })
+                        .to_string(),
+                )
+            }
+            ("PUT", p) if p == format!("/posts/{post}/patch") && is_str(&body, "/message") => (
+                200,
+                json!({ "id": post, "message": body["message"] }).to_string(),
+            ),
+            _ => bad(
+                400,
+                json!({ "id": "api.context.invalid_body_param.app_error", "status_code": 400 }),
+            ),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/rocketchat/api/v1") {
+        if r.header("x-auth-token") != Some(SECRET) || r.header("x-user-id") != Some("bot-user-id")
+        {
+            return bad(
+                401,
+                json!({ "status": "error", "message": "You must be logged in to do this." }),
+            );
+        }
+        let msg = "7aDSXtjMA3KPLxLjt";
+        return match rest {
+            "/chat.postMessage" if body["roomId"] == "room-ops" && is_str(&body, "/text") => (
+                200,
+                json!({ "ts": 1_481_748_965_123_i64, "channel": "room-ops", "message": { "_id": msg, "rid": "room-ops", "msg": body["text"] }, "success": true })
+                    .to_string(),
+            ),
+            "/chat.update" if body["roomId"] == "room-ops" && body["msgId"] == msg && is_str(&body, "/text") => {
+                (200, json!({ "message": { "_id": msg }, "success": true }).to_string())
+            }
+            "/chat.sendMessage"
+                if body["message"]["rid"] == "room-ops" && body["message"]["tmid"] == msg && is_str(&body, "/message/msg") =>
+            {
+                (200, json!({ "message": { "_id": "reply", "tmid": msg }, "success": true }).to_string())
+            }
+            _ => (400, json!({ "success": false, "error": "error-invalid-params" }).to_string()),
+        };
+    }
     if path == format!("/hooks/slack/{SECRET}") {
         return if is_str(&body, "/text") {
             (200, "ok".to_owned())
@@ -293,6 +355,10 @@ fn config(receiver: &Receiver) -> HelpdeskConfig {
          [webhook.settings]\nrequester_email = \"it@example.com\"\n\
          [[webhook]]\nname = \"slack\"\ntemplate = \"slack\"\nsecret = {SECRET:?}\n{common}\
          [webhook.settings]\nchannel = \"C0123ABC\"\napi_url = {slack:?}\n\
+         [[webhook]]\nname = \"mattermost\"\ntemplate = \"mattermost\"\nurl = {mm:?}\nsecret = {SECRET:?}\n{common}\
+         [webhook.settings]\nchannel_id = \"chan-ops\"\n\
+         [[webhook]]\nname = \"rocketchat\"\ntemplate = \"rocketchat\"\nurl = {rc:?}\nuser = \"bot-user-id\"\nsecret = {SECRET:?}\n{common}\
+         [webhook.settings]\nroom_id = \"room-ops\"\n\
          [[webhook]]\nname = \"chat\"\ntemplate = \"slack-webhook\"\nsecret = {hook:?}\n{common}\
          [[webhook]]\nname = \"teams\"\ntemplate = \"teams\"\nsecret = {teams:?}\n{common}",
         jira = base("/jira"),
@@ -301,6 +367,8 @@ fn config(receiver: &Receiver) -> HelpdeskConfig {
         glpi = base("/glpi"),
         fresh = base("/freshservice"),
         slack = base("/slack/api"),
+        mm = base("/mattermost"),
+        rc = base("/rocketchat"),
         hook = base(&format!("/hooks/slack/{SECRET}")),
         teams = base(&format!("/hooks/teams/{SECRET}")),
     );
@@ -308,7 +376,7 @@ fn config(receiver: &Receiver) -> HelpdeskConfig {
     let mut problems = Vec::new();
     let config = HelpdeskConfig::from_raw(raw, &mut problems);
     assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(config.webhooks.len(), 8);
+    assert_eq!(config.webhooks.len(), 10);
     config
 }
 
@@ -366,6 +434,8 @@ fn every_shipped_template_creates_comments_resolves_and_reopens_as_its_api_docum
         "/glpi/apirest.php/Ticket",
         "/freshservice/api/v2/tickets",
         "/slack/api/chat.postMessage",
+        "/mattermost/api/v4/posts",
+        "/rocketchat/api/v1/chat.postMessage",
         "/hooks/slack/",
         "/hooks/teams/",
     ];
@@ -416,9 +486,11 @@ fn every_shipped_template_creates_comments_resolves_and_reopens_as_its_api_docum
                 calls(&receiver, "/slack/api").len(),
                 calls(&receiver, "/hooks/slack").len(),
                 calls(&receiver, "/hooks/teams").len(),
+                calls(&receiver, "/mattermost").len(),
+                calls(&receiver, "/rocketchat").len(),
             )
         },
-        |n| *n == (4, 4, 4, 9, 6, 7, 3, 3),
+        |n| *n == (4, 4, 4, 9, 6, 7, 3, 3, 7, 7),
     );
 
     let ok = |c: &[(String, String, u16)]| c.iter().all(|(_, _, s)| (200..300).contains(s));
@@ -577,6 +649,21 @@ fn every_shipped_template_creates_comments_resolves_and_reopens_as_its_api_docum
         "{}",
         b[3]
     );
+    // Mattermost and Rocket.Chat: one post updated in place, the events replies to it.
+    let mm = calls(&receiver, "/mattermost");
+    assert!(ok(&mm), "{mm:?}");
+    assert_eq!(
+        paths(mm).iter().filter(|p| p.starts_with("PUT ")).count(),
+        3,
+        "updated in place at the comment, the resolve and the reopen"
+    );
+    let b = bodies(&receiver, "/mattermost");
+    assert!(b[6]["root_id"] == "kpeoxh3ksfg9pnsuayw9kyi6se", "{}", b[6]);
+    let rc = calls(&receiver, "/rocketchat");
+    assert!(ok(&rc), "{rc:?}");
+    let b = bodies(&receiver, "/rocketchat");
+    assert_eq!(b[1]["msgId"], "7aDSXtjMA3KPLxLjt", "{}", b[1]);
+    assert_eq!(b[2]["message"]["tmid"], "7aDSXtjMA3KPLxLjt", "{}", b[2]);
     // Comments are not posted to incoming webhooks; open, resolve and reopen are.
     let h = bodies(&receiver, "/hooks/slack");
     assert!(
@@ -602,6 +689,8 @@ fn every_shipped_template_creates_comments_resolves_and_reopens_as_its_api_docum
         "glpi (glpi) ticket #15 created",
         "freshservice (freshservice) ticket #42 created",
         "slack (slack) ticket #1503435956.000247 created",
+        "mattermost (mattermost) ticket #kpeoxh3ksfg9pnsuayw9kyi6se created",
+        "rocketchat (rocketchat) ticket #7aDSXtjMA3KPLxLjt created",
     ] {
         assert!(notes.contains(&want), "{want:?} not in {notes:#?}");
     }

@@ -4,7 +4,8 @@
 //! URL, headers and a JSON body written in MiniJinja over the ticket's fields, and the remote
 //! id is read from the create call's answer by a JSON pointer. Shipped templates
 //! (`templates/*.toml`: Jira Service Management, ServiceNow, Zammad, GLPI, Freshservice,
-//! Slack, Slack-format incoming webhooks, Microsoft Teams) are documented in docs/helpdesk.md.
+//! Slack, Mattermost, Rocket.Chat, Slack-format incoming webhooks, Microsoft Teams) are
+//! documented in docs/helpdesk.md.
 //!
 //! Bodies are rendered with JSON auto-escaping (`{{ ticket.title }}` becomes a JSON string),
 //! URLs and headers without (`| urlencode` where a value goes into a path). Undefined
@@ -40,6 +41,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "slack-webhook",
         include_str!("templates/slack-webhook.toml"),
     ),
+    ("mattermost", include_str!("templates/mattermost.toml")),
+    ("rocketchat", include_str!("templates/rocketchat.toml")),
     ("teams", include_str!("templates/teams.toml")),
 ];
 
