@@ -426,3 +426,42 @@ async fn an_outage_is_one_mail_not_one_per_host() {
             .any(|m| m.plain.contains("pc-1") && m.plain.contains("pc-3"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_waits_while_the_relay_is_away_and_goes_when_it_is_back() {
+    let mut sink = SmtpSink::start("firstline", "mail-pass");
+    let collector = InProcess::start().await;
+    let store = collector.store.clone();
+    let at = DAY + 12 * HOUR;
+    let mut m = Clocked::new(email_config(&sink, "mail-pass"), &store, at);
+    let mut seen = 0;
+    sink.stop();
+    collector.report_disk("web-1", 97).await;
+    m.round().await;
+    // Two mails (oncall and desk) wait; neither was dropped nor noted as refused.
+    assert_eq!(store.email_backlog().await.expect("backlog"), 2);
+    let web1 = ticket_of(&store, "web-1").await;
+    let notes: Vec<String> = store
+        .timeline(web1)
+        .await
+        .expect("timeline")
+        .into_iter()
+        .filter(|e| e.actor == "helpdesk:email")
+        .map(|e| e.detail)
+        .collect();
+    assert!(notes.is_empty(), "{notes:#?}");
+    // Not yet due again: nothing is tried.
+    m.round().await;
+    sink.start_again();
+    m.set(at + 60_000);
+    m.round().await;
+    let mails = new_mails(&sink, &mut seen);
+    assert_eq!(
+        summary(&mails)
+            .iter()
+            .map(|(to, _)| to.as_str())
+            .collect::<Vec<_>>(),
+        ["desk@example.com,lead@example.com", "oncall@example.com"]
+    );
+    assert_eq!(store.email_backlog().await.expect("backlog"), 0);
+}

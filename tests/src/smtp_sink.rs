@@ -24,8 +24,10 @@ pub struct Mail {
 }
 
 pub struct SmtpSink {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
+    /// What the server is started with: certificate, key, user, password.
+    args: [String; 4],
     /// The CA that signed the server's certificate (PEM), for the client to trust.
     pub ca_file: PathBuf,
     out: PathBuf,
@@ -55,15 +57,40 @@ impl SmtpSink {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        let mut me = Self {
+            child: None,
+            port,
+            args: [
+                cert_file.display().to_string(),
+                key_file.display().to_string(),
+                user.to_owned(),
+                password.to_owned(),
+            ],
+            ca_file,
+            out,
+            _dir: dir,
+        };
+        me.start_again();
+        me
+    }
+
+    /// Stops the server: connections to its port are refused.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server (again) on its port, with the same certificate and user.
+    pub fn start_again(&mut self) {
+        self.stop();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(&script)
-            .arg(port.to_string())
-            .arg(&cert_file)
-            .arg(&key_file)
-            .arg(user)
-            .arg(password)
-            .arg(&out)
+            .arg(self.port.to_string())
+            .args(&self.args)
+            .arg(&self.out)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -77,13 +104,7 @@ impl SmtpSink {
             "ready",
             "the SMTP server did not start (is aiosmtpd installed for python3?)"
         );
-        Self {
-            child,
-            port,
-            ca_file,
-            out,
-            _dir: dir,
-        }
+        self.child = Some(child);
     }
 
     /// Every message taken so far, in order.
@@ -98,7 +119,6 @@ impl SmtpSink {
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

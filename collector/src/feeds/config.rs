@@ -200,8 +200,10 @@ fn webhook(
     let before = problems.len();
     let name = feed_name(&key, w.name, names, problems);
     let url = http_url(&format!("{key}.url"), w.url, problems);
+    // An empty inline secret means none: the deliveries go unsigned.
+    let inline = w.secret.filter(|s| !s.is_empty());
     let secret =
-        secret(&format!("{key}.secret"), w.secret, w.secret_file, problems).unwrap_or_default();
+        secret(&format!("{key}.secret"), inline, w.secret_file, problems).unwrap_or_default();
     let format = match w.format.as_deref() {
         None | Some("firstline") => WebhookFormat::Firstline,
         Some("alertmanager") => WebhookFormat::Alertmanager,

@@ -444,7 +444,15 @@ fn webhook(key: &str, w: RawWebhook, problems: &mut Vec<String>) -> Option<Webho
     // Every call renders with a sample ticket now, so a template that cannot render (an
     // unknown variable, a body that is not JSON) is a configuration error, not a refusal later.
     if let Err(e) = super::template::check(&config) {
-        problems.push(format!("{key}.template: {e}"));
+        // What the configuration lacks is named by its own key, the rest by the template's.
+        let own = ["user:", "secret:", "url:"]
+            .iter()
+            .any(|k| e.starts_with(k));
+        if own {
+            problems.push(format!("{key}.{e}"));
+        } else {
+            problems.push(format!("{key}.template: {e}"));
+        }
         return None;
     }
     Some(config)
@@ -613,10 +621,7 @@ mod tests {
              [webhook.settings]\ncustomer = \"c\"\n",
         );
         let all = problems.join("\n");
-        assert!(
-            all.contains("helpdesk.webhook[0].template:") && all.contains("secret"),
-            "{all}"
-        );
+        assert!(all.contains("helpdesk.webhook[0].secret: missing"), "{all}");
         let (_, problems) = parse("[[webhook]]\nname = \"rt\"\ntemplate = \"nope\"\n");
         let all = problems.join("\n");
         assert!(

@@ -316,6 +316,9 @@ impl EmailConfig {
                 set_duration(slot, &format!("{key}.{name}"), &v, range, problems);
             }
         }
+        if retry_max < retry_initial {
+            problems.push(format!("{key}.retry_max: shorter than {key}.retry_initial"));
+        }
         let dashboard_url = match r.dashboard_url {
             Some(u) => {
                 crate::feeds::config::http_url(&format!("{key}.dashboard_url"), Some(u), problems)
@@ -452,6 +455,10 @@ pub fn parse_offset(s: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let digits = |t: &str| !t.is_empty() && t.len() <= 2 && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(m) {
+        return Err(bad());
+    }
     let h: i64 = h.parse().map_err(|_| bad())?;
     let m: i64 = m.parse().map_err(|_| bad())?;
     if h > 14 || m > 59 {
@@ -677,13 +684,16 @@ impl Mailer {
                 }
                 for route in &self.config.routes {
                     if route.events.contains(&a.event.kind) && route.filter.matches(a) {
-                        let (digest, mut due_at_ms) =
-                            schedule(&self.config, route, a.ticket.priority, now);
-                        if self.held(a) {
+                        // The hold first, so quiet hours apply to when it ends.
+                        let from = if self.held(a) {
                             let hold = i64::try_from(self.config.correlated_hold.as_millis())
                                 .unwrap_or(i64::MAX);
-                            due_at_ms = due_at_ms.max(a.ticket.opened_at_ms.saturating_add(hold));
-                        }
+                            now.max(a.ticket.opened_at_ms.saturating_add(hold))
+                        } else {
+                            now
+                        };
+                        let (digest, due_at_ms) =
+                            schedule(&self.config, route, a.ticket.priority, from);
                         rows.push(OutboxRow {
                             route: route.name.clone(),
                             ticket_id: a.ticket.id,
@@ -723,7 +733,8 @@ impl Mailer {
         let now = (self.clock)();
         let due = ctx.store.due_email(now, DUE_BATCH).await?;
         let mut digests: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
-        for entry in due {
+        let mut due = due.into_iter();
+        while let Some(entry) = due.next() {
             if !ctx.on_duty() || ctx.shutdown.is_cancelled() {
                 return Ok(());
             }
@@ -732,12 +743,22 @@ impl Mailer {
                     .entry(entry.row.route.clone())
                     .or_default()
                     .push(entry);
-            } else {
-                self.send_one(ctx, entry).await?;
+            } else if let Some(at) = self.send_one(ctx, entry).await? {
+                // The relay is away: the rest waits as long, rather than each mail waiting
+                // out its own timeout now.
+                let rest: Vec<i64> = due
+                    .map(|e| e.id)
+                    .chain(digests.values().flatten().map(|e| e.id))
+                    .collect();
+                return ctx.store.put_off_email(&rest, at).await;
             }
         }
-        for (route, entries) in digests {
-            self.send_digest(ctx, &route, entries).await?;
+        let mut digests = digests.into_iter();
+        while let Some((route, entries)) = digests.next() {
+            if let Some(at) = self.send_digest(ctx, &route, entries).await? {
+                let rest: Vec<i64> = digests.flat_map(|(_, e)| e).map(|e| e.id).collect();
+                return ctx.store.put_off_email(&rest, at).await;
+            }
         }
         Ok(())
     }
@@ -796,13 +817,19 @@ impl Mailer {
         )))
     }
 
-    async fn send_one(&self, ctx: &FeedContext, entry: OutboxEntry) -> Result<(), StoreError> {
+    /// Mails one row; `Some(time)` when the relay could not be reached and the row waits
+    /// until then.
+    async fn send_one(
+        &self,
+        ctx: &FeedContext,
+        entry: OutboxEntry,
+    ) -> Result<Option<i64>, StoreError> {
         let Some(route) = self.route(&entry.row.route) else {
             // A route taken out of the configuration: its rows go with it.
-            return ctx.store.email_done(&[entry.id]).await;
+            return ctx.store.email_done(&[entry.id]).await.map(|()| None);
         };
         let Some((view, event)) = self.load(&ctx.store, &entry.row).await? else {
-            return ctx.store.email_done(&[entry.id]).await;
+            return ctx.store.email_done(&[entry.id]).await.map(|()| None);
         };
         let (subject, plain, html) = compose_one(&view, &event);
         let outcome = self.send(route, &subject, plain, html).await;
@@ -811,15 +838,16 @@ impl Mailer {
             .await
     }
 
+    /// Mails a route's digest rows as one mail; `Some(time)` as for `send_one`.
     async fn send_digest(
         &self,
         ctx: &FeedContext,
         route_name: &str,
         entries: Vec<OutboxEntry>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let Some(route) = self.route(route_name) else {
             let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-            return ctx.store.email_done(&ids).await;
+            return ctx.store.email_done(&ids).await.map(|()| None);
         };
         let mut items = Vec::new();
         for e in &entries {
@@ -832,7 +860,7 @@ impl Mailer {
         tickets.dedup();
         if items.is_empty() {
             let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-            return ctx.store.email_done(&ids).await;
+            return ctx.store.email_done(&ids).await.map(|()| None);
         }
         let (subject, plain, html) = compose_digest(route_name, &items);
         let outcome = self.send(route, &subject, plain, html).await;
@@ -867,8 +895,8 @@ impl Mailer {
             .map_err(|e| classify(&e))
     }
 
-    /// After a send: rows done and the tickets' timelines told, or rows put off, or (a
-    /// refusal that would repeat) rows dropped with the reason on the timelines.
+    /// After a send: rows done and the tickets' timelines told, or rows put off (returns until
+    /// when), or (a refusal that would repeat) rows dropped with the reason on the timelines.
     async fn settle(
         &self,
         ctx: &FeedContext,
@@ -877,7 +905,7 @@ impl Mailer {
         tickets: &[i64],
         outcome: Result<(), RemoteError>,
         digest: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
         let to = route.to.join(", ");
         match outcome {
@@ -901,7 +929,7 @@ impl Mailer {
                 for t in tickets {
                     self.note(&ctx.store, *t, &note).await?;
                 }
-                Ok(())
+                Ok(None)
             }
             Err(RemoteError::Transient { error, retry_after }) => {
                 ctx.status.failed(&self.feed, &error);
@@ -919,7 +947,8 @@ impl Mailer {
                     .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                 ctx.store
                     .reschedule_email(&ids, at, attempts.saturating_add(1))
-                    .await
+                    .await?;
+                Ok(Some(at))
             }
             Err(RemoteError::Permanent { error }) => {
                 ctx.status.failed(&self.feed, &error);
@@ -930,7 +959,7 @@ impl Mailer {
                 for t in tickets {
                     self.note(&ctx.store, *t, &note).await?;
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -941,12 +970,13 @@ impl Mailer {
     }
 }
 
-/// An SMTP failure classified: a 4xx answer, a timeout or a broken connection is worth
-/// another attempt; a 5xx answer (recipient refused, authentication failed), a TLS failure
-/// (the relay's certificate) or a mail the client cannot build would repeat.
+/// An SMTP failure classified: a 4xx answer, a timeout, a broken connection or a failed TLS
+/// handshake (a relay restarting looks like a certificate refused, so the mail is kept and
+/// the failure shows in `feeds list` and the metrics) is worth another attempt; a 5xx answer
+/// (recipient refused, authentication failed) or a mail the client cannot build would repeat.
 fn classify(e: &lettre::transport::smtp::Error) -> RemoteError {
     let error = crate::feeds::http::error_chain(e);
-    if e.is_permanent() || e.is_tls() || e.is_client() {
+    if e.is_permanent() || e.is_client() {
         RemoteError::Permanent { error }
     } else {
         RemoteError::Transient {
@@ -1169,6 +1199,8 @@ mod tests {
         assert_eq!(parse_offset("+05:30"), Ok(330));
         assert_eq!(parse_offset("-01:00"), Ok(-60));
         assert!(parse_offset("0100").is_err());
+        assert!(parse_offset("+01:-30").is_err());
+        assert!(parse_offset("+-5:00").is_err());
     }
 
     #[test]

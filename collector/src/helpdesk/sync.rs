@@ -196,7 +196,13 @@ impl<R: Remote> HelpdeskSync<R> {
             let Some(last) = page.last().map(|a| a.event.cursor) else {
                 return Ok(());
             };
-            let mut tickets: Vec<i64> = page.iter().map(|a| a.ticket.id).collect();
+            // The channels' own notes make no work: they are sent to no help desk, and a note
+            // of a refusal must not bring the refused call straight back.
+            let mut tickets: Vec<i64> = page
+                .iter()
+                .filter(|a| !a.event.actor.starts_with(SYNC_ACTOR_PREFIX))
+                .map(|a| a.ticket.id)
+                .collect();
             tickets.sort_unstable();
             tickets.dedup();
             ctx.store

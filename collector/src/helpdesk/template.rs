@@ -210,6 +210,9 @@ pub fn check(config: &WebhookConfig) -> Result<(), String> {
                 && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
         })
     };
+    if config.user.is_empty() && uses("basic_auth") {
+        return Err("user: missing: the template sends user and secret (basic_auth)".to_owned());
+    }
     if config.secret.is_none() && (uses("secret") || uses("basic_auth")) {
         return Err("secret: missing (or secret_file): the template sends it".to_owned());
     }
@@ -280,6 +283,7 @@ impl Engine {
             base64::engine::general_purpose::STANDARD.encode(s)
         });
         env.add_filter("html", |s: String| html_lines(&s));
+        env.add_filter("slack", |s: String| slack_text(&s));
         for (action, calls) in config.template.actions() {
             for (i, c) in calls.iter().enumerate() {
                 let mut add = |part: String, source: &str| {
@@ -441,11 +445,35 @@ impl Engine {
         })
     }
 
-    /// A text with the secret taken out (webhook URLs are secrets).
+    /// A text with the secret taken out, as it is and in the forms templates send it in
+    /// (URL-encoded, base64 alone or with the user): errors and notes must not carry it.
     fn redact(&self, text: &str) -> String {
-        match &self.config.secret {
-            Some(s) if !s.is_empty() => text.replace(s.as_str(), "…"),
-            _ => text.to_owned(),
+        let Some(secret) = self.config.secret.as_deref().filter(|s| !s.is_empty()) else {
+            return text.to_owned();
+        };
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let forms = [
+            secret.to_owned(),
+            percent_encoded(secret),
+            b64(secret),
+            b64(&format!("{}:{secret}", self.config.user)),
+            b64(&format!("{secret}:X")),
+        ];
+        let mut out = text.to_owned();
+        for f in forms.iter().filter(|f| f.len() >= 4) {
+            out = out.replace(f.as_str(), "…");
+        }
+        out
+    }
+
+    /// How a call's target is shown in errors: its path, or only scheme and host when the
+    /// URL itself carries the secret (a chat webhook's URL is its credential).
+    fn shown_target(&self, action: &str, i: usize, url: &reqwest::Url) -> String {
+        let carries_secret = self.call(action, i).url.contains("secret");
+        if carries_secret {
+            format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("?"))
+        } else {
+            self.redact(url.path())
         }
     }
 }
@@ -464,6 +492,27 @@ fn html_lines(s: &str) -> String {
         }
     }
     out
+}
+
+/// `s` with every byte but letters, digits and `-._~` percent-encoded, as `| urlencode` does.
+fn percent_encoded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Text for Slack's mrkdwn (`| slack`): `&`, `<` and `>` escaped as Slack asks, so a host
+/// name or title cannot mention `<!channel>` or make a link.
+fn slack_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A MiniJinja error with the place it names.
@@ -502,7 +551,8 @@ impl TemplateRemote {
     }
 
     /// The session token, asking for one when there is none.
-    async fn session(&self, view: &TicketView) -> Result<Option<String>, RemoteError> {
+    /// The session token, and whether it was opened just now.
+    async fn session(&self, view: &TicketView) -> Result<Option<(String, bool)>, RemoteError> {
         if self.config().template.session.is_none() {
             return Ok(None);
         }
@@ -512,10 +562,10 @@ impl TemplateRemote {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
         {
-            return Ok(Some(s));
+            return Ok(Some((s, false)));
         }
         let ctx = self.engine.context(view, None, None, None);
-        let answer = self.send("session", 0, &ctx).await?;
+        let answer = self.send("session", 0, &ctx, false).await?;
         let pointer = self
             .engine
             .call("session", 0)
@@ -526,7 +576,7 @@ impl TemplateRemote {
             error: format!("session: no token at {pointer} in the answer"),
         })?;
         *self.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
-        Ok(Some(token))
+        Ok(Some((token, true)))
     }
 
     /// Runs the calls of an action in order; returns the id the last one with an `id`
@@ -546,20 +596,28 @@ impl TemplateRemote {
             .find(|(a, _)| *a == action)
             .map_or(0, |(_, c)| c.len());
         let session = self.session(view).await?;
+        let fresh = session.as_ref().is_some_and(|(_, fresh)| *fresh);
+        let session = session.map(|(token, _)| token);
         let mut id = remote_id.map(str::to_owned);
         let mut captured = None;
         for i in 0..count {
             let ctx = self
                 .engine
                 .context(view, event, id.as_deref(), session.as_deref());
-            let answer = self.send(action, i, &ctx).await?;
+            let answer = self.send(action, i, &ctx, fresh).await?;
             if let Some(pointer) = &self.engine.call(action, i).id {
                 let found = text_at(&answer, pointer);
                 if action != "find" && found.is_none() {
+                    // The answer stays out of the error: the error is compared to tell a
+                    // refusal already noted from a new one.
+                    tracing::warn!(
+                        feed = self.config().sync.system,
+                        answer = self.engine.redact(&shorten(&answer.to_string())),
+                        "{action}[{i}]: no id at {pointer} in the answer"
+                    );
                     return Err(RemoteError::Permanent {
                         error: format!(
-                            "{action}[{i}]: no id at {pointer} in the answer {}",
-                            self.engine.redact(&shorten(&answer.to_string()))
+                            "{action}[{i}]: the answer has no id at {pointer} (see the collector's log)"
                         ),
                     });
                 }
@@ -573,7 +631,14 @@ impl TemplateRemote {
     }
 
     /// One call: its answer's JSON (`null` when it is empty or not JSON), or why it failed.
-    async fn send(&self, action: &str, i: usize, ctx: &Value) -> Result<Value, RemoteError> {
+    /// `fresh`: the session was opened for this action, so a 401 is not its end.
+    async fn send(
+        &self,
+        action: &str,
+        i: usize,
+        ctx: &Value,
+        fresh: bool,
+    ) -> Result<Value, RemoteError> {
         let what = format!("{action}[{i}]");
         let r = self
             .engine
@@ -581,7 +646,11 @@ impl TemplateRemote {
             .map_err(|e| RemoteError::Permanent {
                 error: format!("{what}: {e}"),
             })?;
-        let shown = format!("{what} {} {}", r.method, self.engine.redact(r.url.path()));
+        let shown = format!(
+            "{what} {} {}",
+            r.method,
+            self.engine.shown_target(action, i, &r.url)
+        );
         let mut req = self.http.request(r.method, r.url);
         for (name, value) in &r.headers {
             req = req.header(name, value);
@@ -602,8 +671,9 @@ impl TemplateRemote {
             retry_after: None,
         })?;
         if status == reqwest::StatusCode::UNAUTHORIZED && self.config().template.session.is_some() {
-            // The session ended: the next attempt asks for a new one.
-            if action != "session" {
+            // The session ended: the next attempt asks for a new one (a 401 with a session
+            // opened just now would repeat, and is a refusal like any other).
+            if action != "session" && !fresh {
                 *self.session.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 return Err(RemoteError::Transient {
                     error: format!("{shown}: HTTP 401: the session ended"),
@@ -766,6 +836,44 @@ mod tests {
         )
         .expect_err("refused");
         assert!(e.contains("JSON pointer"), "{e}");
+    }
+
+    fn configured(text: &str) -> WebhookConfig {
+        let raw: super::super::config::RawHelpdesk = toml::from_str(text).expect("toml");
+        let mut problems = Vec::new();
+        let c = super::super::config::HelpdeskConfig::from_raw(raw, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        c.webhooks.into_iter().next().expect("a webhook")
+    }
+
+    #[test]
+    fn errors_never_carry_the_secret_in_any_form() {
+        let hook = "https://hooks.slack.com/services/T0/B0/XyZsecretToken123";
+        let c = configured(&format!(
+            "[[webhook]]\nname = \"chat\"\ntemplate = \"slack-webhook\"\nsecret = {hook:?}\n"
+        ));
+        let engine = Engine::new(&c).expect("engine");
+        let url = reqwest::Url::parse(hook).expect("url");
+        assert_eq!(
+            engine.shown_target("create", 0, &url),
+            "https://hooks.slack.com/…"
+        );
+        let c = configured(
+            "[[webhook]]\nname = \"sn\"\ntemplate = \"servicenow\"\nurl = \"https://sn.example.com\"\n\
+             user = \"firstline\"\nsecret = \"p@ss word/1\"\n",
+        );
+        let engine = Engine::new(&c).expect("engine");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("firstline:p@ss word/1");
+        let text = format!("p@ss word/1 p%40ss%20word%2F1 {b64}");
+        assert_eq!(engine.redact(&text), "… … …");
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_or_link() {
+        assert_eq!(
+            slack_text("<!channel> & <https://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+        );
     }
 
     #[test]

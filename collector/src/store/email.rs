@@ -111,6 +111,19 @@ impl Store {
         Ok(())
     }
 
+    /// Puts rows off until `due_at_ms` without counting an attempt (the relay was away before
+    /// their turn came).
+    pub async fn put_off_email(&self, ids: &[i64], due_at_ms: i64) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("UPDATE email_outbox SET due_at_ms = $1 WHERE id = $2")
+                .bind(due_at_ms)
+                .bind(*id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Puts rows off until `due_at_ms`, counting `attempts`.
     pub async fn reschedule_email(
         &self,
